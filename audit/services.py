@@ -1,0 +1,50 @@
+"""Writing the audit trail. Call from inside the service that makes the change,
+so the audit row commits or rolls back with it."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from django.db import models
+from django.utils import timezone
+
+from audit.models import AuditEvent
+
+if TYPE_CHECKING:
+    from tenancy.models import Tenant, User
+
+SYSTEM_ACTOR = "system"
+
+
+def audit_record(
+    *,
+    tenant: Tenant | None,
+    acting_user: User | None,
+    action: str,
+    summary: str,
+    target: models.Model | None = None,
+    before: Any = None,
+    after: Any = None,
+    ip_address: str | None = None,
+    actor_label: str | None = None,
+) -> AuditEvent:
+    """Append one audit event.
+
+    ``acting_user`` is required (keyword-only, no default) so that every caller
+    decides who acted; pass ``None`` only for the system (sweeps, tasks).
+    """
+    if actor_label is None:
+        actor_label = acting_user.email if acting_user is not None else SYSTEM_ACTOR
+    return AuditEvent.objects.create(
+        tenant=tenant,
+        actor=acting_user,
+        actor_label=actor_label,
+        action=action,
+        summary=summary[:500],
+        target_type=target._meta.label_lower if target is not None else "",
+        target_id=str(target.pk) if target is not None else "",
+        before=before,
+        after=after,
+        ip_address=ip_address,
+        created_at=timezone.now(),
+    )

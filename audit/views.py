@@ -1,0 +1,3 @@
+from tenancy.interim import interim_view
+
+audit_log = interim_view("Audit log")

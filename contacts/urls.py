@@ -1,0 +1,9 @@
+from django.urls import path
+
+from tenancy.interim import interim_view
+
+app_name = "contacts"
+
+urlpatterns = [
+    path("", interim_view("index"), name="index"),
+]

@@ -1,0 +1,23 @@
+from django.contrib import admin
+from django.urls import include, path
+
+from tenancy import views as tenancy_views
+
+urlpatterns = [
+    path("", tenancy_views.home, name="home"),
+    path("", include("tenancy.urls")),
+    path("settings/defender-experts/", include("onboarding.urls")),
+    path("settings/defender-experts/permissions/", include("permissions.urls")),
+    path("settings/defender-experts/notification-contacts/", include("contacts.urls")),
+    path("settings/defender-experts/service-status/", include("readiness.urls")),
+    path("settings/defender-experts/audit-log/", include("audit.urls")),
+    path("environment/", include("environment.urls")),
+    path("provider/", include("outbox.urls")),
+    path("provider/", include("onboarding.provider_urls")),
+    path("provider/", include("permissions.provider_urls")),
+    path("provider/", include("readiness.provider_urls")),
+    path("django-admin/", admin.site.urls),
+]
+
+handler403 = "tenancy.views.forbidden"
+handler404 = "tenancy.views.not_found"

@@ -1,0 +1,227 @@
+"""The emulated Microsoft environment of each tenant: what Defender sees.
+
+These rows stand in for Entra ID, Defender for Endpoint, Defender for
+Identity, licensing and product settings. They are real, editable data; the
+readiness assessment reads them. Every row carries ``updated_at`` so the
+readiness refresh can tell what changed.
+"""
+
+from __future__ import annotations
+
+from django.db import models
+from django.utils import timezone
+
+
+class TenantScopedQuerySet(models.QuerySet):  # type: ignore[type-arg]
+    def for_tenant(self, tenant: object) -> TenantScopedQuerySet:
+        return self.filter(tenant=tenant)
+
+
+class DirectoryUser(models.Model):
+    """An Entra ID user."""
+
+    tenant = models.ForeignKey("tenancy.Tenant", on_delete=models.CASCADE, related_name="directory_users")
+    display_name = models.CharField(max_length=256)
+    user_principal_name = models.CharField(max_length=256)
+    mail = models.EmailField(blank=True)
+    enabled = models.BooleanField(default=True)
+    job_title = models.CharField(max_length=128, blank=True)
+    # The on-premises domain controller that authenticates this account, for
+    # hybrid identities; Defender for Identity protects the identity when
+    # that controller has a sensor.
+    domain_controller = models.ForeignKey(
+        "DomainController", null=True, blank=True, on_delete=models.SET_NULL, related_name="identities"
+    )
+    # Lower-cased, accent-free "name mail upn" for directory search.
+    search_text = models.TextField(blank=True, default="")
+    updated_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    objects = TenantScopedQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["display_name", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["tenant", "user_principal_name"], name="directory_user_unique_upn")
+        ]
+        indexes = [models.Index(fields=["tenant", "enabled"], name="dir_user_tenant_enabled")]
+
+    def __str__(self) -> str:
+        return f"{self.display_name} <{self.user_principal_name}>"
+
+
+class DirectoryGroup(models.Model):
+    """An Entra ID group: a team that can be notified if it is mail-enabled."""
+
+    tenant = models.ForeignKey("tenancy.Tenant", on_delete=models.CASCADE, related_name="directory_groups")
+    display_name = models.CharField(max_length=256)
+    mail = models.EmailField(blank=True)
+    mail_enabled = models.BooleanField(default=False)
+    security_enabled = models.BooleanField(default=True)
+    description = models.CharField(max_length=500, blank=True)
+    members = models.ManyToManyField(DirectoryUser, through="GroupMembership", related_name="groups")
+    search_text = models.TextField(blank=True, default="")
+    updated_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    objects = TenantScopedQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["display_name", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["tenant", "display_name"], name="directory_group_unique_name")
+        ]
+
+    def __str__(self) -> str:
+        return self.display_name
+
+
+class GroupMembership(models.Model):
+    group = models.ForeignKey(DirectoryGroup, on_delete=models.CASCADE)
+    user = models.ForeignKey(DirectoryUser, on_delete=models.CASCADE)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["group", "user"], name="group_membership_unique")]
+
+
+class DeviceGroup(models.Model):
+    """A Defender for Endpoint device group."""
+
+    tenant = models.ForeignKey("tenancy.Tenant", on_delete=models.CASCADE, related_name="device_groups")
+    name = models.CharField(max_length=128)
+    description = models.CharField(max_length=500, blank=True)
+    rank = models.PositiveIntegerField(default=1)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    objects = TenantScopedQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["rank", "name"]
+        constraints = [models.UniqueConstraint(fields=["tenant", "name"], name="device_group_unique_name")]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class OnboardingState(models.TextChoices):
+    ONBOARDED = "onboarded", "Onboarded"
+    NOT_ONBOARDED = "not_onboarded", "Can be onboarded"
+
+
+class AntivirusMode(models.TextChoices):
+    ACTIVE = "active", "Active"
+    PASSIVE = "passive", "Passive"
+    DISABLED = "disabled", "Disabled"
+
+
+class OsPlatform(models.TextChoices):
+    WINDOWS_11 = "windows11", "Windows 11"
+    WINDOWS_10 = "windows10", "Windows 10"
+    WINDOWS_SERVER_2022 = "windowsserver2022", "Windows Server 2022"
+    WINDOWS_SERVER_2019 = "windowsserver2019", "Windows Server 2019"
+    MACOS = "macos", "macOS"
+    LINUX = "linux", "Linux"
+
+
+class Device(models.Model):
+    """A device as the Defender for Endpoint inventory sees it."""
+
+    tenant = models.ForeignKey("tenancy.Tenant", on_delete=models.CASCADE, related_name="devices")
+    name = models.CharField(max_length=128)
+    os_platform = models.CharField(max_length=32, choices=OsPlatform.choices)
+    onboarding_state = models.CharField(
+        max_length=16, choices=OnboardingState.choices, default=OnboardingState.NOT_ONBOARDED
+    )
+    av_mode = models.CharField(max_length=10, choices=AntivirusMode.choices, default=AntivirusMode.ACTIVE)
+    device_group = models.ForeignKey(
+        DeviceGroup, null=True, blank=True, on_delete=models.SET_NULL, related_name="devices"
+    )
+    last_seen = models.DateTimeField(null=True, blank=True)
+    onboarded_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    objects = TenantScopedQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["name", "id"]
+        constraints = [models.UniqueConstraint(fields=["tenant", "name"], name="device_unique_name")]
+        indexes = [
+            # Readiness counts devices by state per tenant; this index answers
+            # those aggregates from the index alone.
+            models.Index(fields=["tenant", "onboarding_state", "av_mode"], name="device_tenant_state"),
+            models.Index(fields=["tenant", "device_group"], name="device_tenant_group"),
+            models.Index(fields=["tenant", "updated_at"], name="device_tenant_updated"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def is_protected(self) -> bool:
+        return self.onboarding_state == OnboardingState.ONBOARDED and self.av_mode == AntivirusMode.ACTIVE
+
+
+class DomainController(models.Model):
+    """An on-premises Active Directory domain controller, watched by a Defender for Identity sensor if installed."""
+
+    tenant = models.ForeignKey("tenancy.Tenant", on_delete=models.CASCADE, related_name="domain_controllers")
+    name = models.CharField(max_length=253)
+    domain = models.CharField(max_length=253)
+    sensor_installed = models.BooleanField(default=False)
+    sensor_installed_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    objects = TenantScopedQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [models.UniqueConstraint(fields=["tenant", "name"], name="domain_controller_unique_name")]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class LicenceProduct(models.TextChoices):
+    DEFENDER_ENDPOINT_P2 = "mde_p2", "Microsoft Defender for Endpoint P2"
+    DEFENDER_IDENTITY = "mdi", "Microsoft Defender for Identity"
+    DEFENDER_OFFICE_P2 = "mdo_p2", "Microsoft Defender for Office 365 P2"
+    ENTRA_ID_P1 = "entra_p1", "Microsoft Entra ID P1"
+    ENTRA_ID_P2 = "entra_p2", "Microsoft Entra ID P2"
+
+
+class Licence(models.Model):
+    """Purchased seats of one product."""
+
+    tenant = models.ForeignKey("tenancy.Tenant", on_delete=models.CASCADE, related_name="licences")
+    product = models.CharField(max_length=16, choices=LicenceProduct.choices)
+    seats = models.PositiveIntegerField(default=0)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    objects = TenantScopedQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["product"]
+        constraints = [models.UniqueConstraint(fields=["tenant", "product"], name="licence_unique_product")]
+
+    def __str__(self) -> str:
+        return f"{self.get_product_display()}: {self.seats}"
+
+
+class SecuritySetting(models.Model):
+    """The current value of one product setting, keyed generically.
+
+    The keys and their allowed values are listed in
+    ``environment.security_settings.SETTINGS``; readiness rules read them.
+    """
+
+    tenant = models.ForeignKey("tenancy.Tenant", on_delete=models.CASCADE, related_name="security_settings")
+    key = models.CharField(max_length=80)
+    value = models.CharField(max_length=80)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    objects = TenantScopedQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["key"]
+        constraints = [models.UniqueConstraint(fields=["tenant", "key"], name="security_setting_unique_key")]
+
+    def __str__(self) -> str:
+        return f"{self.key}={self.value}"

@@ -1,0 +1,71 @@
+from __future__ import annotations
+
+from django.contrib import messages
+from django.contrib.auth import views as auth_views
+from django.contrib.auth.decorators import login_required
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import redirect, render
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.http import require_POST
+
+from tenancy.forms import ConfirmPasswordForm, SignInForm, SwitchTenantForm
+from tenancy.middleware import SESSION_TENANT_KEY
+from tenancy.reauth import mark_authenticated
+from tenancy.selectors import memberships_for_user
+
+
+class SignInView(auth_views.LoginView):
+    template_name = "registration/login.html"
+    authentication_form = SignInForm
+    redirect_authenticated_user = True
+
+
+sign_in = SignInView.as_view()
+sign_out = auth_views.LogoutView.as_view()
+
+
+def home(request: HttpRequest) -> HttpResponse:
+    """Signed-in members land on Settings > Defender Experts; staff on their console."""
+    if not request.user.is_authenticated:
+        return redirect("login")
+    if getattr(request, "provider_staff", None) is not None:
+        return redirect("onboarding_provider:console")
+    return redirect("onboarding:index")
+
+
+def _safe_next(request: HttpRequest, fallback: str) -> str:
+    target = request.POST.get("next") or request.GET.get("next") or ""
+    if url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()}, require_https=request.is_secure()):
+        return target
+    return fallback
+
+
+@login_required
+@require_POST
+def switch_tenant(request: HttpRequest) -> HttpResponse:
+    form = SwitchTenantForm(request.POST)
+    if form.is_valid() and memberships_for_user(request.user).filter(tenant_id=form.cleaned_data["tenant"]).exists():  # type: ignore[arg-type]
+        request.session[SESSION_TENANT_KEY] = form.cleaned_data["tenant"]
+        return redirect("home")
+    messages.error(request, "You're not a member of that organisation.")
+    return redirect("home")
+
+
+@login_required
+def confirm_password(request: HttpRequest) -> HttpResponse:
+    """Ask for the password again before a sensitive change."""
+    next_url = _safe_next(request, "/")
+    form = ConfirmPasswordForm(request.POST or None, request=request)
+    if request.method == "POST" and form.is_valid():
+        mark_authenticated(request)
+        return HttpResponseRedirect(next_url)
+    return render(request, "registration/confirm_password.html", {"form": form, "next": next_url})
+
+
+def forbidden(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    message = str(exception) if exception and str(exception) else "You don't have permission to do that."
+    return render(request, "errors/403.html", {"message": message}, status=403)
+
+
+def not_found(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    return render(request, "errors/404.html", status=404)

@@ -1,0 +1,134 @@
+"""Shared fixtures: a fixed cast of users, in the healthchecks style.
+
+* ``contoso`` with ``admin`` (Global Administrator), ``secadmin`` (Security
+  Administrator), ``operator`` (Security Operator) and ``reader`` (Security Reader);
+* ``fabrikam`` with ``outsider`` (its Global Administrator);
+* ``sdm``, a service delivery manager of the provider.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from django.test import Client
+
+from tenancy.models import Tenant, TenantRole, User
+from tests import factories
+
+# Playwright's sync API runs an event loop in this thread; Django's ORM would
+# otherwise refuse to run in the browser tests' test bodies.
+os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+
+CHROMIUM = "/usr/bin/chromium"
+
+
+@pytest.fixture
+def contoso(db: Any) -> Tenant:
+    return factories.tenant("Contoso", "contoso.example")
+
+
+@pytest.fixture
+def fabrikam(db: Any) -> Tenant:
+    return factories.tenant("Fabrikam", "fabrikam.example")
+
+
+@pytest.fixture
+def admin(contoso: Tenant) -> User:
+    return factories.member(contoso, TenantRole.GLOBAL_ADMINISTRATOR, "admin@contoso.example")
+
+
+@pytest.fixture
+def secadmin(contoso: Tenant) -> User:
+    return factories.member(contoso, TenantRole.SECURITY_ADMINISTRATOR, "secadmin@contoso.example")
+
+
+@pytest.fixture
+def operator(contoso: Tenant) -> User:
+    return factories.member(contoso, TenantRole.SECURITY_OPERATOR, "operator@contoso.example")
+
+
+@pytest.fixture
+def reader(contoso: Tenant) -> User:
+    return factories.member(contoso, TenantRole.SECURITY_READER, "reader@contoso.example")
+
+
+@pytest.fixture
+def outsider(fabrikam: Tenant) -> User:
+    return factories.member(fabrikam, TenantRole.GLOBAL_ADMINISTRATOR, "admin@fabrikam.example")
+
+
+@pytest.fixture
+def sdm(db: Any) -> User:
+    return factories.staff(email="sdm@experts.example")
+
+
+@pytest.fixture
+def login(client: Client) -> Callable[[User], Client]:
+    """``login(user)`` signs the test client in as ``user`` and returns it."""
+
+    def _login(user: User) -> Client:
+        client.force_login(user)
+        return client
+
+    return _login
+
+
+# --- Browser tests --------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def browser_type_launch_args(browser_type_launch_args: dict[str, Any]) -> dict[str, Any]:
+    # Debian's Chromium: `playwright install` cannot download a browser here.
+    return {
+        **browser_type_launch_args,
+        "executable_path": CHROMIUM,
+        "args": [
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+        ],
+    }
+
+
+@pytest.fixture
+def browser_login(live_server: Any, context: Any) -> Callable[[User], None]:
+    """Sign a Playwright browser context in as ``user`` through the real form."""
+
+    def _login(user: User, password: str = factories.PASSWORD) -> None:
+        page = context.new_page()
+        page.goto(f"{live_server.url}/sign-in/")
+        page.get_by_label("Email").fill(user.email)
+        page.get_by_label("Password").fill(password)
+        page.get_by_role("button", name="Sign in").click()
+        page.wait_for_load_state()
+        page.close()
+
+    return _login
+
+
+@pytest.fixture
+def axe_check() -> Callable[[Any], None]:
+    """``axe_check(page)`` fails the test with axe-core's report if it finds violations."""
+    from axe_playwright_python.sync_playwright import Axe
+
+    axe = Axe()
+
+    def _check(page: Any) -> None:
+        results = axe.run(page)
+        assert results.violations_count == 0, results.generate_report()
+
+    return _check
+
+
+@pytest.fixture
+def screenshot_dir() -> Iterator[str]:
+    path = os.environ.get("SCREENSHOT_DIR", "test-artifacts/screenshots")
+    os.makedirs(path, exist_ok=True)
+    yield path

@@ -1,0 +1,53 @@
+"""Sign-in, sign-out, throttling and the auth trail."""
+
+from __future__ import annotations
+
+import pytest
+from django.urls import reverse
+
+from audit.models import AuditEvent
+from tests.factories import PASSWORD
+
+pytestmark = pytest.mark.django_db
+
+
+def test_anonymous_is_redirected_to_sign_in(client):
+    response = client.get(reverse("onboarding:index"))
+    assert response.status_code == 302
+    assert response["Location"].startswith(reverse("login"))
+
+
+def test_sign_in_lands_on_defender_experts_settings(client, admin):
+    response = client.post(reverse("login"), {"username": admin.email, "password": PASSWORD}, follow=True)
+    assert response.redirect_chain[-1][0] == reverse("onboarding:index")
+    assert b"Contoso" in response.content
+    assert AuditEvent.objects.filter(action="auth.sign_in", actor=admin).count() == 1
+
+
+def test_wrong_password_shows_a_clear_message_and_is_logged(client, admin):
+    response = client.post(reverse("login"), {"username": admin.email, "password": "nope"})
+    assert response.status_code == 200
+    assert b"don&#x27;t match an account" in response.content
+    assert AuditEvent.objects.filter(action="auth.sign_in_failed", actor_label=admin.email).count() == 1
+
+
+def test_sign_out_is_logged(login, admin):
+    client = login(admin)
+    response = client.post(reverse("logout"))
+    assert response.status_code == 302
+    assert AuditEvent.objects.filter(action="auth.sign_out", actor=admin).count() == 1
+
+
+def test_repeated_failures_lock_the_account_even_with_the_right_password(client, admin, settings):
+    for _ in range(settings.AXES_FAILURE_LIMIT):
+        client.post(reverse("login"), {"username": admin.email, "password": "wrong-password"})
+    response = client.post(reverse("login"), {"username": admin.email, "password": PASSWORD})
+    assert response.status_code == 429
+    assert b"Too many sign-in attempts" in response.content
+    assert "_auth_user_id" not in client.session
+
+
+def test_provider_staff_land_on_the_provider_console(client, sdm):
+    response = client.post(reverse("login"), {"username": sdm.email, "password": PASSWORD})
+    assert response["Location"] == reverse("home")
+    assert client.get(reverse("home"))["Location"] == reverse("onboarding_provider:console")
