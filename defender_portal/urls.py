@@ -1,6 +1,7 @@
 from django.contrib import admin
 from django.urls import include, path
 
+from defender_portal.health import healthz
 from tenancy import views as tenancy_views
 
 urlpatterns = [
@@ -17,6 +18,7 @@ urlpatterns = [
     path("provider/", include("permissions.provider_urls")),
     path("provider/", include("readiness.provider_urls")),
     path("django-admin/", admin.site.urls),
+    path("healthz/", healthz, name="healthz"),
 ]
 
 handler403 = "tenancy.views.forbidden"

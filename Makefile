@@ -1,0 +1,32 @@
+# The two commands of the README: `make run` and `make test`.
+# Both bootstrap what a fresh machine lacks (a virtualenv and the packages).
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+
+.PHONY: run test lint bench clean-var
+
+$(VENV)/.installed-run: pyproject.toml
+	@scripts/bootstrap.sh "$(PYTHON)" "$(VENV)" run
+	@touch $@
+
+$(VENV)/.installed-dev: pyproject.toml
+	@scripts/bootstrap.sh "$(PYTHON)" "$(VENV)" dev
+	@touch $@ $(VENV)/.installed-run
+
+## Start the whole portal (web, Celery worker, Celery beat) on SQLite and a serverless broker.
+run: $(VENV)/.installed-run
+	@$(PY) scripts/run_portal.py
+
+## Run the whole suite (browser tests included) against PostgreSQL and Redis.
+test: $(VENV)/.installed-dev
+	@scripts/test.sh
+
+lint: $(VENV)/.installed-dev
+	$(VENV)/bin/ruff check .
+
+bench: $(VENV)/.installed-dev
+	@for b in bench/*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
+
+clean-var:
+	rm -rf var

@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# `make test`: the whole suite against real PostgreSQL and Redis, browser tests
+# included. Override the services with DATABASE_URL, REDIS_URL and
+# CELERY_BROKER_URL; extra pytest arguments go in PYTEST_ARGS.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+PY=${VENV:-.venv}/bin/python
+
+export DATABASE_URL=${DATABASE_URL:-postgres://root@127.0.0.1:5432/defender_portal}
+export REDIS_URL=${REDIS_URL:-redis://127.0.0.1:6379/14}
+export CELERY_BROKER_URL=${CELERY_BROKER_URL:-redis://127.0.0.1:6379/15}
+
+# Fail early, naming what is missing, rather than with a wall of tracebacks.
+"$PY" - <<'PYCHECK' || exit 2
+import os, sys
+from urllib.parse import urlparse
+
+missing = []
+db = urlparse(os.environ["DATABASE_URL"])
+try:
+    import psycopg
+    psycopg.connect(
+        host=db.hostname or "127.0.0.1", port=db.port or 5432, user=db.username or None,
+        password=db.password or None, dbname="postgres", connect_timeout=5,
+    ).close()
+except Exception as exc:
+    missing.append(f"PostgreSQL at {db.hostname}:{db.port or 5432} is unreachable ({type(exc).__name__}: {exc}). "
+                   "Start it, or set DATABASE_URL.")
+for var in ("REDIS_URL", "CELERY_BROKER_URL"):
+    url = urlparse(os.environ[var])
+    try:
+        import redis
+        redis.Redis(host=url.hostname or "127.0.0.1", port=url.port or 6379, socket_connect_timeout=5).ping()
+    except Exception as exc:
+        missing.append(f"Redis at {url.hostname}:{url.port or 6379} ({var}) is unreachable ({type(exc).__name__}). "
+                       f"Start it, or set {var}.")
+if not os.path.exists("/usr/bin/chromium"):
+    missing.append("Chromium is not installed at /usr/bin/chromium (apt-get install chromium); the browser tests need it.")
+if missing:
+    print("make test cannot run:", *("  - " + m for m in missing), sep="\n", file=sys.stderr)
+    sys.exit(1)
+PYCHECK
+
+mkdir -p test-artifacts/screenshots
+# --create-db: a fresh test database every run, so CI never trusts a stale schema.
+"$PY" -m pytest --create-db ${PYTEST_ARGS:-} "$@"

@@ -1,0 +1,100 @@
+"""Configuration comes from the environment and fails loudly, naming the variable."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+PROD_KEY = "prod-secret-" + "k" * 60
+
+
+def _run(env_overrides: dict[str, str], *args: str, tmp_path: Path) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "CELERY_", "SECURE_", "SESSION_", "CSRF_"))}
+    env.update(
+        {
+            "DJANGO_SETTINGS_MODULE": "defender_portal.settings",
+            "PORTAL_VAR_DIR": str(tmp_path / "var"),
+            "DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}",
+            "DEBUG": "0",
+            "SECRET_KEY": PROD_KEY,
+            "ALLOWED_HOSTS": "portal.example.com",
+        }
+    )
+    for key in ("REDIS_URL", "CELERY_BROKER_URL", "PORTAL_TESTING"):
+        env.pop(key, None)
+    env.update(env_overrides)
+    return subprocess.run(
+        [sys.executable, "manage.py", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
+    )
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "expected"),
+    [
+        ("DEBUG", "maybe", "DEBUG must be a boolean"),
+        ("DATABASE_URL", "mysql://db/portal", "DATABASE_URL must start with one of"),
+        ("DATABASE_URL", "postgres://127.0.0.1:5432/", "DATABASE_URL must name a database"),
+        ("CELERY_BROKER_URL", "amqp://guest@localhost//", "CELERY_BROKER_URL must start with one of"),
+        ("EMAIL_PORT", "smtp", "EMAIL_PORT must be a whole number"),
+        ("SECRET_KEY", "short", "SECRET_KEY must be at least 50 characters"),
+        ("ALLOWED_HOSTS", "", "ALLOWED_HOSTS must list"),
+        ("SESSION_COOKIE_AGE", "forever", "SESSION_COOKIE_AGE must be a duration"),
+    ],
+)
+def test_a_bad_value_stops_start_up_naming_the_variable(tmp_path, variable, value, expected):
+    result = _run({variable: value}, "check", tmp_path=tmp_path)
+    assert result.returncode != 0
+    assert expected in result.stderr
+    assert "ImproperlyConfigured" in result.stderr
+
+
+def test_secret_key_is_required_in_production(tmp_path):
+    result = _run({"SECRET_KEY": ""}, "check", tmp_path=tmp_path)
+    assert result.returncode != 0
+    assert "SECRET_KEY must be set when DEBUG is off" in result.stderr
+
+
+def test_production_settings_pass_check_deploy(tmp_path):
+    result = _run({}, "check", "--deploy", "--fail-level", "WARNING", tmp_path=tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_embedded_default_is_sqlite_in_wal_mode_with_immediate_transactions(tmp_path):
+    probe = (
+        "from django.conf import settings; from django.db import connection;"
+        "c = connection.cursor(); c.execute('PRAGMA journal_mode'); mode = c.fetchone()[0];"
+        "c.execute('PRAGMA busy_timeout'); busy = c.fetchone()[0];"
+        "print(settings.DATABASES['default']['ENGINE'], mode, busy,"
+        " settings.DATABASES['default']['OPTIONS']['transaction_mode'], settings.CELERY_BROKER_URL)"
+    )
+    result = _run({"DATABASE_URL": ""}, "shell", "-c", probe, tmp_path=tmp_path)
+    assert result.returncode == 0, result.stderr
+    engine, mode, busy, txmode, broker = result.stdout.strip().splitlines()[-1].split()
+    assert engine == "django.db.backends.sqlite3"
+    assert (mode, txmode) == ("wal", "IMMEDIATE")
+    assert int(busy) >= 5000
+    assert broker == "filesystem://"
+    assert (tmp_path / "var" / "portal.sqlite3").exists()
+
+
+def test_postgres_url_is_parsed_with_persistent_connections():
+    from django.core.exceptions import ImproperlyConfigured
+
+    from defender_portal.env import database_config
+
+    os.environ["PORTAL_TEST_DB"] = "postgres://app:s3cret@db.internal:6543/portal"
+    try:
+        cfg = database_config("PORTAL_TEST_DB", "sqlite:///x")
+        assert cfg["ENGINE"] == "django.db.backends.postgresql"
+        assert (cfg["HOST"], cfg["PORT"], cfg["NAME"], cfg["USER"]) == ("db.internal", "6543", "portal", "app")
+        assert cfg["CONN_MAX_AGE"] > 0 and cfg["CONN_HEALTH_CHECKS"] is True
+        os.environ["PORTAL_TEST_DB"] = "postgres://db:notaport/portal"
+        with pytest.raises(ImproperlyConfigured, match="PORTAL_TEST_DB has an invalid port"):
+            database_config("PORTAL_TEST_DB", "sqlite:///x")
+    finally:
+        del os.environ["PORTAL_TEST_DB"]
