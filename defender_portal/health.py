@@ -26,5 +26,7 @@ def beat_is_alive(*, within: timedelta = timedelta(minutes=5)) -> bool:
     outbox sweep runs every 30 s, so a silent beat shows within minutes."""
     from django_celery_beat.models import PeriodicTask
 
-    latest = PeriodicTask.objects.filter(enabled=True).order_by("-last_run_at").values_list("last_run_at", flat=True).first()
+    latest = (
+        PeriodicTask.objects.filter(enabled=True).order_by("-last_run_at").values_list("last_run_at", flat=True).first()
+    )
     return latest is not None and timezone.now() - latest < within

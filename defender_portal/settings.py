@@ -251,11 +251,31 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # real work live in the database, never in broker countdowns.
 CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
     "outbox-dispatch": {"task": "outbox.dispatch_due", "schedule": env_int("OUTBOX_SWEEP_SECONDS", 30, minimum=5)},
+    # Readiness: claims the tenants whose refresh is due and enqueues one refresh each.
+    "readiness-sweep": {"task": "readiness.sweep", "schedule": env_int("READINESS_SWEEP_SECONDS", 60, minimum=5)},
 }
 
 # Outbox: how long a claim on a message lasts before another worker may retry it.
 OUTBOX_CLAIM_TIMEOUT = env_duration_seconds("OUTBOX_CLAIM_TIMEOUT", 300)
 OUTBOX_MAX_ATTEMPTS = env_int("OUTBOX_MAX_ATTEMPTS", 8, minimum=1)
+
+# Readiness assessment. Like the real service, a change in the environment only
+# shows on Service status once a refresh picks it up: within a per-tenant,
+# jittered delay between READINESS_MIN_DELAY and READINESS_MAX_DELAY (24 hours
+# by default; e.g. READINESS_MIN_DELAY=20s READINESS_MAX_DELAY=60s for a demo).
+READINESS_MAX_DELAY = env_duration_seconds("READINESS_MAX_DELAY", 24 * 3600)
+READINESS_MIN_DELAY = min(env_duration_seconds("READINESS_MIN_DELAY", 3600), READINESS_MAX_DELAY)
+# Every tenant is refreshed at least this often, even without changes.
+READINESS_REFRESH_INTERVAL = env_duration_seconds("READINESS_REFRESH_INTERVAL", 24 * 3600)
+# "Request refresh": runs within this (randomised) delay, at most once per rate-limit window.
+READINESS_REQUEST_DELAY = env_duration_seconds("READINESS_REQUEST_DELAY", 15 * 60)
+READINESS_REQUEST_RATE_LIMIT = env_duration_seconds("READINESS_REQUEST_RATE_LIMIT", 15 * 60)
+# A claimed refresh not finished within the lease is reclaimed (worker died, broker lost it).
+READINESS_LEASE = env_duration_seconds("READINESS_LEASE", 10 * 60)
+# How many tenants one sweep claims at most.
+READINESS_SWEEP_BATCH = env_int("READINESS_SWEEP_BATCH", 20000, minimum=1)
+# How long the monitoring phase lasts before the SDM can confirm the service Active.
+READINESS_MONITORING_DAYS = env_int("READINESS_MONITORING_DAYS", 7, minimum=0)
 
 # --- Demo -----------------------------------------------------------------------------
 DEMO_PASSWORD = env_str("DEMO_PASSWORD", "Defender-Demo-2026!")

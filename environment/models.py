@@ -66,9 +66,7 @@ class DirectoryGroup(models.Model):
 
     class Meta:
         ordering = ["display_name", "id"]
-        constraints = [
-            models.UniqueConstraint(fields=["tenant", "display_name"], name="directory_group_unique_name")
-        ]
+        constraints = [models.UniqueConstraint(fields=["tenant", "display_name"], name="directory_group_unique_name")]
 
     def __str__(self) -> str:
         return self.display_name

@@ -37,7 +37,11 @@ SETTINGS: tuple[SettingSpec, ...] = (
         "mde.air_level",
         MDE,
         "Automated investigation and remediation",
-        (("full", "Full – remediate threats automatically"), ("semi", "Semi – require approval"), ("none", "No automated response")),
+        (
+            ("full", "Full – remediate threats automatically"),
+            ("semi", "Semi – require approval"),
+            ("none", "No automated response"),
+        ),
         "semi",
     ),
     SettingSpec("mde.asr_rules", MDE, "Recommended attack surface reduction rules", BLOCK_AUDIT_OFF, "audit"),

@@ -66,3 +66,6 @@ class OutboxAttempt(models.Model):
 
     class Meta:
         ordering = ["message_id", "number", "id"]
+
+    def __str__(self) -> str:
+        return f"Attempt {self.number} of message {self.message_id}: {self.get_outcome_display()}"

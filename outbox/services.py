@@ -132,8 +132,6 @@ def outbox_claim(*, message_id: int, now: Any = None) -> Claim | None:
     return Claim(message_id=message_id, token=token, attempt=attempt)
 
 
-
-
 def outbox_deliver(*, message_id: int) -> str:
     """Claim and send one message. Returns what happened, for logs and tests."""
     claim = outbox_claim(message_id=message_id)

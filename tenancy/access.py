@@ -28,9 +28,7 @@ P = ParamSpec("P")
 M = TypeVar("M", bound=models.Model)
 View = Callable[Concatenate[HttpRequest, P], HttpResponse]
 
-READ_ONLY_MESSAGE = (
-    "Only a Global Administrator or a Security Administrator can change Defender Experts settings."
-)
+READ_ONLY_MESSAGE = "Only a Global Administrator or a Security Administrator can change Defender Experts settings."
 
 
 class TenantRequest(HttpRequest):

@@ -41,7 +41,9 @@ def on_logged_out(sender: Any, request: HttpRequest, user: Any, **kwargs: Any) -
     )
 
 
-def on_login_failed(sender: Any, credentials: dict[str, Any], request: HttpRequest | None = None, **kwargs: Any) -> None:
+def on_login_failed(
+    sender: Any, credentials: dict[str, Any], request: HttpRequest | None = None, **kwargs: Any
+) -> None:
     username = str(credentials.get("username") or credentials.get("email") or "")[:200]
     logger.warning("failed sign-in user=%s ip=%s", username, _ip(request))
     audit_record(

@@ -74,7 +74,9 @@ def directory_user(t: Tenant, name: str | None = None, **extra: Any) -> Director
     return u
 
 
-def directory_group(t: Tenant, name: str | None = None, members: list[DirectoryUser] | None = None, **extra: Any) -> DirectoryGroup:
+def directory_group(
+    t: Tenant, name: str | None = None, members: list[DirectoryUser] | None = None, **extra: Any
+) -> DirectoryGroup:
     name = name or f"Team {next(_seq)}"
     slug = name.lower().replace(" ", "-")
     defaults: dict[str, Any] = {"mail": f"{slug}@{t.primary_domain}", "mail_enabled": True, "security_enabled": False}

@@ -172,7 +172,10 @@ def test_staff_see_the_outbox_and_members_do_not(login, sdm, admin, contoso, dja
 @pytest.mark.parametrize("count", [3, 30])
 def test_outbox_page_runs_a_fixed_number_of_queries(count, login, sdm, contoso, django_assert_num_queries):
     OutboxMessage.objects.bulk_create(
-        [OutboxMessage(tenant=contoso, kind="t", to=["a@b.example"], subject=f"m{i}", text_body="x") for i in range(count)]
+        [
+            OutboxMessage(tenant=contoso, kind="t", to=["a@b.example"], subject=f"m{i}", text_body="x")
+            for i in range(count)
+        ]
     )
     client = login(sdm)
     # session, user, provider staff (with organisation), count, page of messages with tenants.

@@ -14,7 +14,9 @@ PROD_KEY = "prod-secret-" + "k" * 60
 
 
 def _run(env_overrides: dict[str, str], *args: str, tmp_path: Path) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "CELERY_", "SECURE_", "SESSION_", "CSRF_"))}
+    env = {
+        k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "CELERY_", "SECURE_", "SESSION_", "CSRF_"))
+    }
     env.update(
         {
             "DJANGO_SETTINGS_MODULE": "defender_portal.settings",
