@@ -105,3 +105,29 @@ def test_members_cannot_reach_the_provider_area(admin):
 def test_a_user_without_membership_is_refused(db):
     with pytest.raises(PermissionDenied):
         member_page(_request(factories.user()))
+
+
+def test_switching_organisation_over_http(login, admin, contoso, fabrikam):
+    from django.urls import reverse
+
+    client = login(admin)
+    page = client.get(reverse("onboarding:index"), follow=True)
+    assert b'id="switch-tenant"' not in page.content  # one membership: no switcher
+    Membership.objects.create(user=admin, tenant=fabrikam, role=TenantRole.SECURITY_READER)
+    page = client.get(reverse("onboarding:index"), follow=True)
+    assert b'id="switch-tenant"' in page.content
+    client.post(reverse("switch_tenant"), {"tenant": fabrikam.pk})
+    assert client.session[SESSION_TENANT_KEY] == fabrikam.pk
+    page = client.get(reverse("onboarding:index"), follow=True)
+    assert b'data-testid="tenant-name">Fabrikam<' in page.content
+
+
+def test_switching_to_a_foreign_organisation_is_refused(login, admin, contoso, fabrikam):
+    from django.urls import reverse
+
+    client = login(admin)
+    response = client.post(reverse("switch_tenant"), {"tenant": fabrikam.pk}, follow=True)
+    assert SESSION_TENANT_KEY not in client.session
+    assert b"not a member of that organisation" in response.content
+    response = client.post(reverse("switch_tenant"), {"tenant": "abc"}, follow=True)
+    assert response.status_code == 200
