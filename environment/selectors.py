@@ -1,0 +1,380 @@
+"""Reads of a tenant's emulated Microsoft environment.
+
+Every selector runs a fixed number of queries whatever the size of the
+environment: counts are SQL aggregates (GROUP BY / filtered COUNT), lists are
+querysets the caller paginates.
+
+Definitions shared with readiness (see the team brief):
+
+* a device is *protected* when it is onboarded AND its antivirus mode is active;
+* an *identity* is an enabled directory user with a domain controller; it is
+  *protected* when that domain controller has a sensor installed;
+* the device target is the seats of ``mde_p2``; the identity target the seats of ``mdi``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from django.db.models import Count, Q, QuerySet
+
+from environment.models import (
+    AntivirusMode,
+    Device,
+    DeviceGroup,
+    DirectoryGroup,
+    DirectoryUser,
+    DomainController,
+    Licence,
+    LicenceProduct,
+    OnboardingState,
+    SecuritySetting,
+)
+from environment.search import normalize
+from environment.security_settings import SETTINGS, SettingSpec
+from tenancy.models import Tenant
+
+ONBOARDING_FILTERS = {OnboardingState.ONBOARDED.value, OnboardingState.NOT_ONBOARDED.value}
+AV_FILTERS = set(AntivirusMode.values)
+
+
+# --- Devices ---------------------------------------------------------------------------------
+
+
+@dataclass
+class GroupDeviceCounts:
+    id: int | None
+    name: str
+    total: int = 0
+    onboarded: int = 0
+    protected: int = 0
+    active: int = 0
+    passive: int = 0
+    disabled: int = 0
+
+    @property
+    def not_onboarded(self) -> int:
+        return self.total - self.onboarded
+
+    @property
+    def onboarded_percent(self) -> int:
+        return round(100 * self.onboarded / self.total) if self.total else 0
+
+
+@dataclass
+class DeviceCounts:
+    total: int = 0
+    onboarded: int = 0
+    protected: int = 0
+    active: int = 0
+    passive: int = 0
+    disabled: int = 0
+    # Among onboarded devices: what keeps them from being protected.
+    onboarded_passive: int = 0
+    onboarded_disabled: int = 0
+    groups: list[GroupDeviceCounts] = field(default_factory=list)
+
+    @property
+    def not_onboarded(self) -> int:
+        return self.total - self.onboarded
+
+    @property
+    def onboarded_percent(self) -> int:
+        return round(100 * self.onboarded / self.total) if self.total else 0
+
+    @property
+    def protected_percent(self) -> int:
+        return round(100 * self.protected / self.total) if self.total else 0
+
+
+def device_counts(*, tenant: Tenant) -> DeviceCounts:
+    """Device counts by onboarding state, AV mode and group: ONE GROUP BY query.
+
+    The result has at most groups x 2 states x 3 modes rows, so folding it in
+    Python costs nothing whatever the number of devices. Device groups
+    without devices are not listed (see ``device_groups`` for all of them).
+    """
+    rows = (
+        Device.objects.filter(tenant=tenant)
+        .order_by()
+        .values("device_group_id", "device_group__name", "device_group__rank", "onboarding_state", "av_mode")
+        .annotate(n=Count("id"))
+    )
+    counts = DeviceCounts()
+    by_group: dict[int | None, GroupDeviceCounts] = {}
+    ranks: dict[int | None, tuple[int, str]] = {}
+    for row in rows:
+        gid = row["device_group_id"]
+        group = by_group.get(gid)
+        if group is None:
+            group = by_group[gid] = GroupDeviceCounts(id=gid, name=row["device_group__name"] or "Ungrouped devices")
+            ranks[gid] = (row["device_group__rank"] if gid is not None else 1 << 30, group.name)
+        n = row["n"]
+        onboarded = row["onboarding_state"] == OnboardingState.ONBOARDED
+        mode = row["av_mode"]
+        for target in (counts, group):
+            target.total += n
+            setattr(target, mode, getattr(target, mode) + n)
+            if onboarded:
+                target.onboarded += n
+                if mode == AntivirusMode.ACTIVE:
+                    target.protected += n
+        if onboarded and mode == AntivirusMode.PASSIVE:
+            counts.onboarded_passive += n
+        if onboarded and mode == AntivirusMode.DISABLED:
+            counts.onboarded_disabled += n
+    counts.groups = sorted(by_group.values(), key=lambda g: ranks[g.id])
+    return counts
+
+
+def device_groups(*, tenant: Tenant) -> QuerySet[DeviceGroup]:
+    return DeviceGroup.objects.filter(tenant=tenant).order_by("rank", "name")
+
+
+@dataclass(frozen=True)
+class DeviceFilters:
+    group_id: int | None = None
+    onboarding: str = ""
+    av: str = ""
+    q: str = ""
+
+    @property
+    def active(self) -> bool:
+        return bool(self.group_id or self.onboarding or self.av or self.q)
+
+    def as_query(self) -> dict[str, Any]:
+        params: dict[str, Any] = {}
+        if self.group_id:
+            params["group"] = self.group_id
+        if self.onboarding:
+            params["onboarding"] = self.onboarding
+        if self.av:
+            params["av"] = self.av
+        if self.q:
+            params["q"] = self.q
+        return params
+
+
+def parse_device_filters(params: Any) -> DeviceFilters:
+    """Read the device list's GET filters; unknown values are ignored, never a 500."""
+    raw_group = (params.get("group") or "").strip()
+    group_id = int(raw_group) if raw_group.isdigit() and len(raw_group) < 19 else None
+    onboarding = params.get("onboarding") or ""
+    av = params.get("av") or ""
+    return DeviceFilters(
+        group_id=group_id,
+        onboarding=onboarding if onboarding in ONBOARDING_FILTERS else "",
+        av=av if av in AV_FILTERS else "",
+        q=(params.get("q") or "").strip()[:100],
+    )
+
+
+def device_list(*, tenant: Tenant, filters: DeviceFilters) -> QuerySet[Device]:
+    """The tenant's devices matching the filters, name order, with their group (no N+1)."""
+    qs = Device.objects.filter(tenant=tenant).select_related("device_group")
+    if filters.group_id:
+        qs = qs.filter(device_group_id=filters.group_id)
+    if filters.onboarding:
+        qs = qs.filter(onboarding_state=filters.onboarding)
+    if filters.av:
+        qs = qs.filter(av_mode=filters.av)
+    if filters.q:
+        qs = qs.filter(name__icontains=filters.q)
+    return qs.order_by("name", "id")
+
+
+# --- Defender for Identity -----------------------------------------------------------------
+
+
+def domain_controllers_with_identities(*, tenant: Tenant) -> QuerySet[DomainController]:
+    """Domain controllers annotated with the identities (enabled users) they cover: one query."""
+    return (
+        DomainController.objects.filter(tenant=tenant)
+        .annotate(
+            identity_count=Count("identities", filter=Q(identities__enabled=True)),
+            disabled_account_count=Count("identities", filter=Q(identities__enabled=False)),
+        )
+        .order_by("name")
+    )
+
+
+@dataclass(frozen=True)
+class IdentityCounts:
+    users: int
+    enabled_users: int
+    identities: int
+    protected: int
+
+    @property
+    def unprotected(self) -> int:
+        return self.identities - self.protected
+
+    @property
+    def protected_percent(self) -> int:
+        return round(100 * self.protected / self.identities) if self.identities else 0
+
+
+def identity_counts(*, tenant: Tenant) -> IdentityCounts:
+    """Directory users, identities and protected identities: one aggregate query."""
+    hybrid = Q(enabled=True, domain_controller__isnull=False)
+    row = DirectoryUser.objects.filter(tenant=tenant).aggregate(
+        users=Count("id"),
+        enabled_users=Count("id", filter=Q(enabled=True)),
+        identities=Count("id", filter=hybrid),
+        protected=Count("id", filter=hybrid & Q(domain_controller__sensor_installed=True)),
+    )
+    return IdentityCounts(**row)
+
+
+# --- Licences ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LicenceUsage:
+    product: str
+    label: str
+    seats: int
+    # What the seats cover, and how many of those there are.
+    used: int
+    used_label: str
+    updated_at: datetime | None
+
+    @property
+    def gap(self) -> int:
+        """Seats left unused (positive) or missing (negative)."""
+        return self.seats - self.used
+
+    @property
+    def percent(self) -> int:
+        return min(100, round(100 * self.used / self.seats)) if self.seats else (100 if self.used else 0)
+
+    @property
+    def over_allocated(self) -> bool:
+        return self.used > self.seats
+
+
+def licences(*, tenant: Tenant) -> dict[str, Licence]:
+    """The tenant's licence rows by product (products without a row have no seats)."""
+    return {lic.product: lic for lic in Licence.objects.filter(tenant=tenant)}
+
+
+def licence_usage(*, tenant: Tenant, devices: DeviceCounts, identities: IdentityCounts) -> list[LicenceUsage]:
+    """Seats against usage for every product (one query; the counts are passed in).
+
+    Defender for Endpoint is measured against protected devices and Defender
+    for Identity against protected identities (the readiness targets);
+    Office 365 and Entra ID seats are assigned per enabled user.
+    """
+    rows = licences(tenant=tenant)
+    usage = {
+        LicenceProduct.DEFENDER_ENDPOINT_P2: (devices.protected, "protected devices"),
+        LicenceProduct.DEFENDER_IDENTITY: (identities.protected, "protected identities"),
+        LicenceProduct.DEFENDER_OFFICE_P2: (identities.enabled_users, "enabled users"),
+        LicenceProduct.ENTRA_ID_P1: (identities.enabled_users, "enabled users"),
+        LicenceProduct.ENTRA_ID_P2: (identities.enabled_users, "enabled users"),
+    }
+    result = []
+    for product in LicenceProduct:
+        row = rows.get(product.value)
+        used, used_label = usage[product]
+        result.append(
+            LicenceUsage(
+                product=product.value,
+                label=product.label,
+                seats=row.seats if row else 0,
+                used=used,
+                used_label=used_label,
+                updated_at=row.updated_at if row else None,
+            )
+        )
+    return result
+
+
+# --- Security settings ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SettingState:
+    spec: SettingSpec
+    value: str
+    is_default: bool
+    updated_at: datetime | None
+
+    @property
+    def key(self) -> str:
+        return self.spec.key
+
+    @property
+    def value_label(self) -> str:
+        return dict(self.spec.choices).get(self.value, self.value)
+
+
+def security_settings(*, tenant: Tenant) -> list[SettingState]:
+    """Every catalogued setting with the tenant's value, or the default if never set: one query."""
+    stored = {s.key: s for s in SecuritySetting.objects.filter(tenant=tenant)}
+    result = []
+    for spec in SETTINGS:
+        row = stored.get(spec.key)
+        result.append(
+            SettingState(
+                spec=spec,
+                value=row.value if row else spec.default,
+                is_default=row is None,
+                updated_at=row.updated_at if row else None,
+            )
+        )
+    return result
+
+
+def security_settings_by_product(*, tenant: Tenant) -> list[tuple[str, list[SettingState]]]:
+    grouped: dict[str, list[SettingState]] = {}
+    for state in security_settings(tenant=tenant):
+        grouped.setdefault(state.spec.product, []).append(state)
+    return list(grouped.items())
+
+
+# --- Directory -----------------------------------------------------------------------------------
+
+USER_STATUS_FILTERS = {"enabled", "disabled"}
+
+
+def directory_users(*, tenant: Tenant, q: str = "", status: str = "") -> QuerySet[DirectoryUser]:
+    """Directory users (with their domain controller) matching an accent-insensitive search."""
+    qs = DirectoryUser.objects.filter(tenant=tenant).select_related("domain_controller")
+    for term in normalize(q).split()[:5]:
+        qs = qs.filter(search_text__contains=term)
+    if status == "enabled":
+        qs = qs.filter(enabled=True)
+    elif status == "disabled":
+        qs = qs.filter(enabled=False)
+    return qs.order_by("display_name", "id")
+
+
+def directory_groups(*, tenant: Tenant, q: str = "") -> QuerySet[DirectoryGroup]:
+    """Groups with their member counts, annotated in the same query."""
+    qs = DirectoryGroup.objects.filter(tenant=tenant).annotate(member_count=Count("groupmembership"))
+    for term in normalize(q).split()[:5]:
+        qs = qs.filter(search_text__contains=term)
+    return qs.order_by("display_name", "id")
+
+
+@dataclass(frozen=True)
+class DirectoryCounts:
+    users: int
+    enabled_users: int
+    groups: int
+    mail_enabled_groups: int
+
+
+def directory_counts(*, tenant: Tenant, identities: IdentityCounts) -> DirectoryCounts:
+    groups = DirectoryGroup.objects.filter(tenant=tenant).aggregate(
+        groups=Count("id"), mail_enabled=Count("id", filter=Q(mail_enabled=True))
+    )
+    return DirectoryCounts(
+        users=identities.users,
+        enabled_users=identities.enabled_users,
+        groups=groups["groups"],
+        mail_enabled_groups=groups["mail_enabled"],
+    )
