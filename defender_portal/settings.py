@@ -251,6 +251,11 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # real work live in the database, never in broker countdowns.
 CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
     "outbox-dispatch": {"task": "outbox.dispatch_due", "schedule": env_int("OUTBOX_SWEEP_SECONDS", 30, minimum=5)},
+    # Ends access grants at their end date and queues the 7-day expiry reminders.
+    "permissions-access-sweep": {
+        "task": "permissions.sweep_access_grants",
+        "schedule": env_int("PERMISSIONS_SWEEP_SECONDS", 300, minimum=30),
+    },
     # Readiness: claims the tenants whose refresh is due and enqueues one refresh each.
     "readiness-sweep": {"task": "readiness.sweep", "schedule": env_int("READINESS_SWEEP_SECONDS", 60, minimum=5)},
 }

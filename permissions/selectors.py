@@ -1,0 +1,387 @@
+"""Reads of a tenant's provider access. Nothing here writes.
+
+A tenant that has never opened its permissions has no relationship row yet;
+the selectors then describe the defaults the row will be created with
+(PENDING, all devices on, version 1), so reads never need to write.
+
+Everything a page needs comes from ``access_snapshot``: two queries whatever
+the history (the relationship, and the latest grant of each level).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.db.models import Count, Max, OuterRef, QuerySet, Subquery
+from django.db.models.functions import Coalesce
+from django.utils import timezone
+
+from environment.models import Device, DeviceGroup
+from permissions.models import AccessGrant, AccessLevel, AccessState, RevokedReason, ServiceProviderAccess
+from tenancy.models import ProviderOrganization, Tenant
+
+# Access health turns to "expiring" this long before the earliest end date.
+EXPIRING_WITHIN = timedelta(days=14)
+# The reminder email goes out this long before a grant ends.
+REMINDER_BEFORE = timedelta(days=7)
+
+
+def days_left(ends_at: datetime, now: datetime) -> int:
+    """Whole days until ``ends_at``, rounded up (ending in 3 hours is "1 day left")."""
+    seconds = (ends_at - now).total_seconds()
+    return max(0, math.ceil(seconds / 86400))
+
+
+@dataclass(frozen=True)
+class GrantInfo:
+    pk: int
+    level: str
+    level_label: str
+    role_label: str
+    starts_at: datetime
+    ends_at: datetime
+    days_left: int
+    granted_by: str
+    renewed_at: datetime | None
+    reminder_sent_at: datetime | None
+
+    @property
+    def expiring(self) -> bool:
+        return self.days_left <= EXPIRING_WITHIN.days
+
+
+@dataclass(frozen=True)
+class EndedGrantInfo:
+    level: str
+    level_label: str
+    ended_at: datetime
+    reason: str
+    reason_label: str
+
+
+@dataclass(frozen=True)
+class AccessSnapshot:
+    """Everything about a tenant's provider access at one instant."""
+
+    tenant: Tenant
+    access: ServiceProviderAccess
+    now: datetime
+    # Live, not yet ended grants by level (a grant past its end date that the
+    # sweep hasn't reached yet is already treated as ended).
+    live: dict[str, GrantInfo] = field(default_factory=dict)
+    # The most recent ended grant of each level that is now off.
+    ended: dict[str, EndedGrantInfo] = field(default_factory=dict)
+
+    @property
+    def state(self) -> str:
+        return self.access.state
+
+    @property
+    def active(self) -> bool:
+        return self.access.state == AccessState.ACTIVE
+
+    def has(self, level: str) -> bool:
+        return self.active and level in self.live
+
+
+def _relationship(tenant: Tenant) -> ServiceProviderAccess:
+    access = (
+        ServiceProviderAccess.objects.select_related("provider", "granted_by", "removed_by")
+        .filter(tenant_id=tenant.pk)
+        .first()
+    )
+    if access is None:
+        # Not created yet: describe the defaults without writing (see module docstring).
+        access = ServiceProviderAccess(tenant=tenant, provider_id=tenant.provider_id)
+    return access
+
+
+def _latest_grants(tenant: Tenant) -> QuerySet[AccessGrant]:
+    """The newest grant of each level, in one query (a live grant is always the newest)."""
+    newest = AccessGrant.objects.filter(tenant_id=tenant.pk).values("level").annotate(newest=Max("id")).values("newest")
+    return AccessGrant.objects.select_related("granted_by").filter(id__in=Subquery(newest))
+
+
+def access_snapshot(*, tenant: Tenant, now: datetime | None = None) -> AccessSnapshot:
+    now = now or timezone.now()
+    access = _relationship(tenant)
+    live: dict[str, GrantInfo] = {}
+    ended: dict[str, EndedGrantInfo] = {}
+    grants = list(_latest_grants(tenant)) if access.pk is not None else []
+    for g in grants:
+        if g.revoked_at is None and g.ends_at > now:
+            live[g.level] = GrantInfo(
+                pk=g.pk,
+                level=g.level,
+                level_label=g.get_level_display(),
+                role_label=g.get_role_display(),
+                starts_at=g.starts_at,
+                ends_at=g.ends_at,
+                days_left=days_left(g.ends_at, now),
+                granted_by=str(g.granted_by) if g.granted_by else "system",
+                renewed_at=g.renewed_at,
+                reminder_sent_at=g.reminder_sent_at,
+            )
+        else:
+            reason = g.revoked_reason or RevokedReason.EXPIRED  # past its end, sweep not yet run
+            ended[g.level] = EndedGrantInfo(
+                level=g.level,
+                level_label=g.get_level_display(),
+                ended_at=g.revoked_at or g.ends_at,
+                reason=reason,
+                reason_label=RevokedReason(reason).label,
+            )
+    return AccessSnapshot(tenant=tenant, access=access, now=now, live=live, ended=ended)
+
+
+@dataclass(frozen=True)
+class AccessLevelsState:
+    """The contract other apps read (the Get started guide, Service status)."""
+
+    investigate: bool
+    respond: bool
+    version: int
+    all_devices: bool
+    state: str
+    state_label: str
+    provider_name: str
+    granted_by: str
+    granted_at: datetime | None
+    removed_by: str
+    removed_at: datetime | None
+    grants: dict[str, GrantInfo]
+
+    @property
+    def provider_access_granted(self) -> bool:
+        return self.state == AccessState.ACTIVE
+
+    @property
+    def removed(self) -> bool:
+        return self.state == AccessState.REMOVED
+
+    @property
+    def any_level(self) -> bool:
+        return self.investigate or self.respond
+
+
+def access_levels_state(*, tenant: Tenant, snapshot: AccessSnapshot | None = None) -> AccessLevelsState:
+    snap = snapshot or access_snapshot(tenant=tenant)
+    access = snap.access
+    provider: ProviderOrganization | None = access.provider if access.pk else None
+    return AccessLevelsState(
+        investigate=snap.has(AccessLevel.INVESTIGATE),
+        respond=snap.has(AccessLevel.RESPOND),
+        version=access.version,
+        all_devices=access.all_devices,
+        state=access.state,
+        state_label=AccessState(access.state).label,
+        provider_name=provider.name if provider else (tenant.provider.name if tenant.provider_id else ""),
+        granted_by=str(access.granted_by) if access.granted_by_id else "",
+        granted_at=access.granted_at,
+        removed_by=str(access.removed_by) if access.removed_by_id else "",
+        removed_at=access.removed_at,
+        grants=dict(snap.live) if snap.active else {},
+    )
+
+
+def provider_access_granted(*, tenant: Tenant) -> bool:
+    """Whether the cross-tenant relationship is active (one query)."""
+    return ServiceProviderAccess.objects.filter(tenant_id=tenant.pk, state=AccessState.ACTIVE).exists()
+
+
+@dataclass(frozen=True)
+class AccessHealth:
+    state: str  # "active" | "expiring" | "expired" | "removed" | "none"
+    message: str
+    ends_at: datetime | None = None
+    days_left: int | None = None
+
+    @property
+    def needs_attention(self) -> bool:
+        return self.state in {"expiring", "expired", "removed"}
+
+    @property
+    def tone(self) -> str:
+        return {"active": "success", "expiring": "warning", "expired": "error", "removed": "error"}.get(
+            self.state, "info"
+        )
+
+    @property
+    def label(self) -> str:
+        return {
+            "active": "Active",
+            "expiring": "Expiring soon",
+            "expired": "Expired",
+            "removed": "Removed",
+            "none": "Not granted",
+        }[self.state]
+
+
+def _plural_days(n: int) -> str:
+    return f"{n} day" if n == 1 else f"{n} days"
+
+
+def access_health(*, tenant: Tenant, snapshot: AccessSnapshot | None = None) -> AccessHealth:
+    """Whether the experts' access is active, expiring within 14 days, expired or removed.
+
+    A level that ended by reaching its end date and hasn't been granted again
+    counts as "expired" even if the other level is still live: losing part of
+    the access is exactly what nobody should discover by accident.
+    """
+    snap = snapshot or access_snapshot(tenant=tenant)
+    access = snap.access
+    if access.state == AccessState.REMOVED:
+        when = f" on {access.removed_at:%d %b %Y}" if access.removed_at else ""
+        who = f" by {access.removed_by}" if access.removed_by_id else ""
+        return AccessHealth(
+            state="removed",
+            message=(
+                f"Service provider access was removed{who}{when}. Our experts can't monitor or respond to threats "
+                "in your organization until an administrator restores it."
+            ),
+        )
+    if access.state != AccessState.ACTIVE:
+        return AccessHealth(
+            state="none",
+            message="Service provider access hasn't been granted yet. Our experts can't sign in to your tenant.",
+        )
+    expired = [e for level, e in snap.ended.items() if e.reason == RevokedReason.EXPIRED and level not in snap.live]
+    if expired:
+        names = " and ".join(e.level_label for e in expired)
+        when = max(e.ended_at for e in expired)
+        return AccessHealth(
+            state="expired",
+            message=(
+                f"Access level {names} expired on {when:%d %b %Y}. Grant it again in Settings > Defender Experts "
+                "> Permissions so our experts can keep protecting your organization."
+            ),
+            ends_at=when,
+            days_left=0,
+        )
+    if not snap.live:
+        return AccessHealth(
+            state="none",
+            message="No access level is granted, so our experts can't investigate incidents or respond to threats.",
+        )
+    first = min(snap.live.values(), key=lambda g: g.ends_at)
+    if first.ends_at - snap.now <= EXPIRING_WITHIN:
+        return AccessHealth(
+            state="expiring",
+            message=(
+                f"Access level {first.level_label} ends on {first.ends_at:%d %b %Y} "
+                f"({_plural_days(first.days_left)} left). Renew it in Settings > Defender Experts > Permissions."
+            ),
+            ends_at=first.ends_at,
+            days_left=first.days_left,
+        )
+    return AccessHealth(
+        state="active",
+        message=f"Service provider access is active. The next access level ends on {first.ends_at:%d %b %Y}.",
+        ends_at=first.ends_at,
+        days_left=first.days_left,
+    )
+
+
+@dataclass(frozen=True)
+class DeviceGroupReach:
+    pk: int
+    name: str
+    devices: int
+
+
+@dataclass(frozen=True)
+class DeviceScope:
+    """The tenant's device groups and what turning off all-devices puts out of reach."""
+
+    groups: list[DeviceGroupReach]
+    ungrouped_devices: int
+
+    @property
+    def devices_out_of_reach(self) -> int:
+        return sum(g.devices for g in self.groups)
+
+    @property
+    def total_devices(self) -> int:
+        return self.devices_out_of_reach + self.ungrouped_devices
+
+
+def device_scope(*, tenant: Tenant) -> DeviceScope:
+    """One aggregate query: each device group with its device count, plus the
+    number of devices outside any group (an uncorrelated scalar subquery the
+    database evaluates once). A tenant without groups needs a second, tiny
+    aggregate for the ungrouped count."""
+    ungrouped = (
+        Device.objects.filter(tenant_id=tenant.pk, device_group__isnull=True)
+        .order_by()
+        .values("tenant_id")
+        .annotate(n=Count("id"))
+        .values("n")
+    )
+    rows: list[dict[str, Any]] = list(
+        DeviceGroup.objects.filter(tenant_id=tenant.pk)
+        .annotate(n=Count("devices"), ungrouped=Coalesce(Subquery(ungrouped), 0))
+        .order_by("rank", "name")
+        .values("pk", "name", "n", "ungrouped")
+    )
+    if rows:
+        ungrouped_count = rows[0]["ungrouped"]
+    else:
+        ungrouped_count = Device.objects.filter(tenant_id=tenant.pk).count()
+    return DeviceScope(
+        groups=[DeviceGroupReach(pk=r["pk"], name=r["name"], devices=r["n"]) for r in rows],
+        ungrouped_devices=ungrouped_count,
+    )
+
+
+def grant_for_tenant(*, tenant: Tenant, grant_id: Any) -> AccessGrant | None:
+    try:
+        return AccessGrant.objects.filter(tenant_id=tenant.pk, pk=int(grant_id)).first()
+    except (TypeError, ValueError):
+        return None
+
+
+def provider_tenants_access(*, organization: ProviderOrganization) -> list[tuple[Tenant, AccessLevelsState]]:
+    """Each tenant the provider serves with the access it holds now: three queries for any number of tenants."""
+    tenants = list(Tenant.objects.filter(provider=organization).select_related("provider").order_by("name", "pk"))
+    ids = [t.pk for t in tenants]
+    rels = {
+        a.tenant_id: a
+        for a in ServiceProviderAccess.objects.select_related("provider", "granted_by", "removed_by").filter(
+            tenant_id__in=ids
+        )
+    }
+    now = timezone.now()
+    newest = (
+        AccessGrant.objects.filter(tenant_id=OuterRef("tenant_id"), level=OuterRef("level"))
+        .order_by("-id")
+        .values("id")[:1]
+    )
+    latest = AccessGrant.objects.select_related("granted_by").filter(tenant_id__in=ids, id=Subquery(newest))
+    by_tenant: dict[int, list[AccessGrant]] = {}
+    for g in latest:
+        by_tenant.setdefault(g.tenant_id, []).append(g)
+    out: list[tuple[Tenant, AccessLevelsState]] = []
+    for t in tenants:
+        access = rels.get(t.pk) or ServiceProviderAccess(tenant=t, provider_id=t.provider_id)
+        live = {
+            g.level: GrantInfo(
+                pk=g.pk,
+                level=g.level,
+                level_label=g.get_level_display(),
+                role_label=g.get_role_display(),
+                starts_at=g.starts_at,
+                ends_at=g.ends_at,
+                days_left=days_left(g.ends_at, now),
+                granted_by=str(g.granted_by) if g.granted_by else "system",
+                renewed_at=g.renewed_at,
+                reminder_sent_at=g.reminder_sent_at,
+            )
+            for g in by_tenant.get(t.pk, [])
+            if g.revoked_at is None and g.ends_at > now
+        }
+        snap = AccessSnapshot(tenant=t, access=access, now=now, live=live)
+        out.append((t, access_levels_state(tenant=t, snapshot=snap)))
+    return out
