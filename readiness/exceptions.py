@@ -1,0 +1,21 @@
+"""Errors the readiness services raise; each carries a message a person can act on."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+
+class ReadinessError(Exception):
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class ReadinessNotMet(ReadinessError):
+    """Starting the monitoring phase before readiness is met, without a reason."""
+
+
+class RefreshRateLimited(ReadinessError):
+    def __init__(self, message: str, *, allowed_at: datetime) -> None:
+        super().__init__(message)
+        self.allowed_at = allowed_at
