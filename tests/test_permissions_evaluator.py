@@ -1,0 +1,130 @@
+"""The evaluator's table of cases: one row per rule, each would fail without it."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+import time_machine
+
+from environment.models import Device
+from permissions.evaluator import ExpertAction, can_experts
+from permissions.selectors import access_levels_state, access_snapshot
+from permissions.services import access_levels_set, all_devices_set, provider_access_remove
+from tests import factories
+
+pytestmark = pytest.mark.django_db
+
+T0 = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
+
+V = ExpertAction.VIEW_INCIDENTS
+INV = ExpertAction.INVESTIGATE_DEVICE
+ISO = ExpertAction.ISOLATE_DEVICE
+SCAN = ExpertAction.RUN_ANTIVIRUS_SCAN
+QUAR = ExpertAction.STOP_AND_QUARANTINE_FILE
+IDS = ExpertAction.SEE_IDENTITIES
+
+# (setup, action, target, allowed, code)
+#   setup: "pending" | "reader" | "operator" | "both" | "none" | "removed"
+#          with suffix "+scoped" for all-devices off, "+expired" for clock 200 days later
+#   target: None | "grouped" | "ungrouped" | "offboarded" | "foreign" | "group"
+CASES = [
+    ("pending", V, None, False, "pending"),
+    ("pending", ISO, "ungrouped", False, "pending"),
+    ("removed", V, None, False, "removed"),
+    ("removed", IDS, None, False, "removed"),
+    ("removed", ISO, "ungrouped", False, "removed"),
+    ("none", V, None, False, "no_level"),
+    ("none", INV, "ungrouped", False, "no_level"),
+    ("none", ISO, "ungrouped", False, "respond_ended"),
+    ("reader", V, None, True, "allowed"),
+    ("reader", IDS, None, True, "allowed"),
+    ("reader", INV, "grouped", True, "allowed"),
+    ("reader", INV, "ungrouped", True, "allowed"),
+    ("reader", ISO, "ungrouped", False, "no_respond"),
+    ("reader", SCAN, "ungrouped", False, "no_respond"),
+    ("reader", QUAR, "ungrouped", False, "no_respond"),
+    ("operator", V, None, True, "allowed"),
+    ("operator", IDS, None, True, "allowed"),
+    ("operator", INV, "grouped", True, "allowed"),
+    ("operator", ISO, "ungrouped", True, "allowed"),
+    ("operator", SCAN, "grouped", True, "allowed"),
+    ("operator", QUAR, "grouped", True, "allowed"),
+    ("operator", ISO, "offboarded", False, "not_onboarded"),
+    ("operator", ISO, "foreign", False, "foreign_device"),
+    ("operator", INV, "foreign", False, "foreign_device"),
+    ("both", ISO, "ungrouped", True, "allowed"),
+    ("both+scoped", INV, "grouped", False, "device_group_out_of_reach"),
+    ("both+scoped", INV, "group", False, "device_group_out_of_reach"),
+    ("both+scoped", ISO, "grouped", False, "device_group_out_of_reach"),
+    ("both+scoped", INV, "ungrouped", True, "allowed"),
+    ("both+scoped", ISO, "ungrouped", True, "allowed"),
+    ("both+scoped", V, None, True, "allowed"),
+    ("both+scoped", IDS, None, True, "allowed"),
+    ("both+expired", V, None, False, "no_level"),
+    ("both+expired", ISO, "ungrouped", False, "respond_ended"),
+    ("reader", "format_disk", None, False, "unknown_action"),
+]
+
+
+def _setup(tenant, user, setup: str) -> None:
+    base = setup.split("+")[0]
+    if base == "pending":
+        return
+    inv = base in {"reader", "both", "none", "removed"}
+    resp = base in {"operator", "both", "none"}
+    with time_machine.travel(T0, tick=False):
+        access_levels_set(tenant=tenant, acting_user=user, investigate=inv, respond=resp, expected_version=1,
+                          recently_authenticated=True)
+        if base == "none":
+            access_levels_set(tenant=tenant, acting_user=user, investigate=False, respond=False,
+                              expected_version=access_levels_state(tenant=tenant).version, confirm_reduced_access=True)
+        if base == "removed":
+            provider_access_remove(tenant=tenant, acting_user=user,
+                                   expected_version=access_levels_state(tenant=tenant).version)
+        if "+scoped" in setup:
+            all_devices_set(tenant=tenant, acting_user=user, enabled=False, confirm=True,
+                            expected_version=access_levels_state(tenant=tenant).version)
+
+
+@pytest.mark.parametrize(("setup", "action", "target", "allowed", "code"), CASES)
+def test_can_experts(contoso, fabrikam, admin, setup, action, target, allowed, code):
+    group = factories.device_group(contoso, "Finance servers")
+    targets = {
+        None: None,
+        "grouped": factories.devices(contoso, 1, group=group, prefix="fin")[0],
+        "ungrouped": factories.devices(contoso, 1, prefix="lap")[0],
+        "offboarded": factories.devices(contoso, 1, onboarded=False, prefix="old")[0],
+        "foreign": factories.devices(fabrikam, 1, prefix="fab")[0],
+        "group": group,
+    }
+    obj = targets[target]
+    if isinstance(obj, Device):
+        obj = Device.objects.select_related("device_group").get(pk=obj.pk)
+    _setup(contoso, admin, setup)
+    when = T0 + timedelta(days=200) if "+expired" in setup else T0 + timedelta(days=1)
+    with time_machine.travel(when, tick=False):
+        decision = can_experts(contoso, action, obj)
+    assert (decision.allowed, decision.code) == (allowed, code), decision.reason
+    assert decision.reason
+
+
+def test_reasons_name_the_grant_and_the_group(contoso, admin):
+    group = factories.device_group(contoso, "Finance servers")
+    dev = Device.objects.select_related("device_group").get(pk=factories.devices(contoso, 1, group=group)[0].pk)
+    with time_machine.travel(T0, tick=False):
+        access_levels_set(tenant=contoso, acting_user=admin, investigate=True, respond=False, expected_version=1)
+        d = can_experts(contoso, ExpertAction.VIEW_INCIDENTS)
+        assert "Investigate incidents and guide my responses (Security Reader) is granted until 28 Aug 2026" in d.reason
+        all_devices_set(tenant=contoso, acting_user=admin, enabled=False, confirm=True, expected_version=2)
+        d = can_experts(contoso, ExpertAction.INVESTIGATE_DEVICE, dev)
+        assert "Finance servers" in d.reason and "Access security data from all devices is off" in d.reason
+
+
+def test_a_snapshot_lets_the_panel_ask_many_questions_in_two_queries(contoso, admin, django_assert_num_queries):
+    access_levels_set(tenant=contoso, acting_user=admin, investigate=True, respond=True, expected_version=1,
+                      recently_authenticated=True)
+    with django_assert_num_queries(2):
+        snap = access_snapshot(tenant=contoso)
+        for action in ExpertAction.values:
+            can_experts(contoso, action, None, snapshot=snap)
