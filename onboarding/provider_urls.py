@@ -1,9 +1,12 @@
 from django.urls import path
 
-from tenancy.interim import interim_view
+from onboarding import views
 
 app_name = "onboarding_provider"
 
 urlpatterns = [
-    path("onboarding/", interim_view("console"), name="console"),
+    path("onboarding/", views.console, name="console"),
+    path("onboarding/tenants/<int:tenant_id>/", views.provider_tenant, name="tenant"),
+    path("onboarding/tenants/<int:tenant_id>/invite/", views.invite, name="invite"),
+    path("onboarding/tenants/<int:tenant_id>/resend/", views.resend, name="resend"),
 ]

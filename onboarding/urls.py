@@ -1,10 +1,13 @@
 from django.urls import path
 
-from tenancy.interim import interim_view
+from onboarding import views
 
 app_name = "onboarding"
 
 urlpatterns = [
-    path("", interim_view("index"), name="index"),
-    path("get-started/", interim_view("get_started"), name="get_started"),
+    path("", views.index, name="index"),
+    path("get-started/", views.get_started, name="get_started"),
+    # The welcome email's link; two path segments, so it never collides with a step.
+    path("get-started/invitation/<str:token>/", views.invitation, name="invitation"),
+    path("get-started/<slug:step>/", views.guide_step, name="step"),
 ]

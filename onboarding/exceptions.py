@@ -1,0 +1,72 @@
+"""Errors the onboarding services raise; each carries a user-facing message."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from onboarding.models import GuideProgress
+
+
+class OnboardingError(Exception):
+    message: str = "That didn't work. Try again."
+
+    def __init__(self, message: str | None = None) -> None:
+        if message is not None:
+            self.message = message
+        super().__init__(self.message)
+
+
+class InvitationError(OnboardingError):
+    """The welcome email can't be sent (wrong phase, nobody to send it to)."""
+
+
+class LinkError(OnboardingError):
+    """A welcome link that can't be used; ``reason`` picks the explanation page."""
+
+    reason = "invalid"
+
+
+class LinkExpired(LinkError):
+    reason = "expired"
+    message = "This link has expired."
+
+
+class LinkInvalid(LinkError):
+    reason = "invalid"
+    message = "This link isn't valid."
+
+
+class LinkReplaced(LinkError):
+    reason = "replaced"
+    message = "This link has been replaced by a newer welcome email."
+
+
+class GuideNotAvailable(OnboardingError):
+    message = (
+        "The Get started guide opens once the Defender Experts team is ready to onboard your organization. "
+        "Your service delivery manager will send you a welcome email."
+    )
+
+
+class GuideConflict(OnboardingError):
+    """Someone else changed the guide since this page was loaded."""
+
+    def __init__(self, progress: GuideProgress, message: str | None = None) -> None:
+        self.progress = progress
+        who = progress.updated_by.display_name if progress.updated_by else "Another administrator"
+        super().__init__(
+            message
+            or f"{who} changed the guide while you were on this page. Here is the current state; review it and continue."
+        )
+
+
+class StepIncomplete(OnboardingError):
+    """The step can't be completed yet (e.g. no contact added)."""
+
+
+class SkipNeedsConfirmation(OnboardingError):
+    message = (
+        "If you skip providing additional permissions, our experts won't be able to take certain response actions "
+        "to secure your organization."
+    )

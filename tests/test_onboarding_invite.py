@@ -1,0 +1,197 @@
+"""Provider side: the onboarding console, "Ready to onboard" and Resend."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from django.core import mail
+from django.urls import reverse
+
+from audit.models import AuditEvent
+from onboarding.exceptions import InvitationError
+from onboarding.models import Invitation
+from onboarding.services import invitation_send
+from outbox.models import MessageStatus, OutboxMessage
+from outbox.services import outbox_deliver, outbox_due_ids
+from tenancy.models import ProviderOrganization, ProviderRole, ServicePhase, Tenant, TenantRole
+from tests import factories
+
+pytestmark = pytest.mark.django_db
+
+LINK_RE = re.compile(r"https?://[^\s\"<]+/get-started/invitation/[^\s\"<]+/")
+
+
+def deliver_outbox() -> None:
+    """What the dispatch sweep does; the test transaction never commits, so the
+    on-commit kick doesn't run here (the browser tests use real commits)."""
+    for message_id in outbox_due_ids():
+        outbox_deliver(message_id=message_id)
+
+
+def welcome_link(message) -> str:
+    found = LINK_RE.search(message.body)
+    assert found, message.body
+    return found.group(0)
+
+
+def test_ready_to_onboard_sends_the_welcome_email_and_moves_to_invited(
+    login, sdm, contoso, admin, secadmin, reader, django_capture_on_commit_callbacks
+):
+    client = login(sdm)
+    with django_capture_on_commit_callbacks(execute=True) as callbacks:
+        response = client.post(reverse("onboarding_provider:invite", args=[contoso.pk]))
+    assert len(callbacks) == 1  # the delivery is kicked off once the transaction commits
+    assert response.status_code == 302
+    contoso.refresh_from_db()
+    assert contoso.service_phase == ServicePhase.INVITED
+
+    # One outbox row, delivered (eager Celery) through Django's email backend.
+    message = OutboxMessage.objects.get(tenant=contoso, kind="onboarding.welcome")
+    assert message.status == MessageStatus.SENT
+    assert len(mail.outbox) == 1
+    email = mail.outbox[0]
+    # Global and Security Administrators only; readers and operators don't get it.
+    assert sorted(email.to) == ["admin@contoso.example", "secadmin@contoso.example"]
+    html, mimetype = email.alternatives[0]
+    assert mimetype == "text/html"
+    link = welcome_link(email)
+    assert link in html
+    assert "Settings > Defender Experts" in email.body and "Get started" in email.body
+
+    invitation = Invitation.objects.get(tenant=contoso)
+    assert invitation.recipients == ["admin@contoso.example", "secadmin@contoso.example"]
+    assert invitation.invited_by == sdm
+    # The token is the invitation's random nonce plus a timestamp and signature;
+    # it names no tenant.
+    token = link.rstrip("/").rsplit("/", 1)[1]
+    assert token.startswith(invitation.nonce + ":") and str(contoso.pk) not in token.split(":")[1:]
+    actions = set(AuditEvent.objects.filter(tenant=contoso).values_list("action", flat=True))
+    assert {"onboarding.welcome_sent", "tenant.phase_changed"} <= actions
+    phase_event = AuditEvent.objects.get(tenant=contoso, action="tenant.phase_changed")
+    assert phase_event.actor == sdm and phase_event.after["service_phase"] == "invited"
+
+
+def test_inviting_twice_is_refused_and_sends_nothing_more(sdm, contoso, admin):
+    invitation_send(tenant=contoso, acting_user=sdm)
+    with pytest.raises(InvitationError, match="already been invited"):
+        invitation_send(tenant=contoso, acting_user=sdm)
+    assert OutboxMessage.objects.filter(tenant=contoso).count() == 1
+
+
+def test_a_double_click_on_ready_to_onboard_shows_a_message_not_a_second_email(login, sdm, contoso, admin):
+    client = login(sdm)
+    client.post(reverse("onboarding_provider:invite", args=[contoso.pk]))
+    response = client.post(reverse("onboarding_provider:invite", args=[contoso.pk]), follow=True)
+    assert response.status_code == 200
+    assert b"already been invited" in response.content
+    deliver_outbox()
+    assert len(mail.outbox) == 1
+
+
+def test_a_tenant_without_admins_cannot_be_invited(login, sdm, contoso, reader):
+    response = login(sdm).post(reverse("onboarding_provider:invite", args=[contoso.pk]), follow=True)
+    assert b"no active Global Administrator or Security Administrator" in response.content
+    contoso.refresh_from_db()
+    assert contoso.service_phase == ServicePhase.NOT_INVITED
+    assert not OutboxMessage.objects.exists()
+
+
+def test_an_analyst_sees_the_console_but_cannot_invite(login, contoso, admin):
+    analyst = factories.staff(ProviderRole.ANALYST, "analyst@experts.example")
+    client = login(analyst)
+    assert client.get(reverse("onboarding_provider:console")).status_code == 200
+    assert client.post(reverse("onboarding_provider:invite", args=[contoso.pk])).status_code == 403
+    assert not OutboxMessage.objects.exists()
+
+
+def test_tenant_members_cannot_use_the_provider_console(login, admin, contoso):
+    client = login(admin)
+    assert client.get(reverse("onboarding_provider:console")).status_code == 403
+    assert client.post(reverse("onboarding_provider:invite", args=[contoso.pk])).status_code == 403
+
+
+def test_another_providers_tenant_is_a_404(login, sdm, admin):
+    other_org = ProviderOrganization.objects.create(name="Other MSSP", domain="other.example")
+    foreign = Tenant.objects.create(name="Foreign", primary_domain="foreign.example", provider=other_org)
+    factories.member(foreign, TenantRole.GLOBAL_ADMINISTRATOR, "ga@foreign.example")
+    client = login(sdm)
+    assert client.get(reverse("onboarding_provider:tenant", args=[foreign.pk])).status_code == 404
+    assert client.post(reverse("onboarding_provider:invite", args=[foreign.pk])).status_code == 404
+    assert client.get("/provider/onboarding/tenants/abc/").status_code == 404
+    foreign.refresh_from_db()
+    assert foreign.service_phase == ServicePhase.NOT_INVITED
+    assert b"Foreign" not in client.get(reverse("onboarding_provider:console")).content
+
+
+def test_resend_issues_a_new_link_and_the_old_one_stops_working(login, client, sdm, contoso, admin):
+    first = invitation_send(tenant=contoso, acting_user=sdm)
+    deliver_outbox()
+    old_link = welcome_link(mail.outbox[0])
+    staff_client = login(sdm)
+    response = staff_client.post(reverse("onboarding_provider:resend", args=[contoso.pk]), follow=True)
+    assert b"Earlier links no longer work" in response.content
+    deliver_outbox()
+    assert len(mail.outbox) == 2
+    new_link = welcome_link(mail.outbox[1])
+    assert new_link != old_link
+    first.refresh_from_db()
+    assert first.revoked_at is not None
+    assert AuditEvent.objects.filter(tenant=contoso, action="onboarding.welcome_resent").count() == 1
+    contoso.refresh_from_db()
+    assert contoso.service_phase == ServicePhase.INVITED  # a resend doesn't move the phase
+
+    client.force_login(admin)
+    old = client.get(old_link.split("127.0.0.1:8000", 1)[1])
+    assert old.status_code == 410
+    assert b"This link was replaced" in old.content
+    assert b"resend the welcome email" in old.content
+    new = client.get(new_link.split("127.0.0.1:8000", 1)[1])
+    assert new.status_code == 302 and new["Location"] == reverse("onboarding:get_started")
+
+
+def test_resend_is_refused_before_the_first_invite_and_after_the_guide_is_finished(sdm, contoso, admin):
+    with pytest.raises(InvitationError):
+        invitation_send(tenant=contoso, acting_user=sdm, resend=True)
+    Tenant.objects.filter(pk=contoso.pk).update(service_phase=ServicePhase.PREPARING)
+    contoso.refresh_from_db()
+    with pytest.raises(InvitationError, match="only be resent"):
+        invitation_send(tenant=contoso, acting_user=sdm, resend=True)
+
+
+def test_console_lists_phase_invitation_and_progress(login, sdm, contoso, fabrikam, admin, outsider):
+    invitation_send(tenant=contoso, acting_user=sdm)
+    html = login(sdm).get(reverse("onboarding_provider:console")).content.decode()
+    assert "Contoso" in html and "Fabrikam" in html
+    assert "Invited" in html and "Not invited" in html
+    assert "admin@contoso.example" in html  # who was invited
+    assert sdm.display_name in html  # by whom
+    assert "Ready to onboard" in html  # Fabrikam can still be invited
+
+
+def _tenants(n: int) -> None:
+    for i in range(n):
+        t = factories.tenant(f"Tenant {i:03d}")
+        factories.member(t, TenantRole.GLOBAL_ADMINISTRATOR)
+
+
+def test_console_runs_a_fixed_number_of_queries(login, sdm, django_assert_num_queries):
+    client = login(sdm)
+    staff = sdm
+    _tenants(3)
+    for t in Tenant.objects.all()[:2]:
+        invitation_send(tenant=t, acting_user=staff)
+    client.get(reverse("onboarding_provider:console"))  # warm the session
+    # session + user + provider staff (3), count (1), tenants with progress and
+    # latest invitation (1), readiness summaries (fixed, see readiness).
+    with django_assert_num_queries(CONSOLE_QUERIES) as small:
+        client.get(reverse("onboarding_provider:console"))
+    _tenants(27)
+    for t in Tenant.objects.filter(service_phase=ServicePhase.NOT_INVITED)[:10]:
+        invitation_send(tenant=t, acting_user=staff)
+    with django_assert_num_queries(len(small.captured_queries)):
+        response = client.get(reverse("onboarding_provider:console"))
+    assert response.content.decode().count('data-testid="tenant-') == 30
+
+
+CONSOLE_QUERIES = 6
