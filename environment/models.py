@@ -79,6 +79,9 @@ class GroupMembership(models.Model):
     class Meta:
         constraints = [models.UniqueConstraint(fields=["group", "user"], name="group_membership_unique")]
 
+    def __str__(self) -> str:
+        return f"{self.user_id} in {self.group_id}"
+
 
 class DeviceGroup(models.Model):
     """A Defender for Endpoint device group."""

@@ -247,6 +247,15 @@ class LicenceUsage:
         return self.seats - self.used
 
     @property
+    def shortfall(self) -> int:
+        """Seats missing to cover what's in use (0 when there are enough)."""
+        return max(0, self.used - self.seats)
+
+    @property
+    def unused(self) -> int:
+        return max(0, self.seats - self.used)
+
+    @property
     def percent(self) -> int:
         return min(100, round(100 * self.used / self.seats)) if self.seats else (100 if self.used else 0)
 

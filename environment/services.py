@@ -138,17 +138,23 @@ def devices_onboard(
     device_group: DeviceGroup | None = None,
     count: int | None = None,
     name_contains: str | None = None,
+    av_mode: str | None = None,
+    all_devices: bool = False,
 ) -> int:
     """Onboard devices to Defender for Endpoint; returns how many were onboarded.
 
     Choose the devices with any of: ``device_ids`` (specific devices),
     ``device_group`` (a whole group) and ``count`` (at most N devices that
     are not onboarded yet, in name order). They combine: a group with a
-    count onboards N devices of that group. Devices that are already
-    onboarded are left alone.
+    count onboards N devices of that group; ``name_contains`` (a name
+    search) and ``av_mode`` narrow further, for the device list's "all
+    matching" action. Onboarding every device of the tenant needs
+    ``all_devices=True``. Devices that are already onboarded are left alone.
     """
-    if device_ids is None and device_group is None and count is None:
+    if device_ids is None and device_group is None and count is None and not name_contains and not all_devices:
         raise ValidationError("Choose the devices to onboard: specific devices, a device group or a number.")
+    if av_mode is not None:
+        av_mode = _validate_mode(av_mode, field="av_mode")
     if count is not None:
         if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= MAX_ONBOARD_COUNT:
             raise ValidationError(
@@ -157,6 +163,8 @@ def devices_onboard(
     candidates = _scoped_devices(
         tenant=tenant, device_ids=device_ids, device_group=device_group, name_contains=name_contains
     ).filter(onboarding_state=OnboardingState.NOT_ONBOARDED)
+    if av_mode is not None:
+        candidates = candidates.filter(av_mode=av_mode)
     if count is not None:
         # One UPDATE ... WHERE id IN (SELECT id ... LIMIT n): still bulk SQL.
         candidates = Device.objects.filter(pk__in=Subquery(candidates.order_by("name", "id").values("pk")[:count]))
@@ -186,7 +194,12 @@ def devices_onboard(
             "not_onboarded": after["not_onboarded"],
             "changed": changed,
             "scope": _scope_description(
-                device_ids=device_ids, device_group=device_group, count=count, name_contains=name_contains
+                device_ids=device_ids,
+                device_group=device_group,
+                count=count,
+                from_mode=av_mode,
+                name_contains=name_contains,
+                all_devices=all_devices,
             ),
         },
     )

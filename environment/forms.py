@@ -1,0 +1,117 @@
+"""Forms of the Environment area: input parsing and per-field messages only.
+
+The rules live in ``environment.services``; a ``ValidationError`` raised
+there is attached back to these forms so the page re-renders with it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+
+from environment.models import AntivirusMode, LicenceProduct
+from environment.security_settings import SETTINGS_BY_KEY
+from environment.services import MAX_ONBOARD_COUNT, MAX_SEATS
+
+DEVICE_ACTIONS = {
+    "onboard_selected": "Onboard selected",
+    "onboard_matching": "Onboard all matching",
+    "onboard_count": "Onboard a number of devices",
+    "av_selected": "Set antivirus mode for selected",
+    "av_matching": "Set antivirus mode for all matching",
+}
+
+
+class DeviceActionForm(forms.Form):
+    """The device list's bulk action bar. Which fields matter depends on the button pressed."""
+
+    action = forms.ChoiceField(choices=list(DEVICE_ACTIONS.items()))
+    count = forms.IntegerField(
+        required=False,
+        min_value=1,
+        max_value=MAX_ONBOARD_COUNT,
+        label="Number of devices",
+        error_messages={
+            "invalid": "Enter a whole number of devices.",
+            "min_value": "Enter at least 1 device.",
+            "max_value": f"Enter at most {MAX_ONBOARD_COUNT:,} devices.",
+        },
+    )
+    mode = forms.ChoiceField(
+        required=False,
+        choices=[("", "Choose a mode"), *AntivirusMode.choices],
+        label="Antivirus mode",
+        error_messages={"invalid_choice": "Choose active, passive or disabled."},
+    )
+
+    def __init__(self, *args: Any, selected: list[int] | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.selected = selected or []
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        action = data.get("action")
+        if action in {"onboard_selected", "av_selected"} and not self.selected:
+            raise forms.ValidationError("Select at least one device first.", code="nothing_selected")
+        if action == "onboard_count" and data.get("count") is None and "count" not in self.errors:
+            self.add_error("count", "Enter how many devices to onboard.")
+        if action in {"av_selected", "av_matching"} and not data.get("mode") and "mode" not in self.errors:
+            self.add_error("mode", "Choose the antivirus mode to switch to.")
+        return data
+
+
+class SecuritySettingForm(forms.Form):
+    key = forms.CharField(max_length=80)
+    value = forms.CharField(max_length=80, error_messages={"required": "Choose a value."})
+
+    def clean_key(self) -> str:
+        key = self.cleaned_data["key"]
+        if key not in SETTINGS_BY_KEY:
+            raise forms.ValidationError(f"“{key}” isn't a known security setting.")
+        return key
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        spec = SETTINGS_BY_KEY.get(data.get("key", ""))
+        value = data.get("value")
+        if spec is not None and value is not None and value not in dict(spec.choices):
+            options = ", ".join(label for _, label in spec.choices)
+            self.add_error("value", f"Choose one of: {options}.")
+        return data
+
+
+class LicenceSeatsForm(forms.Form):
+    product = forms.ChoiceField(
+        choices=LicenceProduct.choices, error_messages={"invalid_choice": "That isn't a licensed product."}
+    )
+    seats = forms.IntegerField(
+        min_value=0,
+        max_value=MAX_SEATS,
+        error_messages={
+            "required": "Enter a number of seats.",
+            "invalid": "Enter a whole number of seats.",
+            "min_value": "Seats can't be negative.",
+            "max_value": f"Enter at most {MAX_SEATS:,} seats.",
+        },
+    )
+
+
+class DirectoryUserForm(forms.Form):
+    display_name = forms.CharField(max_length=256, label="Display name")
+    user_principal_name = forms.CharField(max_length=256, label="User principal name")
+    mail = forms.CharField(max_length=254, required=False, label="Mail")
+    job_title = forms.CharField(max_length=128, required=False, label="Job title")
+    domain_controller = forms.ChoiceField(required=False, label="Domain controller (hybrid identity)")
+
+    def __init__(self, *args: Any, domain_controllers: list[tuple[str, str]] | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["domain_controller"].choices = [("", "None (cloud-only account)"), *(domain_controllers or [])]
+
+
+class DirectoryGroupForm(forms.Form):
+    display_name = forms.CharField(max_length=256, label="Group name")
+    mail = forms.CharField(max_length=254, required=False, label="Mail")
+    mail_enabled = forms.BooleanField(required=False, label="Mail-enabled")
+    security_enabled = forms.BooleanField(required=False, initial=True, label="Security group")
+    description = forms.CharField(max_length=500, required=False, label="Description")

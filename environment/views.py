@@ -1,0 +1,559 @@
+"""The Environment area: the emulated Microsoft side of a tenant.
+
+Every member can look; only Global Administrators and Security
+Administrators change things (``require_manage`` -> 403 for the others).
+Objects are fetched through ``get_tenant_object_or_404``, so another
+tenant's id or a malformed id is a 404. Writes go through
+``environment.services``; a ``ValidationError`` from a service re-renders
+the page with the message, never a 500.
+
+Every form works as a plain POST (redirect-after-post with a message) and,
+when htmx is present, swaps the page's named partial in place.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlencode
+
+from django.contrib import messages
+from django.core.exceptions import ValidationError
+from django.core.paginator import Paginator
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_http_methods, require_POST
+
+from environment import selectors, services
+from environment.forms import (
+    DEVICE_ACTIONS,
+    DeviceActionForm,
+    DirectoryGroupForm,
+    DirectoryUserForm,
+    LicenceSeatsForm,
+    SecuritySettingForm,
+)
+from environment.models import AntivirusMode, Device, DeviceGroup, DirectoryUser, DomainController, OnboardingState
+from environment.security_settings import SETTINGS_BY_KEY
+from tenancy.access import get_tenant_object_or_404, require_manage, tenant_view
+
+DEVICES_PER_PAGE = 50
+USERS_PER_PAGE = 50
+GROUPS_PER_PAGE = 25
+# The directory list's state, carried through row actions so the admin lands back where they were.
+KEEP_PARAMS = ("q", "status", "page", "gpage")
+
+
+def _messages_text(error: ValidationError) -> str:
+    return " ".join(str(m) for m in error.messages)
+
+
+def _render(request: HttpRequest, template: str, context: dict[str, Any], *, status: int = 200) -> HttpResponse:
+    """The whole page, or only its ``panel`` partial for an htmx request."""
+    context.setdefault("nav", "environment")
+    if getattr(request, "htmx", False):
+        return render(request, f"{template}#panel", context, status=status)
+    return render(request, template, context, status=status)
+
+
+def _with_query(url: str, params: dict[str, Any]) -> str:
+    params = {k: v for k, v in params.items() if v not in (None, "")}
+    return f"{url}?{urlencode(params)}" if params else url
+
+
+# --- Overview ---------------------------------------------------------------------------------
+
+
+@tenant_view
+def overview(request: HttpRequest) -> HttpResponse:
+    tenant = request.tenant  # type: ignore[attr-defined]
+    # Five queries, whatever the size of the environment: device counts (one
+    # GROUP BY), identity counts, domain controllers with identity counts,
+    # licences, directory group counts, plus stored security settings.
+    devices = selectors.device_counts(tenant=tenant)
+    identities = selectors.identity_counts(tenant=tenant)
+    dcs = list(selectors.domain_controllers_with_identities(tenant=tenant))
+    settings_state = selectors.security_settings(tenant=tenant)
+    context = {
+        "env_tab": "overview",
+        "devices": devices,
+        "identities": identities,
+        "domain_controllers": dcs,
+        "dcs_with_sensor": sum(1 for dc in dcs if dc.sensor_installed),
+        "rows": [
+            {"lic": lic, "value": lic.seats, "error": ""}
+            for lic in selectors.licence_usage(tenant=tenant, devices=devices, identities=identities)
+        ],
+        "directory": selectors.directory_counts(tenant=tenant, identities=identities),
+        "settings_changed": sum(1 for s in settings_state if not s.is_default),
+        "settings_total": len(settings_state),
+    }
+    return _render(request, "environment/overview.html", context)
+
+
+# --- Devices ----------------------------------------------------------------------------------
+
+
+def _device_group_filter(request: HttpRequest, raw: str | None) -> DeviceGroup | None:
+    """The ``group`` filter: empty means all groups; a foreign or malformed id is a 404."""
+    if not raw:
+        return None
+    return get_tenant_object_or_404(request, DeviceGroup, pk=raw)
+
+
+def _selected_device_ids(request: HttpRequest) -> list[int]:
+    """The ticked devices; a malformed id or another tenant's device is a 404."""
+    raw = request.POST.getlist("device")
+    ids: set[int] = set()
+    for value in raw:
+        if not value.isdigit() or len(value) > 18:
+            raise Http404
+        ids.add(int(value))
+    if ids and Device.objects.filter(tenant=request.tenant, pk__in=ids).count() != len(ids):  # type: ignore[attr-defined]
+        raise Http404
+    return sorted(ids)
+
+
+def _run_device_action(
+    request: HttpRequest,
+    form: DeviceActionForm,
+    *,
+    group: DeviceGroup | None,
+    filters: selectors.DeviceFilters,
+) -> str:
+    tenant = request.tenant  # type: ignore[attr-defined]
+    action = form.cleaned_data["action"]
+    mode = form.cleaned_data.get("mode") or ""
+    common = {"tenant": tenant, "acting_user": request.user}
+    if action == "onboard_selected":
+        n = services.devices_onboard(**common, device_ids=form.selected)
+        return f"Onboarded {n:,} device{'s' if n != 1 else ''}." if n else "The selected devices are already onboarded."
+    if action in {"onboard_matching", "onboard_count"}:
+        if filters.onboarding == OnboardingState.ONBOARDED:
+            return "No devices to onboard: the list is filtered to onboarded devices."
+        n = services.devices_onboard(
+            **common,
+            device_group=group,
+            name_contains=filters.q or None,
+            av_mode=filters.av or None,
+            count=form.cleaned_data["count"] if action == "onboard_count" else None,
+            all_devices=True,
+        )
+        return f"Onboarded {n:,} device{'s' if n != 1 else ''}." if n else "No matching devices needed onboarding."
+    label = AntivirusMode(mode).label.lower()
+    if action == "av_selected":
+        n = services.devices_set_antivirus_mode(**common, mode=mode, device_ids=form.selected)
+    else:
+        n = services.devices_set_antivirus_mode(
+            **common,
+            mode=mode,
+            device_group=group,
+            from_mode=filters.av or None,
+            onboarding_state=filters.onboarding or None,
+            name_contains=filters.q or None,
+            all_devices=True,
+        )
+    if not n:
+        return f"No devices changed: they're already in {label} mode."
+    return f"Defender Antivirus switched to {label} mode on {n:,} device{'s' if n != 1 else ''}."
+
+
+@require_http_methods(["GET", "POST"])
+@tenant_view
+def devices(request: HttpRequest) -> HttpResponse:
+    params = request.POST if request.method == "POST" else request.GET
+    filters = selectors.parse_device_filters(params)
+    group = _device_group_filter(request, (params.get("group") or "").strip())
+    page_number = params.get("page") or 1
+    outcome = ""
+    status = 200
+    if request.method == "POST":
+        require_manage(request)
+        form = DeviceActionForm(request.POST, selected=_selected_device_ids(request))
+        if form.is_valid():
+            try:
+                outcome = _run_device_action(request, form, group=group, filters=filters)
+            except ValidationError as exc:
+                form.add_error(None, _messages_text(exc))
+            else:
+                if not request.htmx:  # type: ignore[attr-defined]
+                    messages.success(request, outcome)
+                    return redirect(
+                        _with_query(reverse("environment:devices"), {**filters.as_query(), "page": page_number})
+                    )
+                form = DeviceActionForm()
+        if form.errors:
+            status = 200 if request.htmx else 400  # type: ignore[attr-defined]
+    else:
+        form = DeviceActionForm()
+    return _render(
+        request,
+        "environment/devices.html",
+        _devices_context(request, filters, page_number, form, outcome),
+        status=status,
+    )
+
+
+def _devices_context(
+    request: HttpRequest, filters: selectors.DeviceFilters, page_number: Any, form: DeviceActionForm, outcome: str
+) -> dict[str, Any]:
+    tenant = request.tenant  # type: ignore[attr-defined]
+    # Queries: the device counts (one GROUP BY), the device groups, the
+    # paginator's COUNT and the page of devices with their group joined.
+    paginator = Paginator(selectors.device_list(tenant=tenant, filters=filters), DEVICES_PER_PAGE)
+    page = paginator.get_page(page_number)
+    query = filters.as_query()
+    return {
+        "env_tab": "devices",
+        "counts": selectors.device_counts(tenant=tenant),
+        "groups": list(selectors.device_groups(tenant=tenant)),
+        "filters": filters,
+        "filter_query": urlencode(query),
+        "page": page,
+        "matching": paginator.count,
+        "form": form,
+        "outcome": outcome,
+        "av_modes": AntivirusMode.choices,
+        "onboarding_states": OnboardingState.choices,
+        "actions": DEVICE_ACTIONS,
+        "selected": set(form.selected) if form.is_bound else set(),
+    }
+
+
+# --- Domain controllers ---------------------------------------------------------------------------
+
+
+def _dc_context(request: HttpRequest, **extra: Any) -> dict[str, Any]:
+    tenant = request.tenant  # type: ignore[attr-defined]
+    dcs = list(selectors.domain_controllers_with_identities(tenant=tenant))
+    return {
+        "env_tab": "domain_controllers",
+        "domain_controllers": dcs,
+        "with_sensor": sum(1 for dc in dcs if dc.sensor_installed),
+        "identities": selectors.identity_counts(tenant=tenant),
+        "outcome": "",
+        "error": "",
+        **extra,
+    }
+
+
+@tenant_view
+def domain_controllers(request: HttpRequest) -> HttpResponse:
+    return _render(request, "environment/domain_controllers.html", _dc_context(request))
+
+
+@require_POST
+@tenant_view
+def domain_controller_sensor(request: HttpRequest, pk: int) -> HttpResponse:
+    require_manage(request)
+    dc = get_tenant_object_or_404(request, DomainController, pk=pk)
+    action = request.POST.get("action")
+    try:
+        if action == "install":
+            services.domain_controller_install_sensor(
+                tenant=request.tenant,
+                acting_user=request.user,
+                domain_controller=dc,  # type: ignore[attr-defined]
+            )
+            outcome = f"The Defender for Identity sensor is installed on {dc.name}."
+        elif action == "uninstall":
+            services.domain_controller_uninstall_sensor(
+                tenant=request.tenant,
+                acting_user=request.user,
+                domain_controller=dc,  # type: ignore[attr-defined]
+            )
+            outcome = f"The Defender for Identity sensor was removed from {dc.name}."
+        else:
+            raise ValidationError("Choose whether to install or remove the sensor.")
+    except ValidationError as exc:
+        error = _messages_text(exc)
+        return _render(
+            request,
+            "environment/domain_controllers.html",
+            _dc_context(request, error=error),
+            status=200 if request.htmx else 400,  # type: ignore[attr-defined]
+        )
+    if request.htmx:  # type: ignore[attr-defined]
+        return _render(request, "environment/domain_controllers.html", _dc_context(request, outcome=outcome))
+    messages.success(request, outcome)
+    return redirect("environment:domain_controllers")
+
+
+# --- Directory -----------------------------------------------------------------------------------
+
+
+def _directory_context(request: HttpRequest, params: Any, **extra: Any) -> dict[str, Any]:
+    tenant = request.tenant  # type: ignore[attr-defined]
+    q = (params.get("q") or "").strip()[:100]
+    status = params.get("status") or ""
+    status = status if status in selectors.USER_STATUS_FILTERS else ""
+    # Queries: users COUNT + page (with domain controller joined), groups
+    # COUNT + page (member counts annotated), and the domain controllers for
+    # the "Add a user" form.
+    users = Paginator(selectors.directory_users(tenant=tenant, q=q, status=status), USERS_PER_PAGE).get_page(
+        params.get("page") or 1
+    )
+    groups = Paginator(selectors.directory_groups(tenant=tenant, q=q), GROUPS_PER_PAGE).get_page(
+        params.get("gpage") or 1
+    )
+    dcs = [(str(dc.pk), dc.name) for dc in DomainController.objects.filter(tenant=tenant).order_by("name")]
+    query = {k: v for k, v in {"q": q, "status": status}.items() if v}
+    context = {
+        "env_tab": "directory",
+        "q": q,
+        "status": status,
+        "users": users,
+        "groups": groups,
+        "filter_query": urlencode(query),
+        "keep": {**query, "page": users.number, "gpage": groups.number},
+        "user_form": DirectoryUserForm(domain_controllers=dcs),
+        "group_form": DirectoryGroupForm(),
+        "open_form": "",
+        "outcome": "",
+    }
+    context.update(extra)
+    return context
+
+
+@tenant_view
+def directory(request: HttpRequest) -> HttpResponse:
+    return _render(request, "environment/directory.html", _directory_context(request, request.GET))
+
+
+def _directory_return(request: HttpRequest) -> str:
+    """Back to the directory list the action was taken from (same search and page)."""
+    keep = {k: request.POST.get(k, "") for k in KEEP_PARAMS}
+    return _with_query(reverse("environment:directory"), keep)
+
+
+@require_POST
+@tenant_view
+def directory_user_enabled(request: HttpRequest, pk: int) -> HttpResponse:
+    require_manage(request)
+    user = get_tenant_object_or_404(request, DirectoryUser.objects.select_related("domain_controller"), pk=pk)
+    raw = request.POST.get("enabled")
+    if raw not in {"true", "false"}:
+        messages.error(request, "Choose whether to enable or disable the user.")
+        return HttpResponseRedirect(_directory_return(request))
+    enabled = raw == "true"
+    services.directory_user_set_enabled(
+        tenant=request.tenant,
+        acting_user=request.user,
+        directory_user=user,
+        enabled=enabled,  # type: ignore[attr-defined]
+    )
+    outcome = f"{user.display_name} is {'enabled' if enabled else 'disabled'}."
+    if request.htmx:  # type: ignore[attr-defined]
+        # Only the user's row changes: swap it in place.
+        return render(
+            request,
+            "environment/directory.html#user_row",
+            {"u": user, "row_outcome": outcome, "keep": {k: request.POST.get(k, "") for k in KEEP_PARAMS}},
+        )
+    messages.success(request, outcome)
+    return HttpResponseRedirect(_directory_return(request))
+
+
+@require_http_methods(["GET", "POST"])
+@tenant_view
+def directory_user_delete(request: HttpRequest, pk: int) -> HttpResponse:
+    """Ask first (GET), then delete (POST with confirm=yes)."""
+    require_manage(request)
+    user = get_tenant_object_or_404(request, DirectoryUser.objects.select_related("domain_controller"), pk=pk)
+    if request.method == "POST" and request.POST.get("confirm") == "yes":
+        name = user.display_name
+        services.directory_user_delete(
+            tenant=request.tenant,
+            acting_user=request.user,
+            directory_user=user,  # type: ignore[attr-defined]
+        )
+        messages.success(request, f"{name} was deleted from the directory.")
+        return HttpResponseRedirect(_directory_return(request))
+    params = request.POST if request.method == "POST" else request.GET
+    keep = {k: params.get(k, "") for k in KEEP_PARAMS}
+    return render(
+        request,
+        "environment/directory_user_delete.html",
+        {
+            "nav": "environment",
+            "env_tab": "directory",
+            "u": user,
+            "keep": keep,
+            "back_url": _with_query(reverse("environment:directory"), keep),
+        },
+    )
+
+
+@require_POST
+@tenant_view
+def directory_user_create(request: HttpRequest) -> HttpResponse:
+    require_manage(request)
+    tenant = request.tenant  # type: ignore[attr-defined]
+    dcs = [(str(dc.pk), dc.name) for dc in DomainController.objects.filter(tenant=tenant).order_by("name")]
+    form = DirectoryUserForm(request.POST, domain_controllers=dcs)
+    if form.is_valid():
+        dc_id = form.cleaned_data["domain_controller"]
+        dc = get_tenant_object_or_404(request, DomainController, pk=dc_id) if dc_id else None
+        try:
+            user = services.directory_user_create(
+                tenant=tenant,
+                acting_user=request.user,  # type: ignore[arg-type]
+                display_name=form.cleaned_data["display_name"],
+                user_principal_name=form.cleaned_data["user_principal_name"],
+                mail=form.cleaned_data["mail"],
+                job_title=form.cleaned_data["job_title"],
+                domain_controller=dc,
+            )
+        except ValidationError as exc:
+            _attach(form, exc)
+        else:
+            messages.success(request, f"{user.display_name} was added to the directory.")
+            return redirect(_with_query(reverse("environment:directory"), {"q": user.user_principal_name}))
+    context = _directory_context(request, request.POST, user_form=form, open_form="user")
+    return render(request, "environment/directory.html", {**context, "nav": "environment"}, status=400)
+
+
+@require_POST
+@tenant_view
+def directory_group_create(request: HttpRequest) -> HttpResponse:
+    require_manage(request)
+    form = DirectoryGroupForm(request.POST)
+    if form.is_valid():
+        try:
+            group = services.directory_group_create(
+                tenant=request.tenant,  # type: ignore[attr-defined]
+                acting_user=request.user,  # type: ignore[arg-type]
+                **form.cleaned_data,
+            )
+        except ValidationError as exc:
+            _attach(form, exc)
+        else:
+            messages.success(request, f"The group {group.display_name} was added.")
+            return redirect(_with_query(reverse("environment:directory"), {"q": group.display_name}))
+    context = _directory_context(request, request.POST, group_form=form, open_form="group")
+    return render(request, "environment/directory.html", {**context, "nav": "environment"}, status=400)
+
+
+def _attach(form: Any, exc: ValidationError) -> None:
+    """Put a service's ValidationError on the form's fields (or the form)."""
+    if hasattr(exc, "error_dict"):
+        for field, errors in exc.message_dict.items():
+            form.add_error(field if field in form.fields else None, errors)
+    else:
+        form.add_error(None, exc.messages)
+
+
+# --- Security settings -------------------------------------------------------------------------------
+
+
+def _settings_context(request: HttpRequest, **extra: Any) -> dict[str, Any]:
+    # One query: the tenant's stored values, merged with the catalogue's defaults.
+    row_errors: dict[str, str] = extra.pop("row_errors", {})
+    submitted: dict[str, str] = extra.pop("submitted", {})
+    products = [
+        (
+            product,
+            [
+                {"s": state, "value": submitted.get(state.key, state.value), "error": row_errors.get(state.key, "")}
+                for state in states
+            ],
+        )
+        for product, states in selectors.security_settings_by_product(tenant=request.tenant)  # type: ignore[attr-defined]
+    ]
+    return {"env_tab": "settings", "products": products, "outcome": "", "error": "", **extra}
+
+
+@require_http_methods(["GET", "POST"])
+@tenant_view
+def security_settings(request: HttpRequest) -> HttpResponse:
+    if request.method == "GET":
+        return _render(request, "environment/settings.html", _settings_context(request))
+    require_manage(request)
+    form = SecuritySettingForm(request.POST)
+    key = request.POST.get("key", "")
+    if form.is_valid():
+        try:
+            changed = services.security_setting_set(
+                tenant=request.tenant,  # type: ignore[attr-defined]
+                acting_user=request.user,  # type: ignore[arg-type]
+                key=form.cleaned_data["key"],
+                value=form.cleaned_data["value"],
+            )
+        except ValidationError as exc:
+            form.add_error(None, _messages_text(exc))
+        else:
+            spec = SETTINGS_BY_KEY[form.cleaned_data["key"]]
+            label = dict(spec.choices)[form.cleaned_data["value"]]
+            outcome = f"{spec.label} is set to {label}." if changed else f"{spec.label} was already {label}."
+            if request.htmx:  # type: ignore[attr-defined]
+                return _render(request, "environment/settings.html", _settings_context(request, outcome=outcome))
+            messages.success(request, outcome)
+            return redirect("environment:settings")
+    errors = " ".join(m for msgs in form.errors.values() for m in msgs)
+    context = (
+        _settings_context(request, row_errors={key: errors}, submitted={key: request.POST.get("value", "")})
+        if key in SETTINGS_BY_KEY
+        else _settings_context(request, error=errors)
+    )
+    return _render(request, "environment/settings.html", context, status=200 if request.htmx else 400)  # type: ignore[attr-defined]
+
+
+# --- Licences ------------------------------------------------------------------------------------------
+
+
+def _licences_context(request: HttpRequest, **extra: Any) -> dict[str, Any]:
+    tenant = request.tenant  # type: ignore[attr-defined]
+    # Three queries: device counts, identity counts and the licence rows.
+    devices_ = selectors.device_counts(tenant=tenant)
+    identities = selectors.identity_counts(tenant=tenant)
+    row_errors: dict[str, str] = extra.pop("row_errors", {})
+    submitted: dict[str, str] = extra.pop("submitted", {})
+    usage = selectors.licence_usage(tenant=tenant, devices=devices_, identities=identities)
+    return {
+        "env_tab": "licences",
+        "licences": usage,
+        # Each row with what the admin typed and its error, after a bad value.
+        "rows": [
+            {"lic": lic, "value": submitted.get(lic.product, lic.seats), "error": row_errors.get(lic.product, "")}
+            for lic in usage
+        ],
+        "outcome": "",
+        "error": "",
+        **extra,
+    }
+
+
+@require_http_methods(["GET", "POST"])
+@tenant_view
+def licences(request: HttpRequest) -> HttpResponse:
+    if request.method == "GET":
+        return _render(request, "environment/licences.html", _licences_context(request))
+    require_manage(request)
+    form = LicenceSeatsForm(request.POST)
+    product = request.POST.get("product", "")
+    if form.is_valid():
+        try:
+            changed = services.licence_set_seats(
+                tenant=request.tenant,  # type: ignore[attr-defined]
+                acting_user=request.user,  # type: ignore[arg-type]
+                product=form.cleaned_data["product"],
+                seats=form.cleaned_data["seats"],
+            )
+        except ValidationError as exc:
+            form.add_error(None, _messages_text(exc))
+        else:
+            seats = form.cleaned_data["seats"]
+            name = dict(LicenceSeatsForm.base_fields["product"].choices)[form.cleaned_data["product"]]  # type: ignore[attr-defined]
+            outcome = f"{name}: {seats:,} seats." if changed else f"{name} already has {seats:,} seats."
+            if request.htmx:  # type: ignore[attr-defined]
+                return _render(request, "environment/licences.html", _licences_context(request, outcome=outcome))
+            messages.success(request, outcome)
+            return redirect("environment:licences")
+    errors = " ".join(m for msgs in form.errors.values() for m in msgs)
+    known = product in dict(LicenceSeatsForm.base_fields["product"].choices)  # type: ignore[attr-defined]
+    context = (
+        _licences_context(request, row_errors={product: errors}, submitted={product: request.POST.get("seats", "")})
+        if known
+        else _licences_context(request, error=errors)
+    )
+    return _render(request, "environment/licences.html", context, status=200 if request.htmx else 400)  # type: ignore[attr-defined]
