@@ -1,0 +1,221 @@
+// Notification contacts: turns the contact picker into an ARIA 1.2 combobox
+// (input + listbox, aria-activedescendant) and asks before removals.
+// Progressive enhancement only: without this file the picker is a GET form
+// with an Add button per result, and removal has a confirmation page.
+(function () {
+  "use strict";
+
+  function statusText(state, count) {
+    if (state === "short") return "Type at least 2 characters to search.";
+    if (state === "none") return "No people or teams match your search.";
+    if (state === "results") {
+      return count + (count === 1 ? " result" : " results") +
+        " available. Use the up and down arrow keys to review them and Enter to choose.";
+    }
+    return "";
+  }
+
+  function Picker(root) {
+    this.root = root;
+    this.input = root.querySelector("[data-picker-input]");
+    this.popup = root.querySelector("[data-picker-results]");
+    this.entry = root.querySelector("[data-picker-entry]");
+    this.qCopy = root.querySelector("[data-picker-q]");
+    this.selected = root.querySelector("[data-picker-selected]");
+    this.status = root.querySelector("[data-picker-status]");
+    this.type = root.querySelector("[data-picker-type]");
+    this.phone = root.querySelector("[data-picker-phone]");
+    this.active = -1;
+    if (!this.input || !this.popup) return;
+    root.classList.add("is-enhanced");
+    var input = this.input;
+    input.setAttribute("role", "combobox");
+    input.setAttribute("aria-autocomplete", "list");
+    input.setAttribute("aria-expanded", "false");
+    this.bind();
+    this.refresh(false);
+  }
+
+  Picker.prototype.listbox = function () {
+    return this.popup.querySelector("ul");
+  };
+
+  Picker.prototype.options = function () {
+    var list = this.listbox();
+    return list ? Array.prototype.slice.call(list.querySelectorAll("li[data-value]")) : [];
+  };
+
+  // Called after every swap of the results: apply the listbox roles and
+  // announce the count in the live region.
+  Picker.prototype.refresh = function (announce) {
+    var list = this.listbox();
+    var state = this.popup.querySelector("[data-picker-state]");
+    var stateName = state ? state.getAttribute("data-picker-state") : "empty";
+    var count = state ? parseInt(state.getAttribute("data-count") || "0", 10) : 0;
+    if (list) {
+      list.setAttribute("role", "listbox");
+      this.input.setAttribute("aria-controls", list.id);
+      this.options().forEach(function (li) {
+        li.setAttribute("role", "option");
+        li.setAttribute("aria-selected", "false");
+        if (li.hasAttribute("data-unavailable")) li.setAttribute("aria-disabled", "true");
+      });
+    }
+    this.active = -1;
+    this.input.removeAttribute("aria-activedescendant");
+    var open = stateName !== "empty" && document.activeElement === this.input;
+    this.setOpen(open || (announce && stateName !== "empty"));
+    if (announce && this.status) this.status.textContent = statusText(stateName, count);
+  };
+
+  Picker.prototype.setOpen = function (open) {
+    var hasContent = this.popup.querySelector("[data-picker-state]") &&
+      this.popup.querySelector("[data-picker-state]").getAttribute("data-picker-state") !== "empty";
+    open = open && hasContent;
+    this.popup.hidden = !open;
+    this.input.setAttribute("aria-expanded", open && this.options().length ? "true" : "false");
+  };
+
+  Picker.prototype.isOpen = function () {
+    return !this.popup.hidden;
+  };
+
+  Picker.prototype.highlight = function (index) {
+    var options = this.options();
+    if (!options.length) return;
+    if (index < 0) index = options.length - 1;
+    if (index >= options.length) index = 0;
+    options.forEach(function (li, i) {
+      li.classList.toggle("is-active", i === index);
+      li.setAttribute("aria-selected", i === index ? "true" : "false");
+    });
+    this.active = index;
+    var li = options[index];
+    this.input.setAttribute("aria-activedescendant", li.id);
+    if (li.scrollIntoView) li.scrollIntoView({ block: "nearest" });
+  };
+
+  Picker.prototype.choose = function (li) {
+    var reason = li.getAttribute("data-unavailable");
+    var name = li.getAttribute("data-name");
+    if (reason) {
+      if (this.status) this.status.textContent = name + " can't be added: " + reason.toLowerCase() + ".";
+      return;
+    }
+    this.entry.value = li.getAttribute("data-value");
+    this.input.value = name;
+    if (this.qCopy) this.qCopy.value = name;
+    if (this.selected) {
+      this.selected.textContent = "Selected: " + name + " (" + li.getAttribute("data-kind") + ")";
+      this.selected.hidden = false;
+    }
+    this.setOpen(false);
+    if (this.status) {
+      this.status.textContent = "Selected " + name + ". " +
+        (this.type ? "Choose the notification type, then select Add." : "Select Add to add them.");
+    }
+  };
+
+  Picker.prototype.clearChoice = function () {
+    if (this.entry.value) {
+      this.entry.value = "";
+      if (this.selected) { this.selected.hidden = true; this.selected.textContent = ""; }
+    }
+  };
+
+  Picker.prototype.bind = function () {
+    var self = this;
+    var input = this.input;
+    input.addEventListener("keydown", function (event) {
+      var options = self.options();
+      switch (event.key) {
+        case "ArrowDown":
+          event.preventDefault();
+          if (!self.isOpen()) self.setOpen(true);
+          self.highlight(self.active + 1);
+          break;
+        case "ArrowUp":
+          event.preventDefault();
+          if (!self.isOpen()) self.setOpen(true);
+          self.highlight(self.active - 1);
+          break;
+        case "Home":
+        case "End":
+          if (self.isOpen() && options.length) {
+            event.preventDefault();
+            self.highlight(event.key === "Home" ? 0 : options.length - 1);
+          }
+          break;
+        case "Enter":
+          // Enter chooses the highlighted result; otherwise it searches now
+          // (instead of leaving the page for the plain search results).
+          event.preventDefault();
+          if (self.isOpen() && self.active >= 0 && options[self.active]) {
+            self.choose(options[self.active]);
+          } else if (window.htmx) {
+            window.htmx.trigger(input, "search");
+          }
+          break;
+        case "Escape":
+          if (self.isOpen()) {
+            event.preventDefault();
+            self.setOpen(false);
+          }
+          break;
+        default:
+          break;
+      }
+    });
+    input.addEventListener("input", function () {
+      self.clearChoice();
+      if (self.qCopy) self.qCopy.value = input.value;
+    });
+    input.addEventListener("focus", function () {
+      if (!self.entry.value) self.setOpen(true);
+    });
+    // Mouse: choose on mousedown so the input keeps focus.
+    this.popup.addEventListener("mousedown", function (event) {
+      var li = event.target.closest("li[data-value]");
+      if (!li) return;
+      event.preventDefault();
+      self.choose(li);
+    });
+    document.addEventListener("click", function (event) {
+      if (!self.root.contains(event.target)) self.setOpen(false);
+    });
+    this.popup.addEventListener("htmx:afterSwap", function () { self.refresh(true); });
+    if (this.type && this.phone) {
+      var syncPhone = function () { self.phone.hidden = self.type.value === "service_review"; };
+      this.type.addEventListener("change", syncPhone);
+      syncPhone();
+    }
+  };
+
+  function init(scope) {
+    (scope || document).querySelectorAll("[data-picker]").forEach(function (root) {
+      if (!root.classList.contains("is-enhanced")) new Picker(root);
+    });
+  }
+
+  // portal.js asks window.confirm for forms with data-confirm (capture phase,
+  // registered before this file). When the user agreed, tell the server so,
+  // before htmx or the browser collects the form's values.
+  document.addEventListener("submit", function (event) {
+    var form = event.target;
+    if (!(form instanceof HTMLFormElement) || !form.hasAttribute("data-confirm")) return;
+    if (!form.querySelector("input[name=confirm]")) {
+      var confirmed = document.createElement("input");
+      confirmed.type = "hidden";
+      confirmed.name = "confirm";
+      confirmed.value = "yes";
+      form.appendChild(confirmed);
+    }
+  }, true);
+
+  if (document.readyState === "loading") {
+    document.addEventListener("DOMContentLoaded", function () { init(document); });
+  } else {
+    init(document);
+  }
+  document.addEventListener("htmx:load", function (event) { init(event.target); });
+})();
