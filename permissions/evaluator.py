@@ -159,3 +159,75 @@ def can_experts(
         else ("this device group" if isinstance(target, DeviceGroup) else "devices outside device groups")
     )
     return yes(f"Allowed on {scope}: {_until(snap, read_via)}.")
+
+
+# --- The Effective access panel -------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class EffectiveItem:
+    key: str
+    title: str
+    status: str  # "allowed" | "refused" | "partial"
+    reason: str
+    children: tuple[tuple[str, bool, str], ...] = ()  # (label, allowed, reason)
+
+    @property
+    def status_label(self) -> str:
+        return {"allowed": "Allowed", "refused": "Not allowed", "partial": "Limited"}[self.status]
+
+
+def effective_access(*, tenant: Tenant, snapshot: AccessSnapshot, scope: Any) -> list[EffectiveItem]:
+    """What the experts can and cannot do right now, each with its reason; no queries beyond its inputs.
+
+    ``scope`` is ``permissions.selectors.device_scope``: the device groups are
+    asked about one by one through ``can_experts`` (a DeviceGroup target), so
+    the panel and the provider's attempts can never disagree.
+    """
+    items: list[EffectiveItem] = []
+    view = can_experts(tenant, ExpertAction.VIEW_INCIDENTS, snapshot=snapshot)
+    items.append(EffectiveItem("view_incidents", "View incidents", "allowed" if view else "refused", view.reason))
+
+    def device_item(key: str, title: str, action: ExpertAction, what: str) -> EffectiveItem:
+        overall = can_experts(tenant, action, None, snapshot=snapshot)
+        if not overall.allowed:
+            return EffectiveItem(key, title, "refused", overall.reason)
+        if snapshot.access.all_devices or not scope.groups:
+            total = scope.total_devices
+            return EffectiveItem(
+                key,
+                title,
+                "allowed",
+                f"{overall.reason} Applies to all {total:,} device{'s' if total != 1 else ''}"
+                + (", including every device group." if scope.groups else "."),
+            )
+        children: list[tuple[str, bool, str]] = []
+        for group in scope.groups:
+            target = DeviceGroup(pk=group.pk, tenant_id=tenant.pk, name=group.name)
+            d = can_experts(tenant, action, target, snapshot=snapshot)
+            children.append((f"{group.name} ({group.devices:,} devices)", d.allowed, d.reason))
+        children.append(
+            (f"Devices not in any device group ({scope.ungrouped_devices:,} devices)", True, overall.reason)
+        )
+        return EffectiveItem(
+            key,
+            title,
+            "partial",
+            f"Our experts can {what} only devices outside device groups: {ALL_DEVICES} is off, which puts "
+            f"{scope.devices_out_of_reach:,} devices in {len(scope.groups)} device groups out of reach.",
+            tuple(children),
+        )
+
+    items.append(device_item("investigate_devices", "Investigate devices", ExpertAction.INVESTIGATE_DEVICE, "investigate"))
+    items.append(
+        device_item(
+            "response_actions",
+            "Run response actions such as isolating a device, running an antivirus scan or stopping and "
+            "quarantining a file",
+            ExpertAction.ISOLATE_DEVICE,
+            "take response actions on",
+        )
+    )
+    ids = can_experts(tenant, ExpertAction.SEE_IDENTITIES, snapshot=snapshot)
+    items.append(EffectiveItem("see_identities", "See identities", "allowed" if ids else "refused", ids.reason))
+    return items

@@ -1,9 +1,14 @@
 from django.urls import path
 
-from tenancy.interim import interim_view
+from permissions import views
 
 app_name = "permissions"
 
 urlpatterns = [
-    path("", interim_view("index"), name="index"),
+    path("", views.index, name="index"),
+    path("access-levels/", views.levels, name="levels"),
+    path("all-devices/", views.all_devices, name="all_devices"),
+    path("grants/<str:grant_id>/renew/", views.renew, name="renew"),
+    path("remove/", views.remove, name="remove"),
+    path("restore/", views.restore, name="restore"),
 ]

@@ -1,0 +1,106 @@
+"""Forms of the Permissions page. They validate input only; the services decide."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from django import forms
+from django.utils import timezone
+
+from permissions.durations import DEFAULT_DURATION, MAX_DURATION, Duration, end_for
+from permissions.evaluator import DEVICE_ACTIONS, ExpertAction
+
+
+class VersionedForm(forms.Form):
+    version = forms.IntegerField(min_value=1, widget=forms.HiddenInput)
+    confirm = forms.BooleanField(required=False, widget=forms.HiddenInput)
+    # Several forms share one page: distinct id prefixes keep every id unique.
+    id_prefix = "f"
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("auto_id", f"{self.id_prefix}_%s")
+        super().__init__(*args, **kwargs)
+
+
+class DurationMixin(forms.Form):
+    duration = forms.ChoiceField(label="Duration", choices=Duration.choices, initial=DEFAULT_DURATION)
+    custom_end = forms.DateField(
+        label="Custom end date",
+        required=False,
+        widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"),
+        help_text="Access lasts through the end of this day (UTC), up to two years ahead.",
+    )
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        duration = data.get("duration")
+        if duration is None:
+            return data
+        custom: date | None = data.get("custom_end")
+        if duration == Duration.CUSTOM and custom is None:
+            self.add_error("custom_end", "Choose the end date, or pick one of the durations.")
+            return data
+        end = end_for(duration=duration, custom_end=custom, now=timezone.now())
+        if end is None:
+            latest = (timezone.now() + MAX_DURATION).date()
+            self.add_error("custom_end", f"Choose a date after today and no later than {latest:%d %b %Y}.")
+        data["ends_at"] = end
+        return data
+
+    @property
+    def ends_at(self) -> datetime | None:
+        return self.cleaned_data.get("ends_at")
+
+
+class LevelsForm(DurationMixin, VersionedForm):
+    id_prefix = "levels"
+    investigate = forms.BooleanField(
+        label="Investigate incidents and guide my responses", required=False,
+        widget=forms.CheckboxInput(attrs={"role": "switch", "data-level": "investigate"}),
+    )
+    respond = forms.BooleanField(
+        label="Respond directly to active threats", required=False,
+        widget=forms.CheckboxInput(attrs={"role": "switch", "data-level": "respond"}),
+    )
+
+
+class RestoreForm(LevelsForm):
+    id_prefix = "restore"
+
+
+class AllDevicesForm(VersionedForm):
+    id_prefix = "alldevices"
+    all_devices = forms.BooleanField(
+        label="Access security data from all devices", required=False,
+        widget=forms.CheckboxInput(attrs={"role": "switch"}),
+    )
+
+
+class RenewForm(DurationMixin, VersionedForm):
+    id_prefix = "renew"
+
+
+class RemoveForm(VersionedForm):
+    id_prefix = "remove"
+
+
+class AttemptForm(forms.Form):
+    action = forms.ChoiceField(
+        label="Action", choices=[(a.value, a.label) for a in ExpertAction if a in DEVICE_ACTIONS]
+    )
+    device = forms.CharField(label="Device name", max_length=128, strip=True)
+
+
+def prefill(params: Any, keys: tuple[str, ...]) -> dict[str, Any]:
+    """Initial values carried back from the password prompt (GET, so nothing is applied until Save)."""
+    out: dict[str, Any] = {}
+    for key in keys:
+        if key in params:
+            value = params.get(key)
+            out[key] = value in {"1", "on", "true"} if key in {"investigate", "respond"} else value
+    return out
+
+
+def days_from_now(days: int) -> date:
+    return (timezone.now() + timedelta(days=days)).date()

@@ -1,0 +1,94 @@
+// Permissions page: progressive enhancement only. Without this file every
+// form still works: the server answers a risky change with the same warning
+// and a confirm button, and "Remove" links to a confirmation page.
+(function () {
+  "use strict";
+
+  function closest(el, selector) {
+    return el && el.closest ? el.closest(selector) : null;
+  }
+
+  function show(box, visible) {
+    if (!box) return;
+    box.classList.toggle("hidden", !visible);
+    if (visible) box.setAttribute("role", "alert"); else box.removeAttribute("role");
+    var form = closest(box, "form");
+    var save = form && form.querySelector("[data-save-row]");
+    if (save) save.hidden = visible;
+  }
+
+  // The custom end date only matters for "Custom end date".
+  function syncDuration(fieldset) {
+    var select = fieldset.querySelector("select");
+    var custom = fieldset.querySelector("[data-custom-end]");
+    if (select && custom) custom.classList.toggle("hidden", select.value !== "custom");
+  }
+
+  function levelsReduced(form) {
+    var inv = form.querySelector("input[data-level='investigate']");
+    var resp = form.querySelector("input[data-level='respond']");
+    if (!inv || !resp) return false;
+    var invWas = form.getAttribute("data-investigate-was") === "1";
+    var respWas = form.getAttribute("data-respond-was") === "1";
+    // Same rule as the service: losing Respond, or losing every level.
+    return (respWas && !resp.checked) || ((invWas || respWas) && !inv.checked && !resp.checked);
+  }
+
+  document.addEventListener("change", function (event) {
+    var target = event.target;
+    var levels = closest(target, "[data-levels-form]");
+    if (levels && target.matches("input[data-level]")) {
+      show(levels.querySelector("[data-confirm-box]"), levelsReduced(levels));
+    }
+    var devices = closest(target, "[data-all-devices-form]");
+    if (devices && target.type === "checkbox") {
+      var turningOff = devices.getAttribute("data-was") === "1" && !target.checked;
+      show(devices.querySelector("[data-confirm-box]"), turningOff);
+    }
+    var duration = closest(target, "[data-duration]");
+    if (duration) syncDuration(duration);
+  });
+
+  document.addEventListener("click", function (event) {
+    var opener = closest(event.target, "[data-open-dialog]");
+    if (opener) {
+      var dialog = document.getElementById(opener.getAttribute("data-open-dialog"));
+      if (dialog && typeof dialog.showModal === "function") {
+        event.preventDefault();
+        dialog.showModal();
+      }
+      return;
+    }
+    var closer = closest(event.target, "[data-close-dialog]");
+    if (closer) {
+      var d = closest(closer, "dialog");
+      if (d) d.close();
+      return;
+    }
+    var cancel = closest(event.target, "[data-cancel-confirm]");
+    if (cancel) {
+      var form = closest(cancel, "form");
+      if (!form) return;
+      event.preventDefault();
+      // Put the switches back to the saved state and close the warning.
+      if (form.hasAttribute("data-levels-form")) {
+        var inv = form.querySelector("input[data-level='investigate']");
+        var resp = form.querySelector("input[data-level='respond']");
+        if (inv) inv.checked = form.getAttribute("data-investigate-was") === "1";
+        if (resp) resp.checked = form.getAttribute("data-respond-was") === "1";
+      } else if (form.hasAttribute("data-all-devices-form")) {
+        var box = form.querySelector("input[type='checkbox']");
+        if (box) box.checked = form.getAttribute("data-was") === "1";
+      }
+      show(closest(cancel, "[data-confirm-box]"), false);
+    }
+  });
+
+  function init(root) {
+    root.querySelectorAll("[data-duration]").forEach(syncDuration);
+  }
+  document.addEventListener("DOMContentLoaded", function () { init(document); });
+  document.addEventListener("htmx:afterSettle", function (event) {
+    if (event.detail && event.detail.target) init(document);
+  });
+})();
