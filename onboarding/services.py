@@ -135,7 +135,7 @@ def _locked_progress(tenant: Tenant) -> GuideProgress:
     if tenant.service_phase == ServicePhase.NOT_INVITED:
         raise GuideNotAvailable()
     GuideProgress.objects.get_or_create(tenant=tenant)
-    return GuideProgress.objects.select_for_update().select_related("updated_by").get(tenant=tenant)
+    return GuideProgress.objects.select_for_update(of=("self",)).select_related("updated_by").get(tenant=tenant)
 
 
 @transaction.atomic

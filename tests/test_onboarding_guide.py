@@ -1,0 +1,462 @@
+"""The Get started guide over HTTP: steps, roles, conflicts, resuming, finishing."""
+
+from __future__ import annotations
+
+import pytest
+from django.urls import reverse
+
+from audit.models import AuditEvent
+from contacts.models import NotificationType
+from contacts.services import contact_add
+from onboarding.models import GuideProgress, GuideStep
+from onboarding.selectors import guide_progress
+from onboarding.services import invitation_send
+from permissions.selectors import access_levels_state
+from tenancy.models import ServicePhase
+from tests import factories
+
+pytestmark = pytest.mark.django_db
+
+PERMISSIONS = reverse("onboarding:step", args=["permissions"])
+INCIDENT = reverse("onboarding:step", args=["incident-contact"])
+REVIEW = reverse("onboarding:step", args=["service-review-contact"])
+NEXT_STEPS = reverse("onboarding:step", args=["next-steps"])
+CLOSE = reverse("onboarding:step", args=["close"])
+SEED_SKIP = (
+    "If you skip providing additional permissions, our experts won&#x27;t be able to take certain response "
+    "actions to secure your organization."
+)
+SEED_NOTE = "Given the urgent nature of the communications, it is recommended to have someone available at all times."
+
+
+@pytest.fixture
+def invited(contoso, sdm, admin):
+    invitation_send(tenant=contoso, acting_user=sdm)
+    contoso.refresh_from_db()
+    return contoso
+
+
+def version(tenant) -> int:
+    return guide_progress(tenant=tenant).version
+
+
+def perm_version(tenant) -> int:
+    return access_levels_state(tenant=tenant).version
+
+
+def submit_permissions(client, tenant, *, investigate=True, respond=True, confirm_skip=False, **extra):
+    data = {"version": version(tenant), "permissions_version": perm_version(tenant), **extra}
+    if investigate:
+        data["investigate"] = "on"
+    if respond:
+        data["respond"] = "on"
+    if confirm_skip:
+        data["confirm_skip"] = "1"
+    return client.post(PERMISSIONS, data)
+
+
+def add_contact(tenant, user, notification_type, name="Alex Wilber"):
+    person = factories.directory_user(tenant, name)
+    return contact_add(tenant=tenant, acting_user=user, notification_type=notification_type, directory_user_id=person.pk)
+
+
+def through_contacts(client, tenant, user):
+    assert submit_permissions(client, tenant).status_code == 302
+    add_contact(tenant, user, NotificationType.INCIDENT)
+    assert client.post(INCIDENT, {"version": version(tenant)}).status_code == 302
+    add_contact(tenant, user, NotificationType.SERVICE_REVIEW, "Megan Bowen")
+    assert client.post(REVIEW, {"version": version(tenant)}).status_code == 302
+
+
+# --- Opening the guide ------------------------------------------------------------
+
+
+def test_landing_page_shows_get_started(login, invited, admin):
+    html = login(admin).get(reverse("onboarding:index")).content.decode()
+    assert "Get started" in html
+    assert reverse("onboarding:get_started") in html
+    for name in ("permissions:index", "contacts:index", "readiness:service_status"):
+        assert reverse(name) in html
+
+
+def test_admin_opening_the_guide_moves_invited_to_setting_up_once(login, invited, admin):
+    client = login(admin)
+    response = client.get(reverse("onboarding:get_started"))
+    assert response.status_code == 302 and response["Location"] == PERMISSIONS
+    invited.refresh_from_db()
+    assert invited.service_phase == ServicePhase.SETTING_UP
+    event = AuditEvent.objects.get(tenant=invited, action="tenant.phase_changed", after__service_phase="setting_up")
+    assert event.actor == admin
+    client.get(reverse("onboarding:get_started"))
+    assert AuditEvent.objects.filter(tenant=invited, after__service_phase="setting_up").count() == 1
+
+
+def test_a_reader_opening_the_guide_does_not_move_the_phase(login, invited, reader):
+    client = login(reader)
+    response = client.get(PERMISSIONS)
+    assert response.status_code == 200
+    invited.refresh_from_db()
+    assert invited.service_phase == ServicePhase.INVITED
+
+
+def test_the_guide_waits_for_the_invitation(login, contoso, admin):
+    client = login(admin)
+    response = client.get(reverse("onboarding:get_started"))
+    assert response.status_code == 200
+    assert b"welcome email" in response.content
+    response = client.post(PERMISSIONS, {"version": 0, "permissions_version": 1, "investigate": "on"})
+    assert b"welcome email" in response.content
+    assert not GuideProgress.objects.exists()
+    contoso.refresh_from_db()
+    assert contoso.service_phase == ServicePhase.NOT_INVITED
+
+
+def test_unknown_step_is_a_404(login, invited, admin):
+    assert login(admin).get("/settings/defender-experts/get-started/nope/").status_code == 404
+
+
+# --- Step 1: Permissions -----------------------------------------------------------
+
+
+def test_permissions_step_uses_the_seed_words(login, invited, admin):
+    html = login(admin).get(PERMISSIONS).content.decode()
+    assert "Service provider access" in html
+    assert "Investigate incidents and guide my responses" in html
+    assert "Access level: Security Reader" in html
+    assert "Respond directly to active threats" in html
+    assert "Access level: Security Operator" in html
+    assert "Default" in html and "Recommended" in html
+    for label in ("Permissions", "Incident contact", "Service review contact", "Next steps", "Close"):
+        assert label in html
+
+
+def test_granting_both_levels_saves_through_the_permissions_service_and_moves_on(login, invited, admin):
+    client = login(admin)
+    client.get(PERMISSIONS)
+    response = submit_permissions(client, invited)
+    assert response.status_code == 302 and response["Location"] == INCIDENT
+    state = access_levels_state(tenant=invited)
+    assert state.investigate and state.respond and state.provider_access_granted
+    progress = guide_progress(tenant=invited)
+    assert progress.current_step == GuideStep.INCIDENT_CONTACT
+    assert progress.completed_steps == ["permissions"]
+    assert AuditEvent.objects.filter(tenant=invited, action="onboarding.guide_step_completed").count() == 1
+
+
+def test_going_on_without_respond_shows_the_important_warning_and_saves_nothing(login, invited, admin):
+    client = login(admin)
+    client.get(PERMISSIONS)
+    before = version(invited)
+    response = submit_permissions(client, invited, respond=False)
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert SEED_SKIP in html
+    assert 'data-testid="skip-warning"' in html
+    assert "Continue without additional permissions" in html
+    assert version(invited) == before
+    assert not access_levels_state(tenant=invited).investigate
+
+    response = submit_permissions(client, invited, respond=False, confirm_skip=True)
+    assert response.status_code == 302 and response["Location"] == INCIDENT
+    state = access_levels_state(tenant=invited)
+    assert state.investigate and not state.respond
+
+
+def test_choosing_no_level_at_all_is_refused(login, invited, admin):
+    client = login(admin)
+    client.get(PERMISSIONS)
+    response = submit_permissions(client, invited, investigate=False, respond=False, confirm_skip=True)
+    assert response.status_code == 200
+    assert b"Choose at least one access level" in response.content
+    assert guide_progress(tenant=invited).current_step == GuideStep.PERMISSIONS
+
+
+def test_respond_needs_a_recent_sign_in_and_the_choice_survives_the_prompt(login, invited, admin):
+    client = login(admin)
+    client.get(PERMISSIONS)
+    session = client.session
+    session["auth_time"] = 0  # signed in long ago
+    session.save()
+    response = submit_permissions(client, invited)
+    assert response.status_code == 302
+    assert response["Location"].startswith(reverse("confirm_password") + "?next=")
+    assert not access_levels_state(tenant=invited).respond
+    assert guide_progress(tenant=invited).current_step == GuideStep.PERMISSIONS
+
+    from urllib.parse import parse_qs, urlparse
+
+    back = parse_qs(urlparse(response["Location"]).query)["next"][0]
+    assert back.startswith(PERMISSIONS)
+    from tests.factories import PASSWORD
+
+    confirmed = client.post(reverse("confirm_password"), {"password": PASSWORD, "next": back})
+    assert confirmed["Location"] == back
+    html = client.get(back).content.decode()
+    assert 'id="level-respond" name="respond" checked' in html
+    assert "Password confirmed" in html
+    assert submit_permissions(client, invited)["Location"] == INCIDENT
+
+
+def test_a_stale_permissions_form_gets_a_conflict_message(login, invited, admin):
+    client = login(admin)
+    client.get(PERMISSIONS)
+    data = {"version": version(invited), "permissions_version": perm_version(invited) + 5, "investigate": "on",
+            "respond": "on"}
+    response = client.post(PERMISSIONS, data)
+    assert response.status_code == 200
+    assert b'data-testid="conflict"' in response.content
+    assert b"Someone else changed these permissions" in response.content
+    assert guide_progress(tenant=invited).current_step == GuideStep.PERMISSIONS
+
+
+def test_two_admins_in_parallel_the_second_gets_a_conflict_and_sees_the_current_state(client, invited, admin, secadmin):
+    from django.test import Client
+
+    first, second = Client(), Client()
+    first.force_login(admin)
+    second.force_login(secadmin)
+    first.get(PERMISSIONS)
+    second.get(PERMISSIONS)
+    # Both loaded the same versions; the first one's Next wins.
+    loaded = {"version": version(invited), "permissions_version": perm_version(invited)}
+    assert first.post(PERMISSIONS, {**loaded, "investigate": "on", "respond": "on"}).status_code == 302
+    response = second.post(PERMISSIONS, {**loaded, "investigate": "on", "confirm_skip": "1"})
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert 'data-testid="conflict"' in html
+    # The current state is shown: Respond stays granted, as the first admin chose.
+    assert 'id="level-respond" name="respond" checked' in html
+    assert access_levels_state(tenant=invited).respond
+    assert guide_progress(tenant=invited).updated_by == admin
+
+    # The second admin sees the same progress, not a blank guide.
+    resumed = second.get(reverse("onboarding:get_started"))
+    assert resumed["Location"] == INCIDENT
+
+
+def test_a_malformed_version_is_a_conflict_not_a_500(login, invited, admin):
+    client = login(admin)
+    client.get(PERMISSIONS)
+    response = client.post(PERMISSIONS, {"version": "abc", "permissions_version": "x", "investigate": "on"})
+    assert response.status_code == 200
+    assert b'data-testid="conflict"' in response.content
+
+
+# --- Steps 2 and 3: contacts ---------------------------------------------------------
+
+
+def test_incident_contact_step_shows_the_note_the_picker_and_the_added_contacts(login, invited, admin):
+    client = login(admin)
+    submit_permissions(client, invited)
+    add_contact(invited, admin, NotificationType.INCIDENT, "Adele Vance")
+    add_contact(invited, admin, NotificationType.SERVICE_REVIEW, "Not Shown Here")
+    html = client.get(INCIDENT).content.decode()
+    assert SEED_NOTE in html
+    assert "Adele Vance" in html and "Not Shown Here" not in html
+    assert reverse("contacts:search") in html and reverse("contacts:add") in html
+    assert f'name="next" value="{INCIDENT}"' in html
+
+
+def test_next_without_a_contact_asks_for_one(login, invited, admin):
+    client = login(admin)
+    submit_permissions(client, invited)
+    response = client.post(INCIDENT, {"version": version(invited)})
+    assert response.status_code == 200
+    assert b"Add an incident contact" in response.content
+    assert guide_progress(tenant=invited).current_step == GuideStep.INCIDENT_CONTACT
+
+
+def test_the_contacts_add_view_returns_to_the_step(login, invited, admin):
+    client = login(admin)
+    submit_permissions(client, invited)
+    person = factories.directory_user(invited, "Lynne Robbins")
+    response = client.post(
+        reverse("contacts:add"),
+        {"notification_type": "incident", "entry": f"user:{person.pk}", "next": INCIDENT},
+    )
+    assert response.status_code == 302 and response["Location"] == INCIDENT
+    assert "Lynne Robbins" in client.get(INCIDENT).content.decode()
+    assert client.post(INCIDENT, {"version": version(invited)})["Location"] == REVIEW
+
+
+def test_service_review_step(login, invited, admin):
+    client = login(admin)
+    submit_permissions(client, invited)
+    add_contact(invited, admin, NotificationType.INCIDENT)
+    client.post(INCIDENT, {"version": version(invited)})
+    html = client.get(REVIEW).content.decode()
+    assert "ongoing security briefings done by our service delivery team" in html
+    assert SEED_NOTE not in html
+    response = client.post(REVIEW, {"version": version(invited)})
+    assert b"Add a service review contact" in response.content
+    add_contact(invited, admin, NotificationType.SERVICE_REVIEW)
+    assert client.post(REVIEW, {"version": version(invited)})["Location"] == NEXT_STEPS
+
+
+# --- Steps 4 and 5, finishing, reopening ----------------------------------------------
+
+
+def test_next_steps_tells_about_service_status_and_24_hours(login, invited, admin):
+    client = login(admin)
+    through_contacts(client, invited, admin)
+    html = client.get(NEXT_STEPS).content.decode()
+    assert "readiness assessment" in html
+    assert "It can take up to 24 hours to get the latest status of your security settings." in html
+    assert reverse("readiness:service_status") in html
+    assert "Service status" in html
+
+
+def test_close_finishes_the_guide_and_moves_the_tenant_to_preparing(login, invited, admin):
+    client = login(admin)
+    client.get(reverse("onboarding:get_started"))
+    through_contacts(client, invited, admin)
+    assert client.post(NEXT_STEPS, {"version": version(invited)})["Location"] == CLOSE
+    html = client.get(CLOSE).content.decode()
+    assert "Alex Wilber" in html and "Megan Bowen" in html
+    response = client.post(CLOSE, {"version": version(invited)})
+    assert response.status_code == 302 and response["Location"] == reverse("readiness:service_status")
+    invited.refresh_from_db()
+    assert invited.service_phase == ServicePhase.PREPARING
+    progress = guide_progress(tenant=invited)
+    assert progress.finished_by == admin and progress.finished_at is not None
+    assert AuditEvent.objects.filter(tenant=invited, action="onboarding.guide_finished", actor=admin).exists()
+    assert AuditEvent.objects.filter(tenant=invited, after__service_phase="preparing", actor=admin).exists()
+
+
+def finish(client, tenant, user):
+    client.get(reverse("onboarding:get_started"))
+    through_contacts(client, tenant, user)
+    client.post(NEXT_STEPS, {"version": version(tenant)})
+    client.post(CLOSE, {"version": version(tenant)})
+
+
+def test_reopening_a_finished_guide_shows_current_settings_and_never_resets(login, invited, admin, secadmin):
+    client = login(admin)
+    finish(client, invited, admin)
+    finished_at = guide_progress(tenant=invited).finished_at
+
+    client.force_login(secadmin)
+    response = client.get(reverse("onboarding:get_started"))
+    assert response["Location"] == PERMISSIONS
+    html = client.get(PERMISSIONS).content.decode()
+    assert 'id="level-respond" name="respond" checked' in html
+    assert "finished this guide" in html
+    assert html.count('data-state="done"') == 4  # every other step stays done
+    # Every step is reachable, and changing a setting keeps the guide finished.
+    assert client.get(CLOSE).status_code == 200
+    response = submit_permissions(client, invited, respond=False, confirm_skip=True)
+    assert response.status_code == 302
+    progress = guide_progress(tenant=invited)
+    assert progress.finished_at == finished_at and progress.finished_by == admin
+    assert len(progress.completed_steps) == 5
+    assert not access_levels_state(tenant=invited).respond
+    # Closing again keeps the original record and the phase.
+    client.post(CLOSE, {"version": version(invited)})
+    invited.refresh_from_db()
+    assert invited.service_phase == ServicePhase.PREPARING
+    assert guide_progress(tenant=invited).finished_by == admin
+
+
+# --- Resuming and navigation ----------------------------------------------------------
+
+
+def test_resume_where_the_tenant_left_off(login, invited, admin, secadmin):
+    client = login(admin)
+    submit_permissions(client, invited)
+    add_contact(invited, admin, NotificationType.INCIDENT)
+    client.post(INCIDENT, {"version": version(invited)})
+    client.logout()  # "closes the browser"
+    client.force_login(admin)
+    assert client.get(reverse("onboarding:get_started"))["Location"] == REVIEW
+    client.force_login(secadmin)
+    assert client.get(reverse("onboarding:get_started"))["Location"] == REVIEW
+    html = client.get(REVIEW).content.decode()
+    assert html.count('data-state="done"') == 2
+    assert 'data-testid="step-service-review-contact" data-state="current"' in html
+    index = client.get(reverse("onboarding:index")).content.decode()
+    assert "step 3 of 5" in index
+
+
+def test_steps_ahead_of_the_tenant_redirect_to_the_current_step(login, invited, admin):
+    client = login(admin)
+    response = client.get(CLOSE)
+    assert response.status_code == 302 and response["Location"] == PERMISSIONS
+    response = client.post(CLOSE, {"version": version(invited)})
+    assert response.status_code == 200
+    assert b"Complete Permissions first" in response.content
+    invited.refresh_from_db()
+    assert invited.service_phase == ServicePhase.SETTING_UP
+
+
+def test_back_goes_to_the_previous_step_without_losing_progress(login, invited, admin):
+    client = login(admin)
+    submit_permissions(client, invited)
+    html = client.get(INCIDENT).content.decode()
+    assert f'href="{PERMISSIONS}"' in html  # Back
+    back = client.get(PERMISSIONS).content.decode()
+    assert 'data-testid="step-permissions" data-state="current"' in back
+    assert guide_progress(tenant=invited).current_step == GuideStep.INCIDENT_CONTACT
+
+
+# --- htmx ---------------------------------------------------------------------------------
+
+
+def test_htmx_next_swaps_in_the_next_step_and_pushes_its_url(login, invited, admin):
+    client = login(admin)
+    client.get(PERMISSIONS)
+    data = {"version": version(invited), "permissions_version": perm_version(invited), "investigate": "on",
+            "respond": "on"}
+    response = client.post(PERMISSIONS, data, headers={"HX-Request": "true"})
+    assert response.status_code == 200
+    assert response["HX-Push-Url"] == INCIDENT
+    html = response.content.decode()
+    assert html.lstrip().startswith('<div id="guide"')
+    assert "<html" not in html
+    assert SEED_NOTE in html
+    assert "HX-Request" in response["Vary"]
+
+
+def test_htmx_get_is_a_fragment_and_history_restore_a_full_page(login, invited, admin):
+    client = login(admin)
+    client.get(PERMISSIONS)
+    fragment = client.get(PERMISSIONS, headers={"HX-Request": "true"}).content.decode()
+    assert "<html" not in fragment and 'id="guide"' in fragment
+    full = client.get(PERMISSIONS, headers={"HX-Request": "true", "HX-History-Restore-Request": "true"})
+    assert b"<html" in full.content
+
+
+def test_htmx_close_redirects_the_whole_page_to_service_status(login, invited, admin):
+    client = login(admin)
+    client.get(reverse("onboarding:get_started"))
+    through_contacts(client, invited, admin)
+    client.post(NEXT_STEPS, {"version": version(invited)})
+    response = client.post(CLOSE, {"version": version(invited)}, headers={"HX-Request": "true"})
+    assert response["HX-Redirect"] == reverse("readiness:service_status")
+
+
+# --- Roles ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("role_fixture", ["reader", "operator"])
+def test_readers_and_operators_see_the_guide_read_only_and_get_403_on_submit(request, login, invited, admin, role_fixture):
+    user = request.getfixturevalue(role_fixture)
+    client = login(user)
+    html = client.get(PERMISSIONS).content.decode()
+    assert "Only a Global Administrator or a Security Administrator can complete this guide." in html
+    assert 'id="level-investigate" name="investigate" checked disabled' in html
+    assert '<button type="submit" class="btn btn--primary">Next</button>' not in html
+    for url in (PERMISSIONS, INCIDENT, REVIEW, NEXT_STEPS, CLOSE):
+        response = client.post(url, {"version": 0, "permissions_version": 1, "investigate": "on", "respond": "on"})
+        assert response.status_code == 403, url
+    assert not access_levels_state(tenant=invited).investigate
+    assert not GuideProgress.objects.filter(tenant=invited).exists()
+
+
+def test_a_member_of_another_tenant_sees_only_their_own_guide(login, invited, admin, outsider, fabrikam):
+    client = login(admin)
+    submit_permissions(client, invited)
+    other = login(outsider)
+    response = other.get(reverse("onboarding:get_started"))
+    # Fabrikam was never invited: its own "not ready yet" page, nothing of Contoso.
+    assert b"Contoso" not in response.content
+    assert b"welcome email" in response.content
