@@ -76,6 +76,12 @@ def _type_label(notification_type: str) -> str:
     return NotificationType(notification_type).label
 
 
+def _with_article(notification_type: str) -> str:
+    """ "an incident contact" / "a service review contact"."""
+    label = _type_label(notification_type).lower()
+    return f"an {label}" if notification_type == NotificationType.INCIDENT else f"a {label}"
+
+
 def _email_context(*, tenant: Tenant, contact: NotificationContact, acting_user: User | None) -> dict[str, Any]:
     from django.conf import settings
 
@@ -84,6 +90,7 @@ def _email_context(*, tenant: Tenant, contact: NotificationContact, acting_user:
         "contact_name": contact.display_name,
         "type_label": _type_label(contact.notification_type),
         "type_help": NOTIFICATION_TYPE_HELP[contact.notification_type],
+        "type_with_article": _with_article(contact.notification_type),
         "is_incident": contact.notification_type == NotificationType.INCIDENT,
         "is_team": contact.is_team,
         "tenant_name": tenant.name,
@@ -156,9 +163,7 @@ def contact_add(
         existing = NotificationContact.objects.active().filter(
             tenant=locked, notification_type=ntype, directory_group=group
         )
-    duplicate_message = f"{name} is already an {ntype.label.lower()}." if ntype == NotificationType.INCIDENT else (
-        f"{name} is already a {ntype.label.lower()}."
-    )
+    duplicate_message = f"{name} is already {_with_article(ntype)}."
     if existing.exists():
         raise DuplicateContact(duplicate_message)
 
@@ -215,7 +220,7 @@ def contact_add(
 def _locked_active(
     *, tenant: Tenant, contact: NotificationContact, expected_version: int | None
 ) -> NotificationContact:
-    current = NotificationContact.objects.select_for_update().select_related(
+    current = NotificationContact.objects.select_for_update(of=("self",)).select_related(
         "directory_user", "directory_group"
     ).get(pk=contact.pk, tenant=tenant)
     if current.removed_at is not None:
@@ -250,7 +255,7 @@ def contact_remove(
             tenant=locked,
             kind="contacts.removed",
             to=[current.current_email],
-            subject=f"You're no longer a {_type_label(current.notification_type).lower()} — {locked.name}",
+            subject=f"You're no longer {_with_article(current.notification_type)} — {locked.name}",
             template="contacts/emails/removed",
             context=_email_context(tenant=locked, contact=current, acting_user=acting_user),
             dedupe_key=f"contacts.removed:{current.pk}",
