@@ -1,0 +1,82 @@
+"""Each step of the guide runs a fixed number of SQL queries, whatever the data size."""
+
+from __future__ import annotations
+
+import pytest
+from django.urls import reverse
+
+from contacts.models import NotificationType
+from tests import factories
+from tests.test_onboarding_guide import add_contact, finish
+
+pytestmark = pytest.mark.django_db
+
+# Every page: session, user, provider-staff check, membership (middleware, 4),
+# the sidebar's membership count (1) and the guide progress (1) = 6; then per step:
+STEP_QUERIES = {
+    # the access relationship + the latest grant per level (permissions' snapshot, 2)
+    "permissions": 8,
+    # the contacts of that type with directory rows and welcome email (1) and
+    # their team previews (1, prefetch)
+    "incident-contact": 8,
+    "service-review-contact": 8,
+    "next-steps": 6,
+    # the summary: access snapshot (2) + all contacts (1) + team previews (1)
+    "close": 10,
+}
+
+
+def grow(tenant, user, n: int) -> None:
+    """n more contacts of each type (people and a team), and directory noise."""
+    for i in range(n):
+        add_contact(tenant, user, NotificationType.INCIDENT, f"Incident Person {i}")
+        add_contact(tenant, user, NotificationType.SERVICE_REVIEW, f"Review Person {i}")
+    members = [factories.directory_user(tenant, f"Member {tenant.pk}-{len_}") for len_ in range(n)]
+    team = factories.directory_group(tenant, f"SOC team {n}", members=members)
+    from contacts.services import contact_add
+
+    for notification_type in ("incident", "service_review"):
+        contact_add(tenant=tenant, acting_user=user, notification_type=notification_type, directory_group_id=team.pk)
+
+
+@pytest.mark.parametrize("step", list(STEP_QUERIES))
+def test_each_step_runs_a_fixed_number_of_queries(login, contoso, sdm, admin, step, django_assert_num_queries):
+    from onboarding.services import invitation_send
+
+    invitation_send(tenant=contoso, acting_user=sdm)
+    client = login(admin)
+    finish(client, contoso, admin)  # every step reachable, one person of each type
+    grow(contoso, admin, 1)  # and a team, so the team-preview query is part of "small" too
+    url = reverse("onboarding:step", args=[step])
+    client.get(url)
+    with django_assert_num_queries(STEP_QUERIES[step]):
+        assert client.get(url).status_code == 200
+    grow(contoso, admin, 10)
+    with django_assert_num_queries(STEP_QUERIES[step]):
+        assert client.get(url).status_code == 200
+
+
+def test_the_contact_search_inside_a_step_adds_one_query(login, contoso, sdm, admin, django_assert_num_queries):
+    from onboarding.services import invitation_send
+
+    invitation_send(tenant=contoso, acting_user=sdm)
+    client = login(admin)
+    finish(client, contoso, admin)
+    grow(contoso, admin, 1)
+    for i in range(30):
+        factories.directory_user(contoso, f"Adele Vance {i}")
+    url = reverse("onboarding:step", args=["incident-contact"]) + "?q=adele"
+    with django_assert_num_queries(STEP_QUERIES["incident-contact"] + 1):
+        response = client.get(url)
+    assert response.content.decode().count("Adele Vance") >= 10
+
+
+def test_landing_page_runs_a_fixed_number_of_queries(login, contoso, sdm, admin, django_assert_num_queries):
+    from onboarding.services import invitation_send
+
+    invitation_send(tenant=contoso, acting_user=sdm)
+    client = login(admin)
+    client.get(reverse("onboarding:index"))
+    # middleware (4) + sidebar membership count (1) + guide progress (1)
+    with django_assert_num_queries(6):
+        client.get(reverse("onboarding:index"))
