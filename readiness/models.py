@@ -111,6 +111,10 @@ class ReadinessState(models.Model):
         return self.identities_total - self.identities_protected
 
     @property
+    def domain_controllers_without_sensor(self) -> int:
+        return self.domain_controllers_total - self.domain_controllers_with_sensor
+
+    @property
     def devices_target_met(self) -> bool:
         return self.devices_target > 0 and self.devices_protected >= self.devices_target
 

@@ -1,9 +1,12 @@
 from django.urls import path
 
-from tenancy.interim import interim_view
+from readiness import views
 
 app_name = "readiness_provider"
 
 urlpatterns = [
-    path("readiness-runs/", interim_view("runs"), name="runs"),
+    path("readiness-runs/", views.runs, name="runs"),
+    path("readiness/tenants/<int:tenant_id>/", views.provider_tenant, name="tenant"),
+    path("readiness/tenants/<int:tenant_id>/start-monitoring/", views.start_monitoring, name="start_monitoring"),
+    path("readiness/tenants/<int:tenant_id>/confirm-active/", views.confirm_active, name="confirm_active"),
 ]

@@ -180,6 +180,12 @@ def readiness_enqueue(claimed: list[Claimed]) -> int:
     if not claimed:
         return 0
     sent = 0
+    if refresh_tenant.app.conf.task_always_eager:
+        # Tests and single-process demos: run inline, one after the other.
+        for item in claimed:
+            refresh_tenant.apply_async(args=(item.tenant_id, item.generation))
+            sent += 1
+        return sent
     try:
         with refresh_tenant.app.producer_or_acquire() as producer:
             for item in claimed:
@@ -207,7 +213,7 @@ def readiness_sweep(*, now: datetime | None = None) -> SweepResult:
 def _trigger(state: ReadinessState, tenant: Tenant) -> str:
     if state.last_refreshed_at is None:
         return RunTrigger.FIRST
-    if state.refresh_requested_at and state.refresh_requested_at > state.last_refreshed_at:
+    if state.refresh_requested_at and state.refresh_requested_at >= state.last_refreshed_at:
         return RunTrigger.REQUESTED
     if tenant.environment_changed_at > state.last_refreshed_at:
         return RunTrigger.ENVIRONMENT

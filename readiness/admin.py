@@ -1,0 +1,63 @@
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import admin
+from django.http import HttpRequest
+
+from readiness.models import ActionStatus, ReadinessState, RefreshRun, Regression, Snapshot
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """Readiness rows are written only by the refresh; the admin is for looking."""
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(ReadinessState)
+class ReadinessStateAdmin(ReadOnlyAdmin):
+    list_display = (
+        "tenant",
+        "is_ready",
+        "actions_completed",
+        "actions_total",
+        "last_refreshed_at",
+        "next_refresh_at",
+        "generation",
+        "lease_expires_at",
+    )
+    list_select_related = ("tenant",)
+    search_fields = ("tenant__name",)
+
+
+@admin.register(ActionStatus)
+class ActionStatusAdmin(ReadOnlyAdmin):
+    list_display = ("tenant", "key", "status", "last_status_change", "last_checked_at")
+    list_filter = ("status", "key")
+    list_select_related = ("tenant",)
+
+
+@admin.register(RefreshRun)
+class RefreshRunAdmin(ReadOnlyAdmin):
+    list_display = ("tenant", "started_at", "duration_ms", "trigger", "outcome", "regressions_found")
+    list_filter = ("outcome", "trigger")
+    list_select_related = ("tenant",)
+
+
+@admin.register(Snapshot)
+class SnapshotAdmin(ReadOnlyAdmin):
+    list_display = ("tenant", "taken_at", "actions_completed", "devices_protected", "identities_protected", "is_ready")
+    list_select_related = ("tenant",)
+
+
+@admin.register(Regression)
+class RegressionAdmin(ReadOnlyAdmin):
+    list_display = ("tenant", "title", "detected_at", "resolved_at")
+    list_select_related = ("tenant",)

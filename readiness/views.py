@@ -1,0 +1,384 @@
+"""Settings > Defender Experts > Service status, its lists and export; the provider's readiness pages."""
+
+from __future__ import annotations
+
+import csv
+from typing import Any
+from urllib.parse import urlencode
+
+from django.contrib import messages
+from django.core.exceptions import PermissionDenied
+from django.core.paginator import Paginator
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.template import TemplateDoesNotExist
+from django.template.loader import get_template
+from django.utils import timezone
+from django.views.decorators.http import require_GET, require_POST
+
+from readiness import presenters
+from readiness.catalogue import PRODUCTS
+from readiness.exceptions import ReadinessError
+from readiness.models import ActionState, RunOutcome
+from readiness.selectors import (
+    DEVICE_STATE_ENV_QUERY,
+    DEVICE_STATE_FIGURE,
+    DEVICE_STATES,
+    IDENTITY_STATES,
+    SORT_KEYS,
+    action_rows,
+    device_page,
+    domain_controller_page,
+    filter_and_sort,
+    history,
+    history_chart,
+    identity_page,
+    open_regressions,
+    runs_for_provider,
+)
+from readiness.services import (
+    monitoring_ends_at,
+    readiness_confirm_active,
+    readiness_request_refresh,
+    readiness_start_monitoring,
+    readiness_state_for,
+)
+from tenancy.access import provider_tenant_or_404, provider_view, tenant_admin_view, tenant_view
+from tenancy.models import Tenant
+
+PAGE = "readiness/service_status.html"
+
+
+def _access_health(tenant: Tenant) -> Any:
+    """Permissions' access-health banner data, when that app provides it."""
+    try:
+        from permissions.selectors import access_health
+
+        get_template("permissions/_access_health_banner.html")
+    except (ImportError, TemplateDoesNotExist):
+        return None
+    return access_health(tenant=tenant)
+
+
+def _table_params(request: HttpRequest) -> dict[str, str]:
+    """The table's filter and sort, validated: anything unknown falls back to the default."""
+    status = request.GET.get("status", "")
+    product = request.GET.get("product", "")
+    sort = request.GET.get("sort", "status")
+    direction = request.GET.get("dir", "asc")
+    return {
+        "status": status if status in ActionState.values else "",
+        "product": product if product in dict(PRODUCTS) else "",
+        "sort": sort if sort in SORT_KEYS else "status",
+        "dir": direction if direction in ("asc", "desc") else "asc",
+    }
+
+
+def _sort_links(params: dict[str, str]) -> dict[str, dict[str, str]]:
+    links = {}
+    for key in SORT_KEYS:
+        active = params["sort"] == key
+        direction = "desc" if active and params["dir"] == "asc" else "asc"
+        query = {k: v for k, v in {**params, "sort": key, "dir": direction}.items() if v}
+        links[key] = {
+            "query": urlencode(query),
+            "aria": ("ascending" if params["dir"] == "asc" else "descending") if active else "none",
+        }
+    return links
+
+
+def _page_context(request: HttpRequest) -> dict[str, Any]:
+    """Everything the page shows, in a fixed number of queries whatever the environment size.
+
+    state (1) + action statuses (1) + change detection (2) + history (1) +
+    open regressions (1) + the access-health banner (Permissions' own fixed count).
+    """
+    tenant: Tenant = request.tenant  # type: ignore[attr-defined]
+    state = readiness_state_for(tenant=tenant)
+    params = _table_params(request)
+    all_rows = action_rows(tenant=tenant, state=state)
+    rows = filter_and_sort(
+        all_rows, status=params["status"], product=params["product"], sort=params["sort"], direction=params["dir"]
+    )
+    for row in rows:
+        row.fix_url = presenters.fix_url(row.entry)  # type: ignore[attr-defined]
+        row.badge = presenters.status_badge(row.shown_status)  # type: ignore[attr-defined]
+    points = history(tenant=tenant)
+    pending_change = state.has_refreshed and tenant.environment_changed_at > state.last_refreshed_at
+    now = timezone.now()
+    return {
+        "nav": "service_status",
+        "tenant": tenant,
+        "state": state,
+        "rows": rows,
+        "params": params,
+        "sort_links": _sort_links(params),
+        "statuses": ActionState.choices,
+        "products": PRODUCTS,
+        "donut": presenters.donut(all_rows),
+        "banner": presenters.phase_banner(tenant, state),
+        "access_health": _access_health(tenant),
+        "chart": history_chart(points),
+        "regressions": open_regressions(tenant=tenant),
+        "pending_change": pending_change,
+        "note": presenters.NOTE_24H,
+        "devices_pct": presenters.percent(state.devices_protected, state.devices_target),
+        "identities_pct": presenters.percent(state.identities_protected, state.identities_target),
+        "refresh_requested": bool(
+            state.refresh_requested_at
+            and (state.last_refreshed_at is None or state.refresh_requested_at >= state.last_refreshed_at)
+        ),
+        "next_refresh_overdue": state.next_refresh_at <= now,
+        "filtered": bool(params["status"] or params["product"]),
+        "export_query": urlencode({k: v for k, v in params.items() if v}),
+    }
+
+
+@require_GET
+@tenant_view
+def service_status(request: HttpRequest) -> HttpResponse:
+    context = _page_context(request)
+    if getattr(request, "htmx", False) and request.htmx.target == "actions-section":  # type: ignore[attr-defined]
+        return render(request, f"{PAGE}#actions", context)
+    return render(request, PAGE, context)
+
+
+@require_POST
+@tenant_admin_view
+def request_refresh(request: HttpRequest) -> HttpResponse:
+    try:
+        state = readiness_request_refresh(tenant=request.tenant, acting_user=request.user)  # type: ignore[attr-defined,arg-type]
+    except ReadinessError as exc:
+        messages.warning(request, exc.message)
+    else:
+        messages.success(
+            request,
+            f"Refresh requested. Expect the latest status by {timezone.localtime(state.next_refresh_at):%H:%M} UTC.",
+        )
+    return redirect("readiness:service_status")
+
+
+def _csv_safe(value: Any) -> str:
+    """Neutralise spreadsheet formulas in exported text."""
+    text = "" if value is None else str(value)
+    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+
+
+@require_GET
+@tenant_view
+def export_csv(request: HttpRequest) -> HttpResponse:
+    context = _page_context(request)
+    state = context["state"]
+    response = HttpResponse(content_type="text/csv; charset=utf-8")
+    stamp = timezone.localtime(state.last_refreshed_at or timezone.now()).strftime("%Y%m%d-%H%M")
+    response["Content-Disposition"] = f'attachment; filename="readiness-assessment-{stamp}.csv"'
+    writer = csv.writer(response)
+    writer.writerow(
+        [
+            "Section",
+            "Title",
+            "Product",
+            "Status",
+            "Priority",
+            "Last status change",
+            "Last checked",
+            "Done",
+            "Total",
+            "Still to protect",
+            "Details",
+        ]
+    )
+
+    def when(value: Any) -> str:
+        return timezone.localtime(value).strftime("%Y-%m-%d %H:%M UTC") if value else ""
+
+    for row in context["rows"]:
+        writer.writerow(
+            [
+                _csv_safe(v)
+                for v in (
+                    "Action",
+                    row.entry.title,
+                    row.entry.product,
+                    row.status_label,
+                    row.entry.priority_label,
+                    when(row.last_status_change),
+                    when(row.last_checked_at),
+                    row.done,
+                    row.total,
+                    "",
+                    row.detail,
+                )
+            ]
+        )
+    for title, done, target in (
+        ("Protected devices", state.devices_protected, state.devices_target),
+        ("Protected identities", state.identities_protected, state.identities_target),
+    ):
+        writer.writerow(
+            [
+                "Protected assets",
+                title,
+                "",
+                "",
+                "",
+                "",
+                when(state.last_refreshed_at),
+                done,
+                target,
+                max(target - done, 0),
+                "",
+            ]
+        )
+    return response
+
+
+def _list_context(request: HttpRequest, kind: str, state_key: str) -> dict[str, Any]:
+    tenant: Tenant = request.tenant  # type: ignore[attr-defined]
+    readiness = readiness_state_for(tenant=tenant)
+    page_number = request.GET.get("page", 1)
+    env_query = ""
+    if kind == "devices":
+        if state_key not in DEVICE_STATES:
+            raise Http404
+        title, page = device_page(tenant=tenant, state=state_key, page=page_number)
+        figure = DEVICE_STATE_FIGURE.get(state_key)
+        env_query = DEVICE_STATE_ENV_QUERY.get(state_key, "")
+    elif kind == "domain_controllers":
+        if state_key not in ("without_sensor", "with_sensor"):
+            raise Http404
+        title, page = domain_controller_page(tenant=tenant, state=state_key, page=page_number)
+        figure = None
+    else:
+        if state_key not in IDENTITY_STATES:
+            raise Http404
+        title, page = identity_page(tenant=tenant, state=state_key, page=page_number)
+        figure = None
+    assessed = getattr(readiness, figure) if figure and readiness.has_refreshed else None
+    return {
+        "nav": "service_status",
+        "kind": kind,
+        "state_key": state_key,
+        "title": title,
+        "page_obj": page,
+        "count": page.paginator.count,
+        "assessed": assessed,
+        "readiness": readiness,
+        "env_query": env_query,
+    }
+
+
+def _render_list(request: HttpRequest, context: dict[str, Any]) -> HttpResponse:
+    # Embedded in an action's row (htmx) only the list itself is sent.
+    template = "readiness/asset_list.html#list" if getattr(request, "htmx", False) else "readiness/asset_list.html"
+    return render(request, template, context)
+
+
+@require_GET
+@tenant_view
+def device_list(request: HttpRequest, state: str) -> HttpResponse:
+    return _render_list(request, _list_context(request, "devices", state))
+
+
+@require_GET
+@tenant_view
+def domain_controller_list(request: HttpRequest, state: str) -> HttpResponse:
+    return _render_list(request, _list_context(request, "domain_controllers", state))
+
+
+@require_GET
+@tenant_view
+def identity_list(request: HttpRequest, state: str) -> HttpResponse:
+    return _render_list(request, _list_context(request, "identities", state))
+
+
+# --- Provider ----------------------------------------------------------------------------------
+
+
+@require_GET
+@provider_view
+def runs(request: HttpRequest) -> HttpResponse:
+    staff = request.provider_staff  # type: ignore[attr-defined]
+    outcome = request.GET.get("outcome", "")
+    outcome = outcome if outcome in RunOutcome.values else ""
+    tenant_id: int | None = None
+    if request.GET.get("tenant"):
+        tenant_id = provider_tenant_or_404(request, request.GET["tenant"]).pk
+    qs = runs_for_provider(organization_id=staff.organization_id, tenant_id=tenant_id, outcome=outcome)
+    page = Paginator(qs, 50).get_page(request.GET.get("page", 1))
+    query = urlencode({k: v for k, v in {"outcome": outcome, "tenant": tenant_id or ""}.items() if v})
+    return render(
+        request,
+        "readiness/provider_runs.html",
+        {
+            "nav": "readiness_runs",
+            "page_obj": page,
+            "outcome": outcome,
+            "outcomes": RunOutcome.choices,
+            "tenant_id": tenant_id,
+            "query": query,
+        },
+    )
+
+
+def _require_sdm(request: HttpRequest) -> None:
+    staff = request.provider_staff  # type: ignore[attr-defined]
+    if staff is None or not staff.is_service_delivery_manager:
+        raise PermissionDenied("Only a service delivery manager can change a tenant's service phase.")
+
+
+@require_GET
+@provider_view
+def provider_tenant(request: HttpRequest, tenant_id: int) -> HttpResponse:
+    tenant = provider_tenant_or_404(request, tenant_id)
+    state = readiness_state_for(tenant=tenant)
+    rows = filter_and_sort(action_rows(tenant=tenant, state=state))
+    for row in rows:
+        row.badge = presenters.status_badge(row.shown_status)  # type: ignore[attr-defined]
+    recent = list(runs_for_provider(organization_id=tenant.provider_id, tenant_id=tenant.pk)[:10])
+    return render(
+        request,
+        "readiness/provider_tenant.html",
+        {
+            "nav": "readiness_runs",
+            "tenant": tenant,
+            "state": state,
+            "rows": rows,
+            "runs": recent,
+            "regressions": open_regressions(tenant=tenant),
+            "monitoring_ends_at": monitoring_ends_at(tenant),
+            "now": timezone.now(),
+            "is_sdm": request.provider_staff.is_service_delivery_manager,  # type: ignore[attr-defined]
+            "devices_pct": presenters.percent(state.devices_protected, state.devices_target),
+            "identities_pct": presenters.percent(state.identities_protected, state.identities_target),
+        },
+    )
+
+
+@require_POST
+@provider_view
+def start_monitoring(request: HttpRequest, tenant_id: int) -> HttpResponse:
+    _require_sdm(request)
+    tenant = provider_tenant_or_404(request, tenant_id)
+    reason = request.POST.get("reason", "")[:500]
+    try:
+        readiness_start_monitoring(tenant=tenant, acting_user=request.user, reason=reason)  # type: ignore[arg-type]
+    except ReadinessError as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.success(request, f"The monitoring phase of {tenant.name} has started.")
+    return redirect("readiness_provider:tenant", tenant_id=tenant.pk)
+
+
+@require_POST
+@provider_view
+def confirm_active(request: HttpRequest, tenant_id: int) -> HttpResponse:
+    _require_sdm(request)
+    tenant = provider_tenant_or_404(request, tenant_id)
+    try:
+        readiness_confirm_active(tenant=tenant, acting_user=request.user)  # type: ignore[arg-type]
+    except ReadinessError as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.success(request, f"The Defender Experts service of {tenant.name} is now Active.")
+    return redirect("readiness_provider:tenant", tenant_id=tenant.pk)
