@@ -118,8 +118,7 @@ def directory_search(*, tenant: Tenant, query: str, limit: int = MAX_RESULTS) ->
 
     def exact(t: str, parts: str) -> tuple[str, list[Any]]:
         clause = (
-            f"{t}.search_text = %s OR ({t}.search_text LIKE %s ESCAPE '\\' "
-            f"AND {spaces.format(t=t)} - %s = {parts})"
+            f"{t}.search_text = %s OR ({t}.search_text LIKE %s ESCAPE '\\' AND {spaces.format(t=t)} - %s = {parts})"
         )
         params: list[Any] = [q, name_then_space, q_spaces]
         if "@" in q and " " not in q:
@@ -220,6 +219,7 @@ def contacts_for_tenant(*, tenant: Tenant) -> QuerySet[NotificationContact]:
         .filter(preview_rank__lte=TEAM_PREVIEW_LIMIT)
         .order_by("group_id", "user__display_name", "user_id")
     )
+
     def member_count(condition: Q) -> Coalesce:
         counts = (
             GroupMembership.objects.filter(condition, group_id=OuterRef("directory_group_id"))

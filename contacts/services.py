@@ -220,9 +220,11 @@ def contact_add(
 def _locked_active(
     *, tenant: Tenant, contact: NotificationContact, expected_version: int | None
 ) -> NotificationContact:
-    current = NotificationContact.objects.select_for_update(of=("self",)).select_related(
-        "directory_user", "directory_group"
-    ).get(pk=contact.pk, tenant=tenant)
+    current = (
+        NotificationContact.objects.select_for_update(of=("self",))
+        .select_related("directory_user", "directory_group")
+        .get(pk=contact.pk, tenant=tenant)
+    )
     if current.removed_at is not None:
         who = f" by {current.removed_by_label}" if current.removed_by_label else ""
         raise StaleContact(
@@ -313,9 +315,7 @@ def contact_move(
     except (TypeError, ValueError):
         expected_neighbour = None
     if expected_neighbour != neighbour.pk:
-        raise StaleContact(
-            "The call order changed since you loaded this page. The current order is shown; try again."
-        )
+        raise StaleContact("The call order changed since you loaded this page. The current order is shown; try again.")
     before_order = [c.display_name for c in ordered]
     ordered[index], ordered[other_index] = ordered[other_index], ordered[index]
     now = timezone.now()

@@ -21,7 +21,9 @@ def names(results):
 
 
 def test_exact_before_prefix_before_substring(contoso):
-    factories.directory_user(contoso, "Annette Lind", mail="annette@contoso.example")  # substring ("ann" inside? no: prefix)
+    factories.directory_user(
+        contoso, "Annette Lind", mail="annette@contoso.example"
+    )  # substring ("ann" inside? no: prefix)
     factories.directory_user(contoso, "Joanna Ek", mail="joanna@contoso.example")  # substring
     factories.directory_user(contoso, "Ann", mail="a.sole@contoso.example")  # exact name
     factories.directory_user(contoso, "Ann Berg", mail="ann.berg@contoso.example")  # prefix
@@ -109,7 +111,9 @@ def test_users_and_groups_together_with_member_counts_and_reasons(contoso):
 
 def test_results_say_which_types_the_entry_already_holds(contoso, admin):
     alice = factories.directory_user(contoso, "Alice Held", mail="alice@contoso.example")
-    contact_add(tenant=contoso, acting_user=admin, notification_type=NotificationType.INCIDENT, directory_user_id=alice.pk)
+    contact_add(
+        tenant=contoso, acting_user=admin, notification_type=NotificationType.INCIDENT, directory_user_id=alice.pk
+    )
     (result,) = directory_search(tenant=contoso, query="alice held")
     assert result.held_types == {"incident"}
 
@@ -160,7 +164,9 @@ def _bulk_directory(tenant, count):
 def test_search_is_one_query_whatever_the_size(contoso, admin, django_assert_num_queries, size):
     _bulk_directory(contoso, size)
     alice = factories.directory_user(contoso, "Bulk Alice", mail="alice@contoso.example")
-    contact_add(tenant=contoso, acting_user=admin, notification_type=NotificationType.INCIDENT, directory_user_id=alice.pk)
+    contact_add(
+        tenant=contoso, acting_user=admin, notification_type=NotificationType.INCIDENT, directory_user_id=alice.pk
+    )
     # One statement: users and groups in a UNION ALL, member counts and
     # "already a contact" as subqueries of the limited hits.
     with django_assert_num_queries(1):

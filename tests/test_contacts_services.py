@@ -56,7 +56,9 @@ def soc(contoso, alice, bob):
 
 
 def _add(tenant, actor, entry, ntype=INCIDENT, phone=""):
-    kwargs = {"directory_user_id": entry.pk} if hasattr(entry, "user_principal_name") else {"directory_group_id": entry.pk}
+    kwargs = (
+        {"directory_user_id": entry.pk} if hasattr(entry, "user_principal_name") else {"directory_group_id": entry.pk}
+    )
     return contact_add(tenant=tenant, acting_user=actor, notification_type=ntype, phone=phone, **kwargs)
 
 
@@ -310,7 +312,9 @@ def test_move_up_and_down_swaps_with_the_neighbour_shown(contoso, admin, alice, 
 def test_stale_reorder_is_refused_when_the_list_changed(contoso, admin, secadmin, alice, bob, soc):
     a, b, s = _add(contoso, admin, alice), _add(contoso, admin, bob), _add(contoso, admin, soc)
     # Both admins see [Alice, Bob, SOC]. The second admin moves SOC to the top.
-    contact_move(tenant=contoso, acting_user=secadmin, contact=s, direction="up", expected_version=1, expected_neighbour_id=b.pk)
+    contact_move(
+        tenant=contoso, acting_user=secadmin, contact=s, direction="up", expected_version=1, expected_neighbour_id=b.pk
+    )
     # The first admin, on the stale page, moves Bob up (expecting Alice above him);
     # now SOC is above Bob, so the move must be refused rather than swap Bob with SOC.
     b.refresh_from_db()
@@ -321,7 +325,9 @@ def test_stale_reorder_is_refused_when_the_list_changed(contoso, admin, secadmin
         )  # fmt: skip
     # A stale version of the moved contact itself is refused too.
     with pytest.raises(StaleContact):
-        contact_move(tenant=contoso, acting_user=admin, contact=s, direction="up", expected_version=1, expected_neighbour_id=a.pk)
+        contact_move(
+            tenant=contoso, acting_user=admin, contact=s, direction="up", expected_version=1, expected_neighbour_id=a.pk
+        )
     assert _order(contoso) == ["Alice Martin", "SOC Team", "Bob Stone"]
     assert AuditEvent.objects.filter(action="contacts.reordered").count() == 1
 
@@ -329,9 +335,18 @@ def test_stale_reorder_is_refused_when_the_list_changed(contoso, admin, secadmin
 def test_first_cannot_move_up(contoso, admin, alice):
     a = _add(contoso, admin, alice)
     with pytest.raises(StaleContact, match="already first"):
-        contact_move(tenant=contoso, acting_user=admin, contact=a, direction="up", expected_version=1, expected_neighbour_id="")
+        contact_move(
+            tenant=contoso, acting_user=admin, contact=a, direction="up", expected_version=1, expected_neighbour_id=""
+        )
     with pytest.raises(ContactError):
-        contact_move(tenant=contoso, acting_user=admin, contact=a, direction="sideways", expected_version=1, expected_neighbour_id="")
+        contact_move(
+            tenant=contoso,
+            acting_user=admin,
+            contact=a,
+            direction="sideways",
+            expected_version=1,
+            expected_neighbour_id="",
+        )
 
 
 # --- Directory changes after adding ----------------------------------------------------------
