@@ -236,32 +236,33 @@ class LicenceUsage:
     product: str
     label: str
     seats: int
-    # What the seats cover, and how many of those there are.
-    used: int
+    # What the seats cover, and how many of those there are (None: not measured).
+    used: int | None
     used_label: str
     updated_at: datetime | None
 
     @property
     def gap(self) -> int:
         """Seats left unused (positive) or missing (negative)."""
-        return self.seats - self.used
+        return self.seats - (self.used or 0)
 
     @property
     def shortfall(self) -> int:
         """Seats missing to cover what's in use (0 when there are enough)."""
-        return max(0, self.used - self.seats)
+        return max(0, (self.used or 0) - self.seats)
 
     @property
     def unused(self) -> int:
-        return max(0, self.seats - self.used)
+        return max(0, self.seats - (self.used or 0))
 
     @property
     def percent(self) -> int:
-        return min(100, round(100 * self.used / self.seats)) if self.seats else (100 if self.used else 0)
+        used = self.used or 0
+        return min(100, round(100 * used / self.seats)) if self.seats else (100 if used else 0)
 
     @property
     def over_allocated(self) -> bool:
-        return self.used > self.seats
+        return self.shortfall > 0
 
 
 def licences(*, tenant: Tenant) -> dict[str, Licence]:
@@ -274,15 +275,17 @@ def licence_usage(*, tenant: Tenant, devices: DeviceCounts, identities: Identity
 
     Defender for Endpoint is measured against protected devices and Defender
     for Identity against protected identities (the readiness targets);
-    Office 365 and Entra ID seats are assigned per enabled user.
+    Office 365 and Entra ID P1 seats are needed by every enabled user. Entra
+    ID P2 is bought for a subset of users (privileged identity management),
+    which the emulated directory doesn't model, so it isn't measured.
     """
     rows = licences(tenant=tenant)
-    usage = {
+    usage: dict[str, tuple[int | None, str]] = {
         LicenceProduct.DEFENDER_ENDPOINT_P2: (devices.protected, "protected devices"),
         LicenceProduct.DEFENDER_IDENTITY: (identities.protected, "protected identities"),
         LicenceProduct.DEFENDER_OFFICE_P2: (identities.enabled_users, "enabled users"),
         LicenceProduct.ENTRA_ID_P1: (identities.enabled_users, "enabled users"),
-        LicenceProduct.ENTRA_ID_P2: (identities.enabled_users, "enabled users"),
+        LicenceProduct.ENTRA_ID_P2: (None, "not measured"),
     }
     result = []
     for product in LicenceProduct:
