@@ -1,3 +1,105 @@
-from tenancy.interim import interim_view
+"""Settings > Defender Experts > Audit log: the tenant's full trail, filterable, exportable as CSV.
 
-audit_log = interim_view("Audit log")
+The page is read-only for every member; nothing here (nor the Django admin)
+can edit or delete an event.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Iterator
+from datetime import UTC
+from typing import Any
+from urllib.parse import urlencode
+
+from django.core.paginator import Paginator
+from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
+from django.shortcuts import render
+from django.utils import timezone
+from django.views.decorators.http import require_GET
+
+from audit.forms import AuditFilterForm
+from audit.selectors import audit_events, audit_filter_choices
+from tenancy.access import tenant_view
+
+PAGE_SIZE = 50
+CSV_COLUMNS = ["time_utc", "actor", "action", "summary", "target_type", "target_id", "before", "after", "ip_address"]
+
+
+@tenant_view
+@require_GET
+def audit_log(request: HttpRequest) -> HttpResponse:
+    tenant = request.tenant  # type: ignore[attr-defined]
+    form = AuditFilterForm(request.GET if request.GET else None)
+    filters = form.filters()
+    # Paginator's count() plus the page slice: two queries whatever the size.
+    page = Paginator(audit_events(tenant=tenant, filters=filters), PAGE_SIZE).get_page(request.GET.get("page"))
+    query = urlencode(filters.as_query())
+    rows = [(e, _json(e.before), _json(e.after)) for e in page]
+    ctx: dict[str, Any] = {
+        "rows": rows,
+        "nav": "audit",
+        "form": form,
+        "filters": filters,
+        "page": page,
+        "query": query,
+        "choices": audit_filter_choices(tenant=tenant),
+    }
+    if request.htmx:  # type: ignore[attr-defined]
+        return render(request, "audit/log.html#results", ctx)
+    return render(request, "audit/log.html", ctx)
+
+
+def _json(value: Any) -> str:
+    return "" if value is None else json.dumps(value, sort_keys=True, ensure_ascii=False)
+
+
+class _Echo:
+    def write(self, value: str) -> str:
+        return value
+
+
+def _cell(value: Any) -> str:
+    """Neutralise spreadsheet formulas (CSV injection): a leading =, +, -, @ is prefixed with a quote."""
+    text = "" if value is None else str(value)
+    if text and text[0] in "=+-@\t\r":
+        return "'" + text
+    return text
+
+
+def _rows(events: Any) -> Iterator[list[str]]:
+    yield CSV_COLUMNS
+    for e in events:
+        yield [
+            _cell(e.created_at.astimezone(UTC).isoformat()),
+            _cell(e.actor_label),
+            _cell(e.action),
+            _cell(e.summary),
+            _cell(e.target_type),
+            _cell(e.target_id),
+            _cell(_json(e.before)),
+            _cell(_json(e.after)),
+            _cell(e.ip_address or ""),
+        ]
+
+
+@tenant_view
+@require_GET
+def audit_export(request: HttpRequest) -> StreamingHttpResponse | HttpResponse:
+    """The filtered trail as CSV, streamed in chunks so a long history never sits in memory."""
+    tenant = request.tenant  # type: ignore[attr-defined]
+    form = AuditFilterForm(request.GET if request.GET else None)
+    events = (
+        audit_events(tenant=tenant, filters=form.filters())
+        .only("created_at", "actor_label", "action", "summary", "target_type", "target_id", "before", "after",
+              "ip_address")
+        .iterator(chunk_size=2000)
+    )
+    writer = csv.writer(_Echo())
+    response = StreamingHttpResponse((writer.writerow(row) for row in _rows(events)), content_type="text/csv; charset=utf-8")
+    stamp = timezone.now().strftime("%Y%m%d-%H%M%S")
+    response["Content-Disposition"] = f'attachment; filename="audit-log-{tenant.primary_domain}-{stamp}.csv"'
+    response["Cache-Control"] = "no-store"
+    return response
+

@@ -1,9 +1,10 @@
 from django.urls import path
 
-from tenancy.interim import interim_view
+from permissions import provider_views
 
 app_name = "permissions_provider"
 
 urlpatterns = [
-    path("access/", interim_view("access"), name="access"),
+    path("access/", provider_views.access_list, name="access"),
+    path("access/<str:tenant_id>/", provider_views.access_detail, name="tenant"),
 ]
