@@ -169,22 +169,23 @@ def _changes_since(*, tenant: Tenant) -> dict[str, datetime]:
     latest = (
         Tenant.objects.filter(pk=tenant.pk)
         .annotate(
-            devices=Subquery(
+            latest_device=Subquery(
                 Device.objects.filter(tenant=OuterRef("pk")).order_by("-updated_at").values("updated_at")[:1]
             ),
-            domain_controllers=Subquery(
+            latest_dc=Subquery(
                 DomainController.objects.filter(tenant=OuterRef("pk")).order_by("-updated_at").values("updated_at")[:1]
             ),
-            users=Subquery(
+            latest_user=Subquery(
                 DirectoryUser.objects.filter(tenant=OuterRef("pk")).order_by("-updated_at").values("updated_at")[:1]
             ),
         )
-        .values("devices", "domain_controllers", "users")
+        .values("latest_device", "latest_dc", "latest_user")
         .first()
     ) or {}
+    names = {"latest_device": "devices", "latest_dc": "domain_controllers", "latest_user": "users"}
     for name, value in latest.items():
         if value is not None:
-            sources[name] = value
+            sources[names[name]] = value
     for key, updated in SecuritySetting.objects.filter(tenant=tenant).values_list("key", "updated_at"):
         sources["setting:" + key] = updated
     return sources

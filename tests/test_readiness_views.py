@@ -1,0 +1,272 @@
+"""Service status over HTTP: the page, its lists, export, Request refresh, provider pages."""
+
+from __future__ import annotations
+
+import csv
+import io
+from typing import Any
+
+import pytest
+from django.urls import reverse
+from django.utils import timezone
+
+from audit.models import AuditEvent
+from environment.models import AntivirusMode
+from readiness.catalogue import ENTRIES
+from readiness.demo import seed_environment
+from readiness.models import ReadinessState, RefreshRun
+from readiness.presenters import NOTE_24H
+from readiness.services import readiness_state_for, readiness_sweep
+from tenancy.models import ProviderRole, ServicePhase, Tenant
+from tests import factories
+
+URL = "/settings/defender-experts/service-status/"
+
+
+def refresh(tenant: Tenant) -> ReadinessState:
+    readiness_state_for(tenant=tenant)
+    ReadinessState.objects.filter(tenant=tenant).update(next_refresh_at=timezone.now())
+    readiness_sweep()
+    return ReadinessState.objects.get(tenant=tenant)
+
+
+@pytest.fixture
+def assessed(contoso: Tenant) -> ReadinessState:
+    seed_environment(contoso, devices=1500)
+    return refresh(contoso)
+
+
+def test_url_names() -> None:
+    assert reverse("readiness:service_status") == URL
+    assert reverse("readiness_provider:runs") == "/provider/readiness-runs/"
+
+
+def test_page_shows_the_assessment_with_the_seed_labels(login: Any, admin: Any, assessed: ReadinessState) -> None:
+    response = login(admin).get(URL)
+    assert response.status_code == 200
+    html = response.content.decode()
+    for label in (
+        "Actions needed",
+        "Protected assets",
+        "Complete now",
+        "onboard more devices",
+        "install more Defender for Identity sensors",
+        NOTE_24H,
+        "Request refresh",
+        "History",
+    ):
+        assert label in html, label
+    assert f'data-testid="devices-protected">{assessed.devices_protected:,}<' in html
+    assert f'data-testid="devices-passive">{assessed.devices_passive:,}<' in html
+    assert "/environment/devices/?onboarding=not_onboarded" in html
+    assert reverse("environment:domain_controllers") in html
+    assert html.count('<details class="disclosure readiness-details">') == len(ENTRIES)
+    assert "<svg" in html and "history-chart" in html
+    # Complete now first by default.
+    first_status = html.split('data-status="')[1].split('"')[0]
+    assert first_status == "complete_now"
+
+
+def test_reader_sees_the_page_but_cannot_request_a_refresh(login: Any, reader: Any, assessed: Any) -> None:
+    client = login(reader)
+    html = client.get(URL).content.decode()
+    assert "Actions needed" in html and 'data-testid="request-refresh"' not in html
+    assert client.post(reverse("readiness:request_refresh")).status_code == 403
+    assert not AuditEvent.objects.filter(action="readiness.refresh_requested").exists()
+
+
+def test_operator_cannot_request_a_refresh(login: Any, operator: Any, assessed: Any) -> None:
+    assert login(operator).post(reverse("readiness:request_refresh")).status_code == 403
+
+
+def test_request_refresh_rate_limited_over_http(login: Any, secadmin: Any, assessed: Any) -> None:
+    client = login(secadmin)
+    response = client.post(reverse("readiness:request_refresh"), follow=True)
+    html = response.content.decode()
+    assert "Refresh requested. Expect the latest status by" in html
+    assert 'data-testid="expected-by"' in html
+    response = client.post(reverse("readiness:request_refresh"), follow=True)
+    assert "You can request another after" in response.content.decode()
+    assert AuditEvent.objects.filter(action="readiness.refresh_requested").count() == 1
+    assert client.get(reverse("readiness:request_refresh")).status_code == 405
+
+
+def test_anonymous_is_sent_to_sign_in(client: Any, contoso: Tenant) -> None:
+    response = client.get(URL)
+    assert response.status_code == 302 and "/sign-in/" in response["Location"]
+
+
+def test_provider_staff_is_sent_to_the_provider_area(login: Any, sdm: Any) -> None:
+    assert login(sdm).get(URL).status_code == 302
+
+
+def test_other_tenant_sees_only_its_own_figures(login: Any, outsider: Any, assessed: Any) -> None:
+    html = login(outsider).get(URL).content.decode()
+    assert 'data-testid="devices-protected">0<' in html
+    response = login(outsider).get(reverse("readiness:devices", args=["passive"]))
+    assert response.status_code == 200 and "ws-0" not in response.content.decode()
+
+
+def test_each_number_opens_the_list_that_matches_it(login: Any, admin: Any, assessed: ReadinessState) -> None:
+    client = login(admin)
+    for state, figure in (
+        ("protected", assessed.devices_protected),
+        ("passive", assessed.devices_passive),
+        ("disabled", assessed.devices_disabled),
+        ("not_onboarded", assessed.devices_not_onboarded),
+    ):
+        response = client.get(reverse("readiness:devices", args=[state]))
+        assert response.status_code == 200
+        assert response.context["count"] == figure, state
+        assert 'data-testid="list-differs"' not in response.content.decode()
+    response = client.get(reverse("readiness:identities", args=["protected"]))
+    assert response.context["count"] == assessed.identities_protected
+    response = client.get(reverse("readiness:domain_controllers", args=["without_sensor"]))
+    assert response.context["count"] == assessed.domain_controllers_without_sensor
+    # Pagination: 25 a page; a bad page number falls back rather than failing.
+    response = client.get(reverse("readiness:devices", args=["passive"]), {"page": "2"})
+    assert response.context["page_obj"].number == 2
+    assert client.get(reverse("readiness:devices", args=["passive"]), {"page": "zzz"}).status_code == 200
+    assert client.get(reverse("readiness:devices", args=["bogus"])).status_code == 404
+    assert client.get(reverse("readiness:domain_controllers", args=["bogus"])).status_code == 404
+
+
+def test_list_says_when_the_environment_moved_since_the_refresh(
+    login: Any, admin: Any, contoso: Tenant, assessed: Any
+) -> None:
+    factories.devices(contoso, 7, av_mode=AntivirusMode.PASSIVE)
+    html = login(admin).get(reverse("readiness:devices", args=["passive"])).content.decode()
+    assert 'data-testid="list-differs"' in html
+
+
+def test_embedded_list_is_the_partial(login: Any, admin: Any, assessed: Any) -> None:
+    response = login(admin).get(reverse("readiness:devices", args=["not_active"]), HTTP_HX_REQUEST="true")
+    html = response.content.decode()
+    assert response.status_code == 200 and "<html" not in html and 'class="readiness-embedded"' in html
+
+
+def test_filter_and_sort_as_plain_links_and_htmx(login: Any, admin: Any, assessed: Any) -> None:
+    client = login(admin)
+    html = client.get(URL, {"status": "complete_now"}).content.decode()
+    rows = html.split("<tbody>")[1].split("</tbody>")[0]
+    statuses = {chunk.split('"')[0] for chunk in rows.split('data-status="')[1:]}
+    assert statuses == {"complete_now"}
+    html = client.get(URL, {"product": "mdo"}).content.decode()
+    rows = html.split("<tbody>")[1].split("</tbody>")[0]
+    assert rows.count("<tr ") == 3
+    response = client.get(
+        URL, {"sort": "title", "dir": "asc"}, HTTP_HX_REQUEST="true", HTTP_HX_TARGET="actions-section"
+    )
+    partial = response.content.decode()
+    assert "<html" not in partial and 'id="actions-section"' in partial
+    titles = [c.split("</summary>")[0] for c in partial.split("<summary>")[1:]]
+    assert titles == sorted(titles, key=str.lower)
+    # Nonsense parameters fall back to the defaults.
+    assert client.get(URL, {"status": "x", "product": "<script>", "sort": "x", "dir": "x"}).status_code == 200
+
+
+def test_export_csv(login: Any, reader: Any, assessed: ReadinessState) -> None:
+    response = login(reader).get(reverse("readiness:export"))
+    assert response.status_code == 200 and response["Content-Type"].startswith("text/csv")
+    assert "attachment" in response["Content-Disposition"]
+    rows = list(csv.reader(io.StringIO(response.content.decode())))
+    assert rows[0][:5] == ["Section", "Title", "Product", "Status", "Priority"]
+    actions = [r for r in rows[1:] if r[0] == "Action"]
+    assert len(actions) == len(ENTRIES)
+    assets = {r[1]: r for r in rows if r[0] == "Protected assets"}
+    assert assets["Protected devices"][7] == str(assessed.devices_protected)
+    assert assets["Protected devices"][9] == str(assessed.devices_to_protect)
+    # Filters apply to the export too.
+    filtered = login(reader).get(reverse("readiness:export"), {"status": "completed"}).content.decode()
+    assert all(r[3] == "Completed" for r in csv.reader(io.StringIO(filtered)) if r and r[0] == "Action")
+
+
+def test_page_before_the_first_refresh(login: Any, admin: Any) -> None:
+    html = login(admin).get(URL).content.decode()
+    assert "The first readiness assessment is being prepared." in html
+    assert "Not checked yet" in html
+
+
+def test_constant_query_count_from_1500_to_100000_devices(
+    login: Any, admin: Any, contoso: Tenant, django_assert_num_queries: Any
+) -> None:
+    seed_environment(contoso, devices=1500)
+    refresh(contoso)
+    client = login(admin)
+    client.get(URL)  # warm the session
+    # session, user, provider-staff and membership lookups (4); readiness state (1);
+    # action statuses (1); change detection (2: latest device/DC/user change in one
+    # statement, settings); access health (1, Permissions); history (1); open
+    # regressions (1); the organisation switcher's membership count in base.html (1).
+    with django_assert_num_queries(12) as small:
+        assert client.get(URL).status_code == 200
+    factories.devices(contoso, 98_500, av_mode=AntivirusMode.PASSIVE)
+    refresh(contoso)
+    with django_assert_num_queries(len(small.captured_queries)):
+        response = client.get(URL)
+    assert 'data-testid="devices-passive">' in response.content.decode()
+    assert ReadinessState.objects.get(tenant=contoso).devices_total == 100_000
+
+
+# --- Provider pages ---------------------------------------------------------------------------
+
+
+def test_runs_page_for_staff_only(login: Any, sdm: Any, contoso: Tenant, assessed: Any) -> None:
+    response = login(sdm).get(reverse("readiness_provider:runs"))
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert "Contoso" in html and "Succeeded" in html and " ms" in html
+    assert login(sdm).get(reverse("readiness_provider:runs"), {"outcome": "bogus", "tenant": "x"}).status_code == 404
+
+
+def test_runs_page_refused_to_tenant_members(login: Any, admin: Any) -> None:
+    assert login(admin).get(reverse("readiness_provider:runs")).status_code == 403
+
+
+def test_provider_tenant_page_and_start_monitoring(login: Any, sdm: Any, contoso: Tenant, assessed: Any) -> None:
+    Tenant.objects.filter(pk=contoso.pk).update(service_phase=ServicePhase.PREPARING)
+    client = login(sdm)
+    html = client.get(reverse("readiness_provider:tenant", args=[contoso.pk])).content.decode()
+    assert "Not ready" in html and "Start the monitoring phase" in html
+    url = reverse("readiness_provider:start_monitoring", args=[contoso.pk])
+    response = client.post(url, follow=True)
+    assert "Readiness isn&#x27;t met" in response.content.decode()
+    contoso.refresh_from_db()
+    assert contoso.service_phase == ServicePhase.PREPARING
+    response = client.post(url, {"reason": "Pilot agreed with the CISO"}, follow=True)
+    assert "The monitoring phase of Contoso has started." in response.content.decode()
+    contoso.refresh_from_db()
+    assert contoso.service_phase == ServicePhase.MONITORING
+    # Confirming Active before the monitoring days are over is refused.
+    response = client.post(reverse("readiness_provider:confirm_active", args=[contoso.pk]), follow=True)
+    assert "runs until" in response.content.decode()
+
+
+def test_analyst_cannot_change_phases(login: Any, contoso: Tenant, assessed: Any) -> None:
+    analyst = factories.staff(ProviderRole.ANALYST, "analyst@experts.example")
+    client = login(analyst)
+    assert client.get(reverse("readiness_provider:tenant", args=[contoso.pk])).status_code == 200
+    assert (
+        client.post(reverse("readiness_provider:start_monitoring", args=[contoso.pk]), {"reason": "x"}).status_code
+        == 403
+    )
+    assert client.post(reverse("readiness_provider:confirm_active", args=[contoso.pk])).status_code == 403
+
+
+def test_provider_tenant_404s(login: Any, sdm: Any) -> None:
+    client = login(sdm)
+    assert client.get("/provider/readiness/tenants/999999/").status_code == 404
+    other_org_tenant = Tenant.objects.create(
+        name="Elsewhere",
+        primary_domain="elsewhere.example",
+        provider=__import__("tenancy.models", fromlist=["ProviderOrganization"]).ProviderOrganization.objects.create(
+            name="Other MSSP", domain="other.example"
+        ),
+    )
+    assert client.get(reverse("readiness_provider:tenant", args=[other_org_tenant.pk])).status_code == 404
+    assert client.post(reverse("readiness_provider:start_monitoring", args=[other_org_tenant.pk])).status_code == 404
+
+
+def test_runs_record_duration_and_counts(assessed: ReadinessState, contoso: Tenant) -> None:
+    run = RefreshRun.objects.get(tenant=contoso)
+    assert run.devices_total == 1500 and run.actions_total == len(ENTRIES)
