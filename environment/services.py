@@ -630,3 +630,30 @@ def directory_group_create(
         },
     )
     return group
+
+
+@transaction.atomic
+def directory_users_set_enabled(
+    *, tenant: Tenant, acting_user: User | None, directory_user_ids: Sequence[Any], enabled: bool
+) -> int:
+    """Enable or disable many directory users with one UPDATE; returns how many changed."""
+    ids = _clean_ids(directory_user_ids)
+    now = timezone.now()
+    changed = (
+        DirectoryUser.objects.filter(tenant=tenant, pk__in=ids)
+        .exclude(enabled=enabled)
+        .update(enabled=enabled, updated_at=now)
+    )
+    if not changed:
+        return 0
+    _touch_tenant(tenant, now)
+    verb = "Enabled" if enabled else "Disabled"
+    audit_record(
+        tenant=tenant,
+        acting_user=acting_user,
+        action="environment.directory_users_enabled" if enabled else "environment.directory_users_disabled",
+        summary=f"{verb} {changed:,} directory user{'s' if changed != 1 else ''}",
+        before={"enabled": not enabled, "users": changed},
+        after={"enabled": enabled, "users": changed, "selected": len(ids)},
+    )
+    return changed
