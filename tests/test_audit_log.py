@@ -1,0 +1,124 @@
+"""Settings > Defender Experts > Audit log: tenant-scoped, filterable, exportable, never editable."""
+
+from __future__ import annotations
+
+import csv
+import io
+from datetime import timedelta
+
+import pytest
+from django.contrib.admin.sites import site
+from django.test import RequestFactory
+from django.urls import reverse
+from django.utils import timezone
+
+from audit.models import AuditEvent
+from audit.services import audit_record
+from permissions.selectors import access_levels_state
+from permissions.services import access_levels_set, all_devices_set
+
+pytestmark = pytest.mark.django_db
+
+LOG = reverse("audit:log")
+EXPORT = reverse("audit:export")
+
+
+@pytest.fixture
+def history(contoso, fabrikam, admin, secadmin, outsider):
+    access_levels_set(tenant=contoso, acting_user=admin, investigate=True, respond=False, expected_version=1)
+    v = access_levels_state(tenant=contoso).version
+    all_devices_set(tenant=contoso, acting_user=secadmin, enabled=False, expected_version=v, confirm=True)
+    audit_record(tenant=contoso, acting_user=admin, action="contacts.added", summary="=HYPERLINK(\"http://x\")")
+    access_levels_set(tenant=fabrikam, acting_user=outsider, investigate=True, respond=False, expected_version=1)
+
+
+def _csv(response):
+    content = b"".join(response.streaming_content).decode()
+    return list(csv.DictReader(io.StringIO(content)))
+
+
+def test_anonymous_is_redirected(client):
+    assert client.get(LOG).status_code == 302
+    assert client.get(EXPORT).status_code == 302
+
+
+@pytest.mark.parametrize("who", ["admin", "secadmin", "operator", "reader"])
+def test_every_member_reads_their_own_tenants_log_only(request, login, history, who):
+    body = login(request.getfixturevalue(who)).get(LOG).content.decode()
+    assert "Access security data from all devices turned off" in body
+    assert "admin@fabrikam.example" not in body
+    assert "4 events" in body  # access granted, level granted, all devices, contacts.added; not Fabrikam's
+
+
+def test_filters_narrow_the_log(login, admin, history):
+    client = login(admin)
+    body = client.get(LOG, {"category": "permissions"}).content.decode()
+    assert "3 events" in body and "HYPERLINK" not in body
+    body = client.get(LOG, {"actor": "secadmin@contoso.example"}).content.decode()
+    assert "1 event " in body and "turned off" in body
+    body = client.get(LOG, {"action": "permissions.level_granted"}).content.decode()
+    assert "1 event " in body
+    body = client.get(LOG, {"q": "all devices"}).content.decode()
+    assert "1 event " in body
+    tomorrow = (timezone.now() + timedelta(days=1)).date().isoformat()
+    assert "0 events" in client.get(LOG, {"from": tomorrow}).content.decode()
+    response = client.get(LOG, {"from": tomorrow, "to": "2001-01-01"})
+    assert response.status_code == 200 and "The end date must be on or after the start date" in response.content.decode()
+    assert client.get(LOG, {"from": "not-a-date", "page": "x"}).status_code == 200
+
+
+def test_csv_export_follows_the_filters_and_neutralises_formulas(login, admin, history):
+    client = login(admin)
+    response = client.get(EXPORT)
+    assert response.status_code == 200 and response["Content-Type"].startswith("text/csv")
+    assert "attachment;" in response["Content-Disposition"]
+    rows = _csv(response)
+    assert len(rows) == 4
+    assert set(rows[0]) == {"time_utc", "actor", "action", "summary", "target_type", "target_id", "before", "after",
+                            "ip_address"}
+    toggled = next(r for r in rows if r["action"] == "permissions.all_devices_changed")
+    assert toggled["actor"] == "secadmin@contoso.example"
+    assert toggled["before"] == '{"all_devices": true}' and toggled["after"] == '{"all_devices": false}'
+    assert toggled["time_utc"].endswith("+00:00")
+    formula = next(r for r in rows if r["action"] == "contacts.added")
+    assert formula["summary"].startswith("'=")
+    only_permissions = _csv(client.get(EXPORT, {"category": "permissions", "actor": "admin@contoso.example"}))
+    assert {r["action"] for r in only_permissions} == {"permissions.provider_access_granted", "permissions.level_granted"}
+    assert all("fabrikam" not in r["actor"] for r in rows)
+
+
+def test_the_log_page_runs_a_fixed_number_of_queries(login, admin, contoso, history, django_assert_num_queries):
+    client = login(admin)
+    # session, user, provider staff, membership (middleware); filter choices;
+    # page count; page rows; nav membership count.
+    with django_assert_num_queries(8):
+        client.get(LOG)
+    AuditEvent.objects.bulk_create(
+        [AuditEvent(tenant=contoso, actor_label=f"user{i % 7}@contoso.example", action="contacts.added", summary=f"Row {i}",
+                    created_at=timezone.now()) for i in range(600)]
+    )
+    with django_assert_num_queries(8):
+        body = client.get(LOG, {"page": 3}).content.decode()
+    assert "Page 3 of 13" in body
+
+
+def test_the_audit_log_cannot_be_edited_in_the_django_admin(admin, history):
+    model_admin = site._registry[AuditEvent]
+    request = RequestFactory().get("/")
+    admin.is_superuser = True
+    admin.is_staff = True
+    request.user = admin
+    event = AuditEvent.objects.first()
+    assert not model_admin.has_add_permission(request)
+    assert not model_admin.has_change_permission(request, event)
+    assert not model_admin.has_delete_permission(request, event)
+    with pytest.raises(ValueError):
+        event.save()
+    with pytest.raises(ValueError):
+        event.delete()
+
+
+def test_no_portal_url_edits_the_log(login, admin, history):
+    client = login(admin)
+    assert client.post(LOG).status_code == 405
+    assert client.post(EXPORT).status_code == 405

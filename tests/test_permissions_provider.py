@@ -1,0 +1,118 @@
+"""The provider's view of each tenant's access, and "attempt an action" through the same evaluator."""
+
+from __future__ import annotations
+
+import pytest
+from django.urls import reverse
+
+from audit.models import AuditEvent
+from permissions.selectors import access_levels_state
+from permissions.services import access_levels_set, all_devices_set, provider_access_remove
+from tenancy.models import ProviderOrganization, Tenant
+from tests import factories
+
+pytestmark = pytest.mark.django_db
+
+LIST = reverse("permissions_provider:access")
+
+
+def _detail(tenant):
+    return reverse("permissions_provider:tenant", args=[tenant.pk])
+
+
+def _grant(tenant, user, *, respond=False):
+    v = access_levels_state(tenant=tenant).version
+    return access_levels_set(tenant=tenant, acting_user=user, investigate=True, respond=respond, expected_version=v,
+                             recently_authenticated=True)
+
+
+def test_staff_see_each_tenants_access_in_a_fixed_number_of_queries(login, sdm, contoso, fabrikam, admin, outsider,
+                                                                     django_assert_num_queries):
+    _grant(contoso, admin, respond=True)
+    client = login(sdm)
+    # session, user, provider staff (middleware); tenants, relationships, latest grants.
+    with django_assert_num_queries(6):
+        response = client.get(LIST)
+    body = response.content.decode()
+    assert response.status_code == 200
+    assert "Contoso" in body and "Fabrikam" in body and "Not granted yet" in body
+    assert body.count("180 days left") == 2
+    for i in range(10):
+        t = factories.tenant(f"Tenant {i}")
+        _grant(t, factories.member(t))
+    with django_assert_num_queries(6):
+        assert client.get(LIST).status_code == 200
+
+
+def test_tenant_members_cannot_open_the_provider_area(login, admin, contoso):
+    client = login(admin)
+    assert client.get(LIST).status_code == 403
+    assert client.get(_detail(contoso)).status_code == 403
+
+
+def test_another_providers_tenant_and_malformed_ids_are_404(login, sdm):
+    other_org = ProviderOrganization.objects.create(name="Other MSSP", domain="other.example")
+    foreign = Tenant.objects.create(name="Elsewhere", primary_domain="elsewhere.example", provider=other_org)
+    client = login(sdm)
+    assert client.get(_detail(foreign)).status_code == 404
+    assert client.get(reverse("permissions_provider:tenant", args=["nope"])).status_code == 404
+    assert "Elsewhere" not in client.get(LIST).content.decode()
+
+
+def test_attempting_an_action_uses_the_evaluator_and_logs_allowed_and_refused(login, sdm, contoso, admin):
+    _grant(contoso, admin, respond=True)
+    group = factories.device_group(contoso, "Finance")
+    factories.devices(contoso, 1, group=group, prefix="fin")
+    factories.devices(contoso, 1, prefix="lap")
+    client = login(sdm)
+    response = client.post(_detail(contoso), {"action": "isolate_device", "device": "fin-000000"})
+    assert response.status_code == 200
+    body = response.content.decode()
+    assert 'data-allowed="1"' in body and "Allowed: Isolate a device" in body
+    state = access_levels_state(tenant=contoso)
+    all_devices_set(tenant=contoso, acting_user=admin, enabled=False, expected_version=state.version, confirm=True)
+    response = client.post(_detail(contoso), {"action": "isolate_device", "device": "fin-000000"})
+    body = response.content.decode()
+    assert 'data-allowed="0"' in body and "Finance" in body and "Access security data from all devices is off" in body
+    response = client.post(_detail(contoso), {"action": "run_antivirus_scan", "device": "lap-000000"})
+    assert 'data-allowed="1"' in response.content.decode()
+    events = list(AuditEvent.objects.filter(tenant=contoso, action__startswith="permissions.expert_action").order_by("id"))
+    assert [e.action.rsplit("_", 1)[1] for e in events] == ["allowed", "refused", "allowed"]
+    assert all(e.actor == sdm for e in events)
+    assert events[1].after["code"] == "device_group_out_of_reach" and events[1].after["allowed"] is False
+    # The tenant sees the refusal in its own history.
+    tenant_page = login(admin).get(reverse("permissions:index")).content.decode()
+    assert "Refused: Isolate a device on fin-000000 by Defender Experts" in tenant_page
+
+
+def test_after_removal_every_attempt_is_refused(login, sdm, contoso, admin):
+    state = _grant(contoso, admin, respond=True)
+    factories.devices(contoso, 1, prefix="lap")
+    provider_access_remove(tenant=contoso, acting_user=admin, expected_version=state.version)
+    client = login(sdm)
+    detail = client.get(_detail(contoso)).content.decode()
+    assert "Removed" in detail
+    for action in ("investigate_device", "isolate_device", "run_antivirus_scan", "stop_and_quarantine_file"):
+        body = client.post(_detail(contoso), {"action": action, "device": "lap-000000"}).content.decode()
+        assert 'data-allowed="0"' in body and "Service provider access was removed" in body
+    assert AuditEvent.objects.filter(action="permissions.expert_action_refused").count() == 4
+
+
+def test_unknown_device_and_bad_action_rerender_with_errors(login, sdm, contoso, admin):
+    _grant(contoso, admin)
+    client = login(sdm)
+    response = client.post(_detail(contoso), {"action": "isolate_device", "device": "ghost"})
+    assert response.status_code == 400 and "no device named" in response.content.decode()
+    response = client.post(_detail(contoso), {"action": "format_disk", "device": "ghost"})
+    assert response.status_code == 400
+    assert not AuditEvent.objects.filter(action__startswith="permissions.expert_action").exists()
+
+
+def test_htmx_attempt_returns_the_partial(login, sdm, contoso, admin):
+    _grant(contoso, admin)
+    factories.devices(contoso, 1, prefix="lap")
+    response = login(sdm).post(_detail(contoso), {"action": "isolate_device", "device": "lap-000000"},
+                               HTTP_HX_REQUEST="true")
+    body = response.content.decode()
+    assert body.lstrip().startswith('<section class="card" id="attempt"') and "no_respond" not in body
+    assert "isn&#x27;t granted" in body
