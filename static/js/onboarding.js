@@ -17,4 +17,13 @@
       if (guide) syncSkipHint(guide);
     }
   });
+  // A confirmation shown above the guide belongs to the step it was made on;
+  // once htmx swaps in another step, it would be stale.
+  document.addEventListener("htmx:afterSwap", function (event) {
+    var target = event.detail && event.detail.target;
+    if (target && target.id === "guide") {
+      var toasts = document.querySelector("main > .toasts");
+      if (toasts) toasts.remove();
+    }
+  });
 })();
