@@ -277,9 +277,11 @@ DEVICE_STATE_ENV_QUERY = {
 }
 
 PAGE_SIZE = 25
+# Inside an action's row the list is shorter.
+EMBEDDED_PAGE_SIZE = 10
 
 
-def device_page(*, tenant: Tenant, state: str, page: Any) -> tuple[str, Page]:
+def device_page(*, tenant: Tenant, state: str, page: Any, per_page: int = PAGE_SIZE) -> tuple[str, Page]:
     """One page of the devices behind a number: a COUNT and a LIMIT/OFFSET query."""
     title, condition = DEVICE_STATES[state]
     qs: QuerySet[Device] = (
@@ -289,10 +291,10 @@ def device_page(*, tenant: Tenant, state: str, page: Any) -> tuple[str, Page]:
         .only("id", "name", "os_platform", "onboarding_state", "av_mode", "last_seen", "device_group__name")
         .order_by("name", "id")
     )
-    return title, Paginator(qs, PAGE_SIZE).get_page(page)
+    return title, Paginator(qs, per_page).get_page(page)
 
 
-def domain_controller_page(*, tenant: Tenant, state: str, page: Any) -> tuple[str, Page]:
+def domain_controller_page(*, tenant: Tenant, state: str, page: Any, per_page: int = PAGE_SIZE) -> tuple[str, Page]:
     qs = DomainController.objects.filter(tenant=tenant).order_by("name", "id")
     if state == "without_sensor":
         qs = qs.filter(sensor_installed=False)
@@ -300,7 +302,7 @@ def domain_controller_page(*, tenant: Tenant, state: str, page: Any) -> tuple[st
     else:
         qs = qs.filter(sensor_installed=True)
         title = "Domain controllers with a Defender for Identity sensor"
-    return title, Paginator(qs, PAGE_SIZE).get_page(page)
+    return title, Paginator(qs, per_page).get_page(page)
 
 
 IDENTITY_STATES = {
@@ -309,7 +311,7 @@ IDENTITY_STATES = {
 }
 
 
-def identity_page(*, tenant: Tenant, state: str, page: Any) -> tuple[str, Page]:
+def identity_page(*, tenant: Tenant, state: str, page: Any, per_page: int = PAGE_SIZE) -> tuple[str, Page]:
     title, condition = IDENTITY_STATES[state]
     qs = (
         DirectoryUser.objects.filter(tenant=tenant, enabled=True, domain_controller__isnull=False)
@@ -318,7 +320,7 @@ def identity_page(*, tenant: Tenant, state: str, page: Any) -> tuple[str, Page]:
         .only("id", "display_name", "user_principal_name", "domain_controller__name")
         .order_by("display_name", "id")
     )
-    return title, Paginator(qs, PAGE_SIZE).get_page(page)
+    return title, Paginator(qs, per_page).get_page(page)
 
 
 # --- Provider pages -----------------------------------------------------------------------

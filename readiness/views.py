@@ -24,7 +24,9 @@ from readiness.selectors import (
     DEVICE_STATE_ENV_QUERY,
     DEVICE_STATE_FIGURE,
     DEVICE_STATES,
+    EMBEDDED_PAGE_SIZE,
     IDENTITY_STATES,
+    PAGE_SIZE,
     SORT_KEYS,
     action_rows,
     device_page,
@@ -237,22 +239,24 @@ def _list_context(request: HttpRequest, kind: str, state_key: str) -> dict[str, 
     tenant: Tenant = request.tenant  # type: ignore[attr-defined]
     readiness = readiness_state_for(tenant=tenant)
     page_number = request.GET.get("page", 1)
+    embedded = bool(getattr(request, "htmx", False))
+    per_page = EMBEDDED_PAGE_SIZE if embedded else PAGE_SIZE
     env_query = ""
     if kind == "devices":
         if state_key not in DEVICE_STATES:
             raise Http404
-        title, page = device_page(tenant=tenant, state=state_key, page=page_number)
+        title, page = device_page(tenant=tenant, state=state_key, page=page_number, per_page=per_page)
         figure = DEVICE_STATE_FIGURE.get(state_key)
         env_query = DEVICE_STATE_ENV_QUERY.get(state_key, "")
     elif kind == "domain_controllers":
         if state_key not in ("without_sensor", "with_sensor"):
             raise Http404
-        title, page = domain_controller_page(tenant=tenant, state=state_key, page=page_number)
+        title, page = domain_controller_page(tenant=tenant, state=state_key, page=page_number, per_page=per_page)
         figure = None
     else:
         if state_key not in IDENTITY_STATES:
             raise Http404
-        title, page = identity_page(tenant=tenant, state=state_key, page=page_number)
+        title, page = identity_page(tenant=tenant, state=state_key, page=page_number, per_page=per_page)
         figure = None
     assessed = getattr(readiness, figure) if figure and readiness.has_refreshed else None
     return {
@@ -265,6 +269,7 @@ def _list_context(request: HttpRequest, kind: str, state_key: str) -> dict[str, 
         "assessed": assessed,
         "readiness": readiness,
         "env_query": env_query,
+        "embedded": embedded,
     }
 
 

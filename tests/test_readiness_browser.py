@@ -1,0 +1,198 @@
+"""Service status in headless Chromium: the seeded demo, an environment change
+picked up by a refresh, sorting and filtering, the export and the history chart."""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from typing import Any
+
+import pytest
+from django.utils import timezone
+from playwright.sync_api import Page, expect
+
+from environment import services as env
+from environment.models import DomainController
+from readiness.demo import seed_environment
+from readiness.models import ReadinessState
+from readiness.services import readiness_state_for, readiness_sweep
+from tenancy.models import Tenant
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+PATH = "/settings/defender-experts/service-status/"
+
+
+def refresh(tenant: Tenant) -> ReadinessState:
+    readiness_state_for(tenant=tenant)
+    ReadinessState.objects.filter(tenant=tenant).update(next_refresh_at=timezone.now())
+    readiness_sweep()
+    return ReadinessState.objects.get(tenant=tenant)
+
+
+@pytest.fixture
+def demo(contoso: Tenant) -> ReadinessState:
+    seed_environment(contoso, devices=1500, domain_controllers=4, sensors=2)
+    return refresh(contoso)
+
+
+def open_page(page: Page, live_server: Any, query: str = "") -> None:
+    page.goto(f"{live_server.url}{PATH}{query}")
+    expect(page.get_by_role("heading", name="Service status", level=1)).to_be_visible()
+
+
+def test_service_status_with_the_demo(
+    page: Page,
+    live_server: Any,
+    browser_login: Any,
+    admin: Any,
+    demo: ReadinessState,
+    axe_check: Any,
+    screenshot_dir: str,
+) -> None:
+    browser_login(admin)
+    open_page(page, live_server)
+    expect(page.get_by_role("heading", name="Actions needed")).to_be_visible()
+    expect(page.get_by_role("heading", name="Protected assets")).to_be_visible()
+    expect(page.get_by_test_id("note-24h")).to_contain_text(
+        "It can take up to 24 hours to get the latest status of your security settings"
+    )
+    expect(page.get_by_test_id("devices-protected")).to_have_text(f"{demo.devices_protected:,}")
+    expect(page.get_by_test_id("devices-to-protect")).to_have_text(f"{demo.devices_to_protect:,}")
+    expect(page.get_by_role("link", name="onboard more devices")).to_have_attribute(
+        "href", "/environment/devices/?onboarding=not_onboarded"
+    )
+    expect(page.get_by_role("link", name="install more Defender for Identity sensors")).to_be_visible()
+    expect(page.get_by_test_id("phase-banner")).to_contain_text("Phase:")
+    # Complete now comes first.
+    first = page.locator("[data-testid=actions-table] tbody tr").first
+    expect(first).to_have_attribute("data-status", "complete_now")
+    # A row opens to show why it matters and how to fix it, and the affected devices.
+    row = page.locator("#action-mde-av_active")
+    row.get_by_text("Turn on Microsoft Defender Antivirus in active mode").click()
+    expect(row.get_by_text("Why it matters")).to_be_visible()
+    expect(row.locator(".readiness-embedded")).to_contain_text("Page 1 of")
+    page.screenshot(path=f"{screenshot_dir}/readiness-service-status.png", full_page=True)
+    page.set_viewport_size({"width": 1280, "height": 900})
+    page.evaluate("window.scrollTo(0, 0)")
+    page.screenshot(path=f"{screenshot_dir}/readiness-top.png")
+    row.scroll_into_view_if_needed()
+    page.screenshot(path=f"{screenshot_dir}/readiness-row-open.png")
+    axe_check(page)
+    # The passive number opens exactly that many devices.
+    page.get_by_test_id("devices-passive").click()
+    expect(page.get_by_test_id("list-count")).to_contain_text(f"{demo.devices_passive:,} devices")
+    axe_check(page)
+
+
+def test_environment_change_shows_after_the_refresh(
+    page: Page,
+    live_server: Any,
+    browser_login: Any,
+    admin: Any,
+    contoso: Tenant,
+    demo: ReadinessState,
+    screenshot_dir: str,
+) -> None:
+    browser_login(admin)
+    open_page(page, live_server)
+    expect(page.get_by_test_id("status-mde.av_active")).to_have_text("In progress")
+    expect(page.get_by_test_id("status-mdi.sensors")).to_have_text("In progress")
+    devices_before = page.get_by_test_id("devices-progress").get_attribute("value")
+    # Put every device in active mode and install the missing sensors.
+    env.devices_set_antivirus_mode(tenant=contoso, acting_user=admin, mode="active", all_devices=True)
+    for dc in DomainController.objects.filter(tenant=contoso, sensor_installed=False):
+        env.domain_controller_install_sensor(tenant=contoso, acting_user=admin, domain_controller=dc)
+    # Before the refresh: the figures stay, the page says a change was seen.
+    page.reload()
+    expect(page.get_by_test_id("pending-change")).to_be_visible()
+    expect(page.get_by_test_id("devices-passive")).to_have_text(f"{demo.devices_passive:,}")
+    # The refresh runs: counts, statuses and bars change.
+    after = refresh(contoso)
+    page.reload()
+    expect(page.get_by_test_id("devices-passive")).to_have_text("0")
+    expect(page.get_by_test_id("devices-disabled")).to_have_text("0")
+    expect(page.get_by_test_id("devices-protected")).to_have_text(f"{after.devices_protected:,}")
+    expect(page.get_by_test_id("identities-protected")).to_have_text(f"{after.identities_total:,}")
+    expect(page.get_by_test_id("status-mde.av_active")).to_have_text("Completed")
+    expect(page.get_by_test_id("status-mdi.sensors")).to_have_text("Completed")
+    expect(page.get_by_test_id("pending-change")).to_have_count(0)
+    assert int(page.get_by_test_id("devices-progress").get_attribute("value")) > int(devices_before)
+    expect(page.get_by_test_id("identities-progress")).to_have_attribute("value", "100")
+    page.screenshot(path=f"{screenshot_dir}/readiness-after-refresh.png", full_page=True)
+
+
+def test_sort_filter_and_export(
+    page: Page, live_server: Any, browser_login: Any, secadmin: Any, demo: ReadinessState, axe_check: Any
+) -> None:
+    browser_login(secadmin)
+    open_page(page, live_server)
+    table = page.get_by_test_id("actions-table")
+    # Sort by title through htmx: the URL follows, the rows reorder.
+    table.get_by_role("link", name="Title").click()
+    expect(page).to_have_url(re.compile(r"sort=title"))
+    titles = table.locator("tbody summary").all_inner_texts()
+    assert titles == sorted(titles, key=str.lower)
+    # Filter by status: only Completed rows remain.
+    page.get_by_label("Status").select_option("completed")
+    expect(page).to_have_url(re.compile(r"status=completed"))
+    expect(table.locator("tbody tr[data-status]:not([data-status=completed])")).to_have_count(0)
+    completed = table.locator("tbody tr[data-status=completed]").count()
+    assert completed == demo.actions_completed
+    page.get_by_label("Product").select_option("mde")
+    expect(page).to_have_url(re.compile(r"product=mde"))
+    for product in table.locator("tbody tr td:nth-child(2)").all_inner_texts():
+        assert product == "Microsoft Defender for Endpoint"
+    axe_check(page)
+    # The plain-link fallback gives the same result.
+    open_page(page, live_server, "?status=complete_now")
+    expect(table.locator("tbody tr[data-status=complete_now]")).to_have_count(demo.actions_complete_now)
+    # Export.
+    with page.expect_download() as info:
+        page.get_by_test_id("export-csv").click()
+    text = open(info.value.path(), encoding="utf-8").read()
+    rows = list(csv.reader(io.StringIO(text)))
+    assert rows[0][0] == "Section" and all(r[3] == "Complete now" for r in rows[1:] if r[0] == "Action")
+
+
+def test_history_chart_and_request_refresh(
+    page: Page,
+    live_server: Any,
+    browser_login: Any,
+    admin: Any,
+    contoso: Tenant,
+    demo: ReadinessState,
+    screenshot_dir: str,
+    axe_check: Any,
+) -> None:
+    env.security_setting_set(tenant=contoso, acting_user=admin, key="purview.unified_audit_log", value="on")
+    refresh(contoso)
+    env.devices_set_antivirus_mode(tenant=contoso, acting_user=admin, mode="active", all_devices=True)
+    refresh(contoso)
+    browser_login(admin)
+    open_page(page, live_server)
+    chart = page.get_by_test_id("history-chart")
+    expect(chart).to_be_visible()
+    expect(chart.locator("circle[data-series=actions]")).to_have_count(3)
+    expect(chart.locator("circle[data-series=devices]")).to_have_count(3)
+    page.get_by_text("Show the data behind the chart").click()
+    expect(page.get_by_test_id("history").locator("tbody tr")).to_have_count(3)
+    page.get_by_test_id("history").scroll_into_view_if_needed()
+    page.get_by_test_id("history").screenshot(path=f"{screenshot_dir}/readiness-history.png")
+    # Request refresh: the page says when to expect it; a second request is refused.
+    page.get_by_role("button", name="Request refresh").click()
+    expect(page.get_by_text(re.compile(r"Refresh requested\. Expect the latest status by"))).to_be_visible()
+    expect(page.get_by_test_id("expected-by")).to_be_visible()
+    axe_check(page)
+    page.get_by_role("button", name="Request refresh").click()
+    expect(page.get_by_text(re.compile("You can request another after"))).to_be_visible()
+
+
+def test_reader_has_no_request_refresh_button(
+    page: Page, live_server: Any, browser_login: Any, reader: Any, demo: ReadinessState
+) -> None:
+    browser_login(reader)
+    open_page(page, live_server)
+    expect(page.get_by_role("button", name="Request refresh")).to_have_count(0)
+    expect(page.get_by_role("heading", name="Actions needed")).to_be_visible()
