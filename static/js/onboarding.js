@@ -17,6 +17,16 @@
       if (guide) syncSkipHint(guide);
     }
   });
+  // htmx replaces the whole #guide (outerHTML), so portal.js's focus helper,
+  // which looks inside the old, detached element, can't find the new step.
+  // Move focus to the new step's heading, or to a question the step asks
+  // (the skip warning's button), so keyboard and screen-reader users land on it.
+  document.addEventListener("htmx:afterSettle", function () {
+    var guide = document.getElementById("guide");
+    if (!guide || guide.contains(document.activeElement) && document.activeElement !== document.body) return;
+    var el = guide.querySelector("[data-focus-first]") || guide.querySelector("[data-autofocus]");
+    if (el) el.focus();
+  });
   // A confirmation shown above the guide belongs to the step it was made on;
   // once htmx swaps in another step, it would be stale.
   document.addEventListener("htmx:afterSwap", function (event) {
