@@ -1,0 +1,143 @@
+"""A real Celery worker and beat, against Redis and the test database, run the
+readiness sweep and a refresh end to end."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.conf import settings
+from django.db import connection
+from django.utils import timezone
+
+from readiness.demo import seed_environment
+from readiness.models import ReadinessState, RefreshRun, RunOutcome, Snapshot
+from tests import factories
+
+pytestmark = [pytest.mark.celery_worker, pytest.mark.django_db(transaction=True)]
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _database_url() -> str:
+    """The test database (``test_<name>``) as a URL the subprocesses can use."""
+    db = connection.settings_dict
+    auth = db["USER"] + (f":{db['PASSWORD']}" if db["PASSWORD"] else "")
+    return f"postgres://{auth}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
+
+
+def _purge_broker() -> None:
+    from defender_portal.celery import app
+
+    with app.connection_for_write() as conn:
+        app.control.purge(connection=conn)
+
+
+@pytest.fixture
+def celery_env() -> dict[str, str]:
+    if connection.vendor != "postgresql":
+        pytest.skip("the worker test needs PostgreSQL")
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "tests.settings",
+        "DATABASE_URL": _database_url(),
+        "REDIS_URL": settings.REDIS_URL,
+        "CELERY_BROKER_URL": settings.CELERY_BROKER_URL,
+        "CELERY_TASK_ALWAYS_EAGER": "0",
+        "READINESS_SWEEP_SECONDS": "5",
+        "DB_CONN_MAX_AGE": "0",
+        "PYTHONUNBUFFERED": "1",
+    }
+    return env
+
+
+def _start(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    handle = open(log, "wb")  # noqa: SIM115 - closed with the process below
+    return subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "defender_portal", *args],
+        cwd=ROOT,
+        env=env,
+        stdout=handle,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,  # its own process group, so we stop exactly what we started
+    )
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is not None:
+        return
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=15)
+    except (subprocess.TimeoutExpired, ProcessLookupError):
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        proc.wait(timeout=10)
+
+
+@pytest.fixture
+def celery_processes(celery_env: dict[str, str]) -> Iterator[dict[str, Any]]:
+    _purge_broker()
+    logs = Path(tempfile.mkdtemp(prefix="readiness-e2e-"))
+    started: list[subprocess.Popen[bytes]] = []
+    try:
+        started.append(
+            _start(
+                ["worker", "--loglevel=INFO", "--concurrency=1", "--pool=prefork", "--without-gossip",
+                 "--without-mingle", "--hostname=readiness-e2e@%h"],
+                celery_env,
+                logs / "worker.log",
+            )
+        )
+        started.append(
+            _start(
+                ["beat", "--loglevel=INFO", "--scheduler=django_celery_beat.schedulers:DatabaseScheduler",
+                 f"--pidfile={logs / 'beat.pid'}"],
+                celery_env,
+                logs / "beat.log",
+            )
+        )
+        yield {"logs": logs, "processes": started}
+    finally:
+        for proc in started:
+            _stop(proc)
+
+
+def _logs(logs: Path) -> str:
+    return "\n".join(f"--- {p.name}\n{p.read_text(errors='replace')[-4000:]}" for p in sorted(logs.glob("*.log")))
+
+
+def test_beat_sweeps_and_a_worker_refreshes(celery_processes: dict[str, Any]) -> None:
+    tenant = factories.tenant("Northwind", "northwind.example")
+    seed_environment(tenant, devices=500)
+    ReadinessState.objects.create(tenant=tenant, next_refresh_at=timezone.now())
+    deadline = time.monotonic() + 90
+    run = None
+    while time.monotonic() < deadline:
+        for proc in celery_processes["processes"]:
+            assert proc.poll() is None, "a Celery process exited early\n" + _logs(celery_processes["logs"])
+        run = RefreshRun.objects.filter(tenant=tenant, outcome=RunOutcome.SUCCEEDED).first()
+        if run is not None:
+            break
+        time.sleep(1)
+    assert run is not None, "no refresh recorded within 90 s\n" + _logs(celery_processes["logs"])
+    assert run.finished_at is not None and run.duration_ms is not None and run.devices_total == 500
+    assert run.worker  # recorded by the worker process
+    state = ReadinessState.objects.get(tenant=tenant)
+    assert state.last_refreshed_at is not None and state.devices_total == 500
+    assert state.completed_generation == state.generation == run.generation
+    assert state.lease_expires_at is None
+    assert Snapshot.objects.filter(tenant=tenant).count() == 1
+    # The next sweeps leave it alone: the next refresh is a day away.
+    time.sleep(7)
+    assert RefreshRun.objects.filter(tenant=tenant).count() == 1
