@@ -14,7 +14,7 @@
     if (visible) box.setAttribute("role", "alert"); else box.removeAttribute("role");
     var form = closest(box, "form");
     var save = form && form.querySelector("[data-save-row]");
-    if (save) save.hidden = visible;
+    if (save) save.classList.toggle("hidden", visible);
   }
 
   // The custom end date only matters for "Custom end date".

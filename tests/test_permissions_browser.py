@@ -1,0 +1,136 @@
+"""The Permissions page in a real browser: toggles with their warnings, removal, accessibility, screenshots."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from playwright.sync_api import expect
+
+from permissions.selectors import access_levels_state
+from permissions.services import access_levels_set
+from tests import factories
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+PATH = "/settings/defender-experts/permissions/"
+
+
+def _setup(contoso, admin):
+    access_levels_set(tenant=contoso, acting_user=admin, investigate=True, respond=True, expected_version=1,
+                      recently_authenticated=True)
+    for name, count in (("Finance servers", 40), ("Domain controllers", 6), ("Executive laptops", 12)):
+        factories.devices(contoso, count, group=factories.device_group(contoso, name))
+    factories.devices(contoso, 120)
+
+
+def test_toggles_show_their_warnings_and_the_effective_access_panel(page, live_server, browser_login, contoso, admin,
+                                                                   axe_check, screenshot_dir):
+    _setup(contoso, admin)
+    browser_login(admin)
+    page.set_viewport_size({"width": 1400, "height": 1000})
+    page.goto(f"{live_server.url}{PATH}")
+    expect(page.get_by_role("heading", name="Permissions", level=1)).to_be_visible()
+    expect(page.get_by_test_id("access-health")).to_contain_text("Access health: Active")
+    axe_check(page)
+
+    # Turning off Respond directly to active threats opens the seed's IMPORTANT warning.
+    respond = page.get_by_role("switch", name="Respond directly to active threats")
+    expect(respond).to_be_checked()
+    respond.uncheck()
+    warning = page.get_by_test_id("levels-warning")
+    expect(warning).to_be_visible()
+    expect(warning).to_contain_text(
+        "If you skip providing additional permissions, our experts won't be able to take certain response actions"
+    )
+    axe_check(page)
+    page.screenshot(path=f"{screenshot_dir}/permissions-levels-warning.png", full_page=True)
+    # Cancel puts the switch back; nothing was saved.
+    warning.get_by_role("link", name="Cancel").click()
+    expect(warning).to_be_hidden()
+    expect(respond).to_be_checked()
+    respond.uncheck()
+    warning.get_by_role("button", name="Turn off access").click()
+    expect(page.get_by_test_id("respond-status")).to_contain_text("Off")
+    assert not access_levels_state(tenant=contoso).respond
+
+    # Turning off Access security data from all devices lists the groups out of reach.
+    switch = page.get_by_role("switch", name=re.compile("Access security data from all devices"))
+    switch.uncheck()
+    devices_warning = page.get_by_test_id("all-devices-warning")
+    expect(devices_warning).to_be_visible()
+    expect(devices_warning).to_contain_text("won't be able to investigate incidents involving devices that belong to")
+    expect(devices_warning.get_by_test_id("out-of-reach-count")).to_have_text("58 devices")
+    expect(devices_warning).to_contain_text("Finance servers")
+    axe_check(page)
+    page.screenshot(path=f"{screenshot_dir}/permissions-all-devices-warning.png", full_page=True)
+    devices_warning.get_by_role("button", name="Turn off").click()
+    expect(page.get_by_test_id("all-devices-state")).to_have_text("Off")
+
+    panel = page.locator("#effective-access")
+    expect(panel.locator("[data-item='investigate_devices']")).to_contain_text("Limited")
+    expect(panel.locator("[data-item='response_actions']")).to_contain_text("Not allowed")
+    panel.get_by_text("By device group").first.click()
+    expect(panel).to_contain_text("Finance servers (40 devices)")
+    axe_check(page)
+    panel.screenshot(path=f"{screenshot_dir}/permissions-effective-access.png")
+    page.screenshot(path=f"{screenshot_dir}/permissions-page.png", full_page=True)
+    assert not access_levels_state(tenant=contoso).all_devices
+
+
+def test_removal_is_confirmed_in_a_dialog_and_access_can_be_restored(page, live_server, browser_login, contoso, admin,
+                                                                    axe_check, screenshot_dir):
+    _setup(contoso, admin)
+    browser_login(admin)
+    page.goto(f"{live_server.url}{PATH}")
+    page.get_by_role("link", name="Remove service provider access").click()
+    dialog = page.get_by_role("dialog", name="Remove service provider access?")
+    expect(dialog).to_be_visible()
+    expect(dialog).to_contain_text("Our experts' monitoring and response stop immediately.")
+    axe_check(page)
+    page.screenshot(path=f"{screenshot_dir}/permissions-remove-dialog.png")
+    dialog.get_by_role("button", name="Cancel").click()
+    expect(dialog).to_be_hidden()
+    assert access_levels_state(tenant=contoso).provider_access_granted
+
+    page.get_by_role("link", name="Remove service provider access").click()
+    dialog.get_by_role("button", name="Remove access").click()
+    expect(page.get_by_test_id("provider-state")).to_have_text("Removed")
+    expect(page.get_by_test_id("access-health")).to_contain_text("Access health: Removed")
+    expect(page.locator("#effective-access .badge--danger")).to_have_count(4)
+    assert access_levels_state(tenant=contoso).removed
+
+    # Restore by keyboard: the switches and the button are reachable and operable without a mouse.
+    restore = page.locator(".restore-form")
+    restore.get_by_role("switch", name=re.compile("Investigate incidents")).focus()
+    expect(restore.get_by_role("switch", name=re.compile("Investigate incidents"))).to_be_checked()
+    restore.get_by_role("button", name="Restore service provider access").focus()
+    page.keyboard.press("Enter")
+    expect(page.get_by_test_id("provider-state")).to_have_text("Active")
+    assert access_levels_state(tenant=contoso).investigate
+
+
+def test_granting_respond_after_a_stale_sign_in_goes_through_the_password_prompt(page, live_server, browser_login,
+                                                                                 contoso, admin, axe_check):
+    access_levels_set(tenant=contoso, acting_user=admin, investigate=True, respond=False, expected_version=1)
+    browser_login(admin)
+    # Age the session's password proof beyond 15 minutes.
+    from django.contrib.sessions.models import Session
+
+    for s in Session.objects.all():
+        data = s.get_decoded()
+        data["auth_time"] = data.get("auth_time", 0) - 3600
+        s.session_data = Session.objects.encode(data)
+        s.save()
+    page.goto(f"{live_server.url}{PATH}")
+    page.get_by_role("switch", name="Respond directly to active threats").check()
+    page.get_by_role("button", name="Save").first.click()
+    expect(page.get_by_role("heading", name="Confirm your password")).to_be_visible()
+    page.get_by_label("Password").fill(factories.PASSWORD)
+    page.get_by_role("button", name="Confirm").click()
+    expect(page.get_by_test_id("reauthed")).to_be_visible()
+    expect(page.get_by_role("switch", name="Respond directly to active threats")).to_be_checked()
+    axe_check(page)
+    page.locator("#access-levels").get_by_role("button", name="Save").click()
+    expect(page.get_by_test_id("respond-status")).to_contain_text("On")
+    assert access_levels_state(tenant=contoso).respond
