@@ -26,7 +26,13 @@ DEVICE_ACTIONS = {
 class DeviceActionForm(forms.Form):
     """The device list's bulk action bar. Which fields matter depends on the button pressed."""
 
-    action = forms.ChoiceField(choices=list(DEVICE_ACTIONS.items()))
+    action = forms.ChoiceField(
+        choices=list(DEVICE_ACTIONS.items()),
+        error_messages={
+            "required": "Choose one of the device actions.",
+            "invalid_choice": "Choose one of the device actions.",
+        },
+    )
     count = forms.IntegerField(
         required=False,
         min_value=1,
@@ -99,19 +105,29 @@ class LicenceSeatsForm(forms.Form):
 
 class DirectoryUserForm(forms.Form):
     display_name = forms.CharField(max_length=256, label="Display name")
-    user_principal_name = forms.CharField(max_length=256, label="User principal name")
-    mail = forms.CharField(max_length=254, required=False, label="Mail")
+    user_principal_name = forms.EmailField(
+        max_length=256,
+        label="User principal name",
+        error_messages={"invalid": "Enter a user principal name like name@contoso.example."},
+    )
+    mail = forms.EmailField(max_length=254, required=False, label="Mail")
     job_title = forms.CharField(max_length=128, required=False, label="Job title")
     domain_controller = forms.ChoiceField(required=False, label="Domain controller (hybrid identity)")
 
     def __init__(self, *args: Any, domain_controllers: list[tuple[str, str]] | None = None, **kwargs: Any) -> None:
+        # Distinct element ids: the user and group forms share a page.
+        kwargs.setdefault("auto_id", "user_%s")
         super().__init__(*args, **kwargs)
         self.fields["domain_controller"].choices = [("", "None (cloud-only account)"), *(domain_controllers or [])]
 
 
 class DirectoryGroupForm(forms.Form):
     display_name = forms.CharField(max_length=256, label="Group name")
-    mail = forms.CharField(max_length=254, required=False, label="Mail")
+    mail = forms.EmailField(max_length=254, required=False, label="Mail")
     mail_enabled = forms.BooleanField(required=False, label="Mail-enabled")
     security_enabled = forms.BooleanField(required=False, initial=True, label="Security group")
     description = forms.CharField(max_length=500, required=False, label="Description")
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("auto_id", "group_%s")
+        super().__init__(*args, **kwargs)
