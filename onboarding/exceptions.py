@@ -57,7 +57,8 @@ class GuideConflict(OnboardingError):
         who = progress.updated_by.display_name if progress.updated_by else "Another administrator"
         super().__init__(
             message
-            or f"{who} changed the guide while you were on this page. Here is the current state; review it and continue."
+            or f"{who} changed the guide while you were on this page. "
+            "Here is the current state; review it and continue."
         )
 
 

@@ -23,6 +23,16 @@ def link_max_age() -> int:
     return int(getattr(settings, "ONBOARDING_LINK_MAX_AGE", DEFAULT_LINK_MAX_AGE))
 
 
+def link_lifetime_text() -> str:
+    """How long a link works, for people: "14 days", "12 hours", "30 minutes"."""
+    seconds = link_max_age()
+    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
+        if seconds >= size:
+            n = seconds // size
+            return f"{n} {unit}{'s' if n != 1 else ''}"
+    return f"{seconds} second{'s' if seconds != 1 else ''}"
+
+
 def new_nonce() -> str:
     return secrets.token_urlsafe(32)
 

@@ -37,7 +37,7 @@ RESENDABLE_PHASES = frozenset({ServicePhase.INVITED, ServicePhase.SETTING_UP})
 
 @transaction.atomic
 def invitation_send(*, tenant: Tenant, acting_user: User, resend: bool = False) -> Invitation:
-    """"Ready to onboard": email the tenant's admins a link to the guide.
+    """ "Ready to onboard": email the tenant's admins a link to the guide.
 
     The first send moves the tenant from Not invited to Invited. A resend
     issues a new link and revokes the tenant's earlier links (decision: only

@@ -29,7 +29,7 @@ from onboarding.exceptions import (
     OnboardingError,
     SkipNeedsConfirmation,
 )
-from onboarding.links import link_max_age
+from onboarding.links import link_lifetime_text
 from onboarding.models import GUIDE_STEPS, GuideProgress, GuideStep, Invitation
 from onboarding.selectors import (
     console_tenants,
@@ -337,7 +337,7 @@ def _link_problem(request: HttpRequest, exc: LinkError) -> HttpResponse:
     return render(
         request,
         "onboarding/link_problem.html",
-        {"reason": exc.reason, "message": exc.message, "max_age_days": link_max_age() // 86400},
+        {"reason": exc.reason, "message": exc.message, "link_lifetime": link_lifetime_text()},
         status=status,
     )
 
@@ -420,7 +420,7 @@ def provider_tenant(request: HttpRequest, tenant_id: int) -> HttpResponse:
             "can_invite": tenant.service_phase == ServicePhase.NOT_INVITED,
             "can_resend": tenant.service_phase in RESENDABLE_PHASES,
             "is_sdm": request.provider_staff.is_service_delivery_manager,  # type: ignore[attr-defined]
-            "max_age_days": link_max_age() // 86400,
+            "link_lifetime": link_lifetime_text(),
         },
     )
 

@@ -163,7 +163,9 @@ def walk_the_guide(page: Page, shots: str, axe_check: Any, *, keyboard: bool) ->
     # 4. Next steps
     expect(page).to_have_url(re.compile(STEP_URL.format("next-steps")))
     expect(page.get_by_role("heading", name="Next steps", level=2)).to_be_visible()
-    expect(page.get_by_text("It can take up to 24 hours to get the latest status of your security settings.")).to_be_visible()
+    expect(
+        page.get_by_text("It can take up to 24 hours to get the latest status of your security settings.")
+    ).to_be_visible()
     expect(page.get_by_test_id("service-status-link")).to_be_visible()
     axe_check(page)
     page.screenshot(path=f"{shots}/onboarding-4-next-steps{suffix}.png", full_page=True)
@@ -197,7 +199,9 @@ def assert_preparing(contoso: Any, admin: Any) -> None:
     assert state.investigate and state.respond
 
 
-def test_the_whole_onboarding_path(page, live_server, settings, sdm, contoso, admin, directory, axe_check, screenshot_dir):
+def test_the_whole_onboarding_path(
+    page, live_server, settings, sdm, contoso, admin, directory, axe_check, screenshot_dir
+):
     settings.PORTAL_BASE_URL = live_server.url
     link = invite_contoso(page, live_server, sdm, screenshot_dir, axe_check)
     page.goto(link)

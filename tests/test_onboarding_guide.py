@@ -57,7 +57,9 @@ def submit_permissions(client, tenant, *, investigate=True, respond=True, confir
 
 def add_contact(tenant, user, notification_type, name="Alex Wilber"):
     person = factories.directory_user(tenant, name)
-    return contact_add(tenant=tenant, acting_user=user, notification_type=notification_type, directory_user_id=person.pk)
+    return contact_add(
+        tenant=tenant, acting_user=user, notification_type=notification_type, directory_user_id=person.pk
+    )
 
 
 def through_contacts(client, tenant, user):
@@ -200,8 +202,12 @@ def test_respond_needs_a_recent_sign_in_and_the_choice_survives_the_prompt(login
 def test_a_stale_permissions_form_gets_a_conflict_message(login, invited, admin):
     client = login(admin)
     client.get(PERMISSIONS)
-    data = {"version": version(invited), "permissions_version": perm_version(invited) + 5, "investigate": "on",
-            "respond": "on"}
+    data = {
+        "version": version(invited),
+        "permissions_version": perm_version(invited) + 5,
+        "investigate": "on",
+        "respond": "on",
+    }
     response = client.post(PERMISSIONS, data)
     assert response.status_code == 200
     assert b'data-testid="conflict"' in response.content
@@ -404,8 +410,12 @@ def test_back_goes_to_the_previous_step_without_losing_progress(login, invited, 
 def test_htmx_next_swaps_in_the_next_step_and_pushes_its_url(login, invited, admin):
     client = login(admin)
     client.get(PERMISSIONS)
-    data = {"version": version(invited), "permissions_version": perm_version(invited), "investigate": "on",
-            "respond": "on"}
+    data = {
+        "version": version(invited),
+        "permissions_version": perm_version(invited),
+        "investigate": "on",
+        "respond": "on",
+    }
     response = client.post(PERMISSIONS, data, headers={"HX-Request": "true"})
     assert response.status_code == 200
     assert response["HX-Push-Url"] == INCIDENT
@@ -438,7 +448,9 @@ def test_htmx_close_redirects_the_whole_page_to_service_status(login, invited, a
 
 
 @pytest.mark.parametrize("role_fixture", ["reader", "operator"])
-def test_readers_and_operators_see_the_guide_read_only_and_get_403_on_submit(request, login, invited, admin, role_fixture):
+def test_readers_and_operators_see_the_guide_read_only_and_get_403_on_submit(
+    request, login, invited, admin, role_fixture
+):
     user = request.getfixturevalue(role_fixture)
     client = login(user)
     html = client.get(PERMISSIONS).content.decode()

@@ -29,7 +29,7 @@ def link(contoso, sdm, admin, secadmin) -> str:
     for message_id in outbox_due_ids():
         outbox_deliver(message_id=message_id)
     url = welcome_link(mail.outbox[-1])
-    return url[url.index("/settings/"):]
+    return url[url.index("/settings/") :]
 
 
 def test_anonymous_goes_to_sign_in_and_comes_back(client, link, admin, contoso):

@@ -15,7 +15,7 @@ from django.utils import timezone
 from onboarding.models import Invitation
 from onboarding.services import WELCOME_KIND, invitation_send
 from outbox.models import AttemptOutcome, MessageStatus, OutboxMessage
-from outbox.services import outbox_claim, outbox_deliver, outbox_due_ids
+from outbox.services import outbox_claim, outbox_due_ids
 from outbox.tasks import deliver_message
 from tenancy.models import ServicePhase
 
@@ -47,7 +47,9 @@ def test_a_failed_invitation_leaves_no_email_behind(contoso, sdm, admin, monkeyp
 
 
 @pytest.mark.django_db
-def test_a_retried_send_task_does_not_send_the_welcome_email_twice(contoso, sdm, admin, django_capture_on_commit_callbacks):
+def test_a_retried_send_task_does_not_send_the_welcome_email_twice(
+    contoso, sdm, admin, django_capture_on_commit_callbacks
+):
     with django_capture_on_commit_callbacks(execute=False):
         invitation_send(tenant=contoso, acting_user=sdm)
     message = OutboxMessage.objects.get(kind=WELCOME_KIND)
@@ -117,7 +119,9 @@ def test_a_worker_dying_mid_send_is_retried_after_the_claim_times_out(
 
 
 @pytest.mark.django_db
-def test_resending_is_a_new_message_each_time_but_each_invitation_has_one(contoso, sdm, admin, django_capture_on_commit_callbacks):
+def test_resending_is_a_new_message_each_time_but_each_invitation_has_one(
+    contoso, sdm, admin, django_capture_on_commit_callbacks
+):
     with django_capture_on_commit_callbacks(execute=False):
         first = invitation_send(tenant=contoso, acting_user=sdm)
         second = invitation_send(tenant=contoso, acting_user=sdm, resend=True)
