@@ -1,0 +1,173 @@
+"""The onboarding services directly: rules, audit, and concurrency."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import pytest
+from django.db import connection
+from django.urls import reverse
+from django.utils import timezone
+
+from audit.models import AuditEvent
+from contacts.models import NotificationType
+from onboarding.exceptions import GuideConflict, GuideNotAvailable, InvitationError, StepIncomplete
+from onboarding.models import GuideProgress, GuideStep, Invitation
+from onboarding.selectors import guide_progress, guide_step_states
+from onboarding.services import (
+    guide_finish,
+    guide_start,
+    guide_step_complete,
+    invitation_send,
+)
+from outbox.models import OutboxMessage
+from tenancy.models import ServicePhase
+from tests.test_onboarding_guide import add_contact
+
+
+def run_together(*jobs: Any) -> list[Any]:
+    """Start the jobs at the same instant in their own threads (own DB connections)."""
+    barrier = threading.Barrier(len(jobs))
+    results: list[Any] = [None] * len(jobs)
+
+    def runner(i: int, job: Any) -> None:
+        barrier.wait()
+        try:
+            results[i] = job()
+        except Exception as exc:  # noqa: BLE001 - the test inspects what each job raised
+            results[i] = exc
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=runner, args=(i, job)) for i, job in enumerate(jobs)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return results
+
+
+@pytest.mark.django_db
+def test_guide_start_refuses_a_tenant_that_was_never_invited(contoso, admin):
+    with pytest.raises(GuideNotAvailable):
+        guide_start(tenant=contoso, acting_user=admin)
+    assert not GuideProgress.objects.exists()
+
+
+@pytest.mark.django_db
+def test_guide_start_is_idempotent(contoso, sdm, admin, secadmin):
+    invitation_send(tenant=contoso, acting_user=sdm)
+    first = guide_start(tenant=contoso, acting_user=admin)
+    second = guide_start(tenant=contoso, acting_user=secadmin)
+    assert first.pk == second.pk and second.started_by == admin
+    assert AuditEvent.objects.filter(tenant=contoso, action="onboarding.guide_started").count() == 1
+    assert contoso.service_phase == ServicePhase.SETTING_UP
+
+
+@pytest.mark.django_db
+def test_stale_version_raises_a_conflict_naming_who_changed_it(contoso, sdm, admin, secadmin):
+    invitation_send(tenant=contoso, acting_user=sdm)
+    guide_start(tenant=contoso, acting_user=admin)
+    progress = guide_progress(tenant=contoso)
+    progress.current_step = GuideStep.INCIDENT_CONTACT
+    progress.completed_steps = ["permissions"]
+    progress.save()
+    add_contact(contoso, admin, NotificationType.INCIDENT)
+    guide_step_complete(tenant=contoso, acting_user=admin, step=GuideStep.INCIDENT_CONTACT, expected_version=0)
+    with pytest.raises(GuideConflict) as caught:
+        guide_step_complete(tenant=contoso, acting_user=secadmin, step=GuideStep.INCIDENT_CONTACT, expected_version=0)
+    assert "admin changed the guide" in caught.value.message
+
+
+@pytest.mark.django_db
+def test_close_needs_every_earlier_step(contoso, sdm, admin):
+    invitation_send(tenant=contoso, acting_user=sdm)
+    guide_start(tenant=contoso, acting_user=admin)
+    GuideProgress.objects.filter(tenant=contoso).update(current_step=GuideStep.CLOSE, completed_steps=["permissions"])
+    with pytest.raises(StepIncomplete, match="Incident contact, Service review contact, Next steps"):
+        guide_finish(tenant=contoso, acting_user=admin, expected_version=0)
+    contoso.refresh_from_db()
+    assert contoso.service_phase == ServicePhase.SETTING_UP
+
+
+def test_stepper_states_are_current_done_and_not_started():
+    progress = GuideProgress(
+        current_step=GuideStep.SERVICE_REVIEW_CONTACT, completed_steps=["permissions", "incident-contact"]
+    )
+    states = {
+        s.slug: (s.state, s.reachable) for s in guide_step_states(progress=progress, viewing=GuideStep.INCIDENT_CONTACT)
+    }
+    assert states == {
+        "permissions": ("done", True),
+        "incident-contact": ("current", True),
+        "service-review-contact": ("not_started", True),
+        "next-steps": ("not_started", False),
+        "close": ("not_started", False),
+    }
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_admins_pressing_next_at_the_same_instant_one_wins_one_gets_a_conflict(contoso, sdm, admin, secadmin):
+    invitation_send(tenant=contoso, acting_user=sdm)
+    guide_start(tenant=contoso, acting_user=admin)
+    GuideProgress.objects.filter(tenant=contoso).update(current_step=GuideStep.NEXT_STEPS, completed_steps=[
+        "permissions", "incident-contact", "service-review-contact"])  # fmt: skip
+
+    def press(user: Any) -> Any:
+        return lambda: guide_step_complete(
+            tenant=contoso, acting_user=user, step=GuideStep.NEXT_STEPS, expected_version=0
+        )
+
+    results = run_together(press(admin), press(secadmin))
+    assert sorted(type(r).__name__ for r in results) == ["GuideConflict", "GuideProgress"]
+    progress = GuideProgress.objects.get(tenant=contoso)
+    assert progress.version == 1 and progress.current_step == GuideStep.CLOSE
+    assert AuditEvent.objects.filter(tenant=contoso, action="onboarding.guide_step_completed").count() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_staff_clicking_ready_to_onboard_at_once_send_one_email(contoso, sdm, admin, monkeypatch):
+    from tests import factories
+
+    monkeypatch.setattr("outbox.services._kick", lambda message_id: None)
+    other = factories.staff(email="sdm2@experts.example")
+    results = run_together(
+        lambda: invitation_send(tenant=contoso, acting_user=sdm),
+        lambda: invitation_send(tenant=contoso, acting_user=other),
+    )
+    assert sorted(type(r).__name__ for r in results) == ["Invitation", "InvitationError"]
+    assert OutboxMessage.objects.filter(kind="onboarding.welcome").count() == 1
+    assert Invitation.objects.count() == 1
+    contoso.refresh_from_db()
+    assert contoso.service_phase == ServicePhase.INVITED
+
+
+@pytest.mark.django_db
+def test_resend_audit_names_the_revoked_links(contoso, sdm, admin):
+    invitation_send(tenant=contoso, acting_user=sdm)
+    invitation_send(tenant=contoso, acting_user=sdm, resend=True)
+    event = AuditEvent.objects.get(tenant=contoso, action="onboarding.welcome_resent")
+    assert event.after["revoked_links"] == 1
+    assert "1 earlier link stopped working" in event.summary
+    assert Invitation.objects.active().count() == 1
+
+
+@pytest.mark.django_db
+def test_invitation_error_keeps_the_tenant_as_it_was(contoso, sdm):
+    with pytest.raises(InvitationError):
+        invitation_send(tenant=contoso, acting_user=sdm)
+    assert not AuditEvent.objects.filter(tenant=contoso).exists()
+
+
+@pytest.mark.django_db
+def test_the_console_shows_the_readiness_summary(login, contoso, fabrikam, sdm, admin):
+    from readiness.models import ReadinessState
+
+    invitation_send(tenant=contoso, acting_user=sdm)
+    ReadinessState.objects.create(
+        tenant=contoso, last_refreshed_at=timezone.now(), actions_total=10, actions_completed=4, is_ready=False
+    )
+    html = login(sdm).get(reverse("onboarding_provider:console")).content.decode()
+    assert "Not ready · 4 of 10 actions completed" in html
+    assert "Not assessed yet" in html  # Fabrikam, never refreshed
