@@ -56,7 +56,7 @@ def main() -> None:
 
     facts_times, refresh_times = [], []
     statements = 0
-    for i in range(args.repeat):
+    for _ in range(args.repeat):
         t0 = time.perf_counter()
         environment_facts(tenant=tenant)
         facts_times.append(time.perf_counter() - t0)

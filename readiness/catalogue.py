@@ -160,7 +160,10 @@ ENTRIES: tuple[Entry, ...] = (
         required=True,
         description="Automated investigation and remediation (AIR) resolves alerts without waiting for approval.",
         why="With Full automation, threats are remediated in minutes, and our experts can focus on what needs people.",
-        how="In Settings > Endpoints > Device groups, set the automation level to Full – remediate threats automatically.",
+        how=(
+            "In Settings > Endpoints > Device groups, set the automation level to "
+            "Full – remediate threats automatically."
+        ),
     ),
     _setting(
         "mde.asr_rules",

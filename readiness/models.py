@@ -211,6 +211,9 @@ class Snapshot(models.Model):
         ordering = ["-taken_at", "-id"]
         indexes = [models.Index(fields=["tenant", "-taken_at"], name="readiness_snapshot_recent")]
 
+    def __str__(self) -> str:
+        return f"Readiness of tenant {self.tenant_id} at {self.taken_at:%Y-%m-%d %H:%M}"
+
 
 class Regression(models.Model):
     """Readiness got worse after the service started; open until it is fixed."""
