@@ -225,10 +225,13 @@ CELERY_BROKER_URL = env_url("CELERY_BROKER_URL", "filesystem://", schemes={"file
 if CELERY_BROKER_URL.startswith("filesystem://"):
     (_BROKER_DIR / "queue").mkdir(parents=True, exist_ok=True)
     (_BROKER_DIR / "processed").mkdir(parents=True, exist_ok=True)
+    (_BROKER_DIR / "control").mkdir(parents=True, exist_ok=True)
     CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, object] = {
         "data_folder_in": str(_BROKER_DIR / "queue"),
         "data_folder_out": str(_BROKER_DIR / "queue"),
         "processed_folder": str(_BROKER_DIR / "processed"),
+        # Broadcast/pidbox messages (e.g. `celery inspect`), kept under var/ too.
+        "control_folder": str(_BROKER_DIR / "control"),
         "store_processed": False,
     }
 else:
