@@ -5,7 +5,8 @@ Runs against its own scratch database (``TEST_DATABASE_NAME``, default
 later runs) on the server of DATABASE_URL: never the demo data, nor the test
 suite's database:
 
-    DATABASE_URL=postgres://root@127.0.0.1:5432/portal_bench .venv/bin/python bench/environment_seed.py [--devices 100000]
+    DATABASE_URL=postgres://root@127.0.0.1:5432/portal_bench \
+        .venv/bin/python bench/environment_seed.py [--devices 100000]
 
 Target: 100,000 devices load in well under a minute on PostgreSQL.
 """
