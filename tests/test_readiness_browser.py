@@ -196,3 +196,34 @@ def test_reader_has_no_request_refresh_button(
     open_page(page, live_server)
     expect(page.get_by_role("button", name="Request refresh")).to_have_count(0)
     expect(page.get_by_role("heading", name="Actions needed")).to_be_visible()
+
+
+def test_sdm_starts_the_monitoring_phase(
+    page: Page,
+    live_server: Any,
+    browser_login: Any,
+    sdm: Any,
+    contoso: Tenant,
+    demo: ReadinessState,
+    axe_check: Any,
+    screenshot_dir: str,
+) -> None:
+    from tenancy.models import ServicePhase
+
+    Tenant.objects.filter(pk=contoso.pk).update(service_phase=ServicePhase.PREPARING)
+    browser_login(sdm)
+    page.goto(f"{live_server.url}/provider/readiness-runs/")
+    expect(page.get_by_role("heading", name="Readiness runs")).to_be_visible()
+    expect(page.get_by_test_id("runs-table")).to_contain_text("Succeeded")
+    axe_check(page)
+    page.get_by_test_id("runs-table").get_by_role("link", name="Contoso").first.click()
+    expect(page.get_by_test_id("readiness-verdict")).to_contain_text("Not ready")
+    page.get_by_role("button", name="Start the monitoring phase").click()
+    expect(page.get_by_text(re.compile("Readiness isn't met for Contoso"))).to_be_visible()
+    expect(page.get_by_test_id("phase")).to_have_text("Preparing")
+    page.get_by_label("Reason to start before readiness is met").fill("Agreed with the CISO on the weekly call")
+    page.get_by_role("button", name="Start the monitoring phase").click()
+    expect(page.get_by_text("The monitoring phase of Contoso has started.")).to_be_visible()
+    expect(page.get_by_test_id("phase")).to_have_text("Monitoring")
+    axe_check(page)
+    page.screenshot(path=f"{screenshot_dir}/readiness-provider-tenant.png", full_page=True)
