@@ -66,6 +66,8 @@ def invite_contoso(
         button.click()
     expect(page.get_by_text(re.compile("Sent the welcome email to admin@contoso.example"))).to_be_visible()
     expect(page.get_by_test_id("phase")).to_have_text("Invited")
+    expect(page.get_by_test_id("invitations")).to_contain_text("admin@contoso.example")
+    axe_check(page)
     page.screenshot(path=f"{shots}/onboarding-0-invited{'-kbd' if keyboard else ''}.png", full_page=True)
     # The welcome email, as Django's mail backend received it (HTML + text).
     assert len(mail.outbox) == 1
@@ -74,6 +76,11 @@ def invite_contoso(
     assert email.alternatives and email.alternatives[0][1] == "text/html"
     link = LINK_RE.search(email.body).group(0)
     assert link in email.alternatives[0][0]
+    if not keyboard:
+        preview = page.context.new_page()
+        preview.set_content(email.alternatives[0][0])
+        preview.screenshot(path=f"{shots}/onboarding-0-welcome-email.png", full_page=True)
+        preview.close()
     page.get_by_role("button", name="Sign out").click()
     expect(page).to_have_url(re.compile(r"/sign-in/"))
     return link

@@ -129,3 +129,15 @@ def test_the_guide_works_without_javascript(browser, live_server, invited, admin
     page.get_by_role("link", name="Back").click()
     expect(page).to_have_url(re.compile(STEP_URL.format("incident-contact")))
     context.close()
+
+
+def test_landing_page(page, live_server, invited, admin, browser_login, axe_check, screenshot_dir):
+    browser_login(admin)
+    page.goto(f"{live_server.url}/settings/defender-experts/")
+    expect(page.get_by_role("heading", name="Defender Experts", level=1)).to_be_visible()
+    get_started = page.get_by_role("link", name="Get started", exact=True).last
+    expect(get_started).to_be_visible()
+    axe_check(page)
+    page.screenshot(path=f"{screenshot_dir}/onboarding-landing.png", full_page=True)
+    get_started.click()
+    expect(page).to_have_url(re.compile(STEP_URL.format("permissions")))
