@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from typing import Any
+
 from django import forms
 
 from audit.selectors import AuditFilters
@@ -13,17 +15,18 @@ class AuditFilterForm(forms.Form):
     date_from = forms.DateField(required=False, label="From", widget=forms.DateInput(attrs={"type": "date"}))
     date_to = forms.DateField(required=False, label="To", widget=forms.DateInput(attrs={"type": "date"}))
 
-    def __init__(self, data: object = None) -> None:
+    def __init__(self, data: Any = None) -> None:
         # The query string uses "from"/"to"; map them onto the field names.
         if data is not None:
-            data = data.copy()  # type: ignore[attr-defined]
+            data = data.copy()
             for short, name in (("from", "date_from"), ("to", "date_to")):
                 if short in data and name not in data:
                     data[name] = data[short]
         super().__init__(data)
 
-    def clean(self) -> dict[str, object]:
-        data = super().clean()
+    def clean(self) -> dict[str, Any]:
+        super().clean()
+        data = self.cleaned_data
         start, end = data.get("date_from"), data.get("date_to")
         if start and end and start > end:
             self.add_error("date_to", "The end date must be on or after the start date.")

@@ -46,7 +46,9 @@ def audit_events(*, tenant: Tenant, filters: AuditFilters) -> QuerySet[AuditEven
     if filters.q:
         qs = qs.filter(Q(summary__icontains=filters.q) | Q(target_id=filters.q))
     if filters.date_from:
-        qs = qs.filter(created_at__gte=datetime.combine(filters.date_from, time.min, tzinfo=timezone.get_current_timezone()))
+        qs = qs.filter(
+            created_at__gte=datetime.combine(filters.date_from, time.min, tzinfo=timezone.get_current_timezone())
+        )
     if filters.date_to:
         end = datetime.combine(filters.date_to + timedelta(days=1), time.min, tzinfo=timezone.get_current_timezone())
         qs = qs.filter(created_at__lt=end)
@@ -55,9 +57,7 @@ def audit_events(*, tenant: Tenant, filters: AuditFilters) -> QuerySet[AuditEven
 
 def audit_filter_choices(*, tenant: Tenant) -> dict[str, Any]:
     """Actions and actors that occur in this tenant's trail: one query (DISTINCT pairs), categories derived."""
-    pairs = list(
-        AuditEvent.objects.for_tenant(tenant).order_by().values_list("action", "actor_label").distinct()
-    )
+    pairs = list(AuditEvent.objects.for_tenant(tenant).order_by().values_list("action", "actor_label").distinct())
     actions = sorted({a for a, _ in pairs})
     actors = sorted({b for _, b in pairs})
     categories = sorted({a.split(".", 1)[0] for a in actions})

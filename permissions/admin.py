@@ -25,7 +25,7 @@ class GrantInline(admin.TabularInline):
     model = AccessGrant
     extra = 0
     can_delete = False
-    fields = ["level", "role", "starts_at", "ends_at", "revoked_at", "revoked_reason", "reminder_sent_at"]
+    fields = ("level", "role", "starts_at", "ends_at", "revoked_at", "revoked_reason", "reminder_sent_at")
     readonly_fields = fields
 
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:

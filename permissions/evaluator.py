@@ -70,9 +70,7 @@ def _until(snap: AccessSnapshot, level: str) -> str:
     return f"{g.level_label} ({g.role_label}) is granted until {g.ends_at:%d %b %Y}"
 
 
-def can_experts(
-    tenant: Tenant, action: str, target: Any = None, *, snapshot: AccessSnapshot | None = None
-) -> Decision:
+def can_experts(tenant: Tenant, action: str, target: Any = None, *, snapshot: AccessSnapshot | None = None) -> Decision:
     """Whether the provider's experts may perform ``action`` on ``target`` now, and why."""
     try:
         act = ExpertAction(action)
@@ -90,7 +88,9 @@ def can_experts(
     if access.state == AccessState.REMOVED:
         return no("Service provider access was removed, so our experts can't sign in to your tenant.", "removed")
     if access.state != AccessState.ACTIVE:
-        return no("Service provider access hasn't been granted, so our experts can't sign in to your tenant.", "pending")
+        return no(
+            "Service provider access hasn't been granted, so our experts can't sign in to your tenant.", "pending"
+        )
 
     has_read = snap.has(AccessLevel.INVESTIGATE) or snap.has(AccessLevel.RESPOND)
     read_via = AccessLevel.INVESTIGATE if snap.has(AccessLevel.INVESTIGATE) else AccessLevel.RESPOND
@@ -111,7 +111,8 @@ def can_experts(
             )
     elif not has_read:
         return no(
-            f"No access level is granted. Turn on {INVESTIGATE} or {RESPOND} so our experts can see your security data.",
+            f"No access level is granted. Turn on {INVESTIGATE} or {RESPOND} "
+            "so our experts can see your security data.",
             "no_level",
         )
 
@@ -148,7 +149,8 @@ def can_experts(
     if act in RESPONSE_ACTIONS:
         if device is not None and device.onboarding_state != OnboardingState.ONBOARDED:
             return no(
-                f"{device.name} isn't onboarded to Microsoft Defender for Endpoint, so no response action can run on it.",
+                f"{device.name} isn't onboarded to Microsoft Defender for Endpoint, "
+                "so no response action can run on it.",
                 "not_onboarded",
             )
         return yes(f"Allowed: {_until(snap, AccessLevel.RESPOND)}.")
@@ -218,7 +220,9 @@ def effective_access(*, tenant: Tenant, snapshot: AccessSnapshot, scope: Any) ->
             tuple(children),
         )
 
-    items.append(device_item("investigate_devices", "Investigate devices", ExpertAction.INVESTIGATE_DEVICE, "investigate"))
+    items.append(
+        device_item("investigate_devices", "Investigate devices", ExpertAction.INVESTIGATE_DEVICE, "investigate")
+    )
     items.append(
         device_item(
             "response_actions",

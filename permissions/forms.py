@@ -33,7 +33,8 @@ class DurationMixin(forms.Form):
     )
 
     def clean(self) -> dict[str, Any]:
-        data = super().clean()
+        super().clean()
+        data = self.cleaned_data
         duration = data.get("duration")
         if duration is None:
             return data
@@ -56,11 +57,13 @@ class DurationMixin(forms.Form):
 class LevelsForm(DurationMixin, VersionedForm):
     id_prefix = "levels"
     investigate = forms.BooleanField(
-        label="Investigate incidents and guide my responses", required=False,
+        label="Investigate incidents and guide my responses",
+        required=False,
         widget=forms.CheckboxInput(attrs={"role": "switch", "data-level": "investigate"}),
     )
     respond = forms.BooleanField(
-        label="Respond directly to active threats", required=False,
+        label="Respond directly to active threats",
+        required=False,
         widget=forms.CheckboxInput(attrs={"role": "switch", "data-level": "respond"}),
     )
 
@@ -72,7 +75,8 @@ class RestoreForm(LevelsForm):
 class AllDevicesForm(VersionedForm):
     id_prefix = "alldevices"
     all_devices = forms.BooleanField(
-        label="Access security data from all devices", required=False,
+        label="Access security data from all devices",
+        required=False,
         widget=forms.CheckboxInput(attrs={"role": "switch"}),
     )
 

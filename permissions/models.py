@@ -58,9 +58,7 @@ class ServiceProviderAccess(models.Model):
     """The cross-tenant relationship between one tenant and its provider."""
 
     tenant = models.OneToOneField("tenancy.Tenant", on_delete=models.CASCADE, related_name="provider_access")
-    provider = models.ForeignKey(
-        "tenancy.ProviderOrganization", on_delete=models.PROTECT, related_name="tenant_access"
-    )
+    provider = models.ForeignKey("tenancy.ProviderOrganization", on_delete=models.PROTECT, related_name="tenant_access")
     state = models.CharField(max_length=10, choices=AccessState.choices, default=AccessState.PENDING)
     # The seed: "Access security data from all devices" is on by default.
     all_devices = models.BooleanField(default=True)

@@ -251,14 +251,14 @@ def access_health(*, tenant: Tenant, snapshot: AccessSnapshot | None = None) -> 
     expired = [e for level, e in snap.ended.items() if e.reason == RevokedReason.EXPIRED and level not in snap.live]
     if expired:
         names = " and ".join(e.level_label for e in expired)
-        when = max(e.ended_at for e in expired)
+        ended_at = max(e.ended_at for e in expired)
         return AccessHealth(
             state="expired",
             message=(
-                f"Access level {names} expired on {when:%d %b %Y}. Grant it again in Settings > Defender Experts "
+                f"Access level {names} expired on {ended_at:%d %b %Y}. Grant it again in Settings > Defender Experts "
                 "> Permissions so our experts can keep protecting your organization."
             ),
-            ends_at=when,
+            ends_at=ended_at,
             days_left=0,
         )
     if not snap.live:
@@ -308,23 +308,40 @@ class DeviceScope:
         return self.devices_out_of_reach + self.ungrouped_devices
 
 
-def device_scope(*, tenant: Tenant) -> DeviceScope:
-    """One aggregate query: each device group with its device count, plus the
-    number of devices outside any group (an uncorrelated scalar subquery the
-    database evaluates once). A tenant without groups needs a second, tiny
-    aggregate for the ungrouped count."""
+def device_scope_queryset(*, tenant: Tenant) -> QuerySet[DeviceGroup]:
+    """Each device group with its device count and the tenant's ungrouped-device count, as one query.
+
+    Both counts are subqueries filtered on (tenant, device_group), which the
+    ``device_tenant_group`` index answers with index-only scans: the cost
+    grows with the number of devices only as index entries counted, never
+    as rows fetched, and the number of queries never grows at all.
+    """
+    per_group = (
+        Device.objects.filter(tenant_id=tenant.pk, device_group_id=OuterRef("pk"))
+        .order_by()
+        .values("device_group_id")
+        .annotate(c=Count("*"))
+        .values("c")
+    )
     ungrouped = (
         Device.objects.filter(tenant_id=tenant.pk, device_group__isnull=True)
         .order_by()
         .values("tenant_id")
-        .annotate(n=Count("id"))
-        .values("n")
+        .annotate(c=Count("*"))
+        .values("c")
     )
-    rows: list[dict[str, Any]] = list(
+    return (
         DeviceGroup.objects.filter(tenant_id=tenant.pk)
-        .annotate(n=Count("devices"), ungrouped=Coalesce(Subquery(ungrouped), 0))
+        .annotate(n=Coalesce(Subquery(per_group), 0), ungrouped=Coalesce(Subquery(ungrouped), 0))
         .order_by("rank", "name")
-        .values("pk", "name", "n", "ungrouped")
+    )
+
+
+def device_scope(*, tenant: Tenant) -> DeviceScope:
+    """The groups out of reach when all-devices is off. One aggregate query; a tenant
+    without any device group needs one more tiny count for its ungrouped devices."""
+    rows: list[dict[str, Any]] = list(
+        device_scope_queryset(tenant=tenant).values("pk", "name", "n", "ungrouped")  # type: ignore[misc]
     )
     if rows:
         ungrouped_count = rows[0]["ungrouped"]

@@ -123,12 +123,17 @@ def _grant(
         acting_user=acting_user,
         action=AUDIT_PREFIX + "level_granted",
         summary=(
-            f"Access level {grant.get_level_display()} ({grant.get_role_display()}) granted "
-            f"until {ends_at:%d %b %Y}"
+            f"Access level {grant.get_level_display()} ({grant.get_role_display()}) granted until {ends_at:%d %b %Y}"
         ),
         target=grant,
         before={"level": level, "on": False},
-        after={"level": level, "on": True, "role": grant.role, "starts_at": now.isoformat(), "ends_at": ends_at.isoformat()},
+        after={
+            "level": level,
+            "on": True,
+            "role": grant.role,
+            "starts_at": now.isoformat(),
+            "ends_at": ends_at.isoformat(),
+        },
     )
     return grant
 
@@ -172,9 +177,7 @@ def _activate(*, access: ServiceProviderAccess, acting_user: User | None, now: d
         tenant=access.tenant,
         acting_user=acting_user,
         action=AUDIT_PREFIX + ("provider_access_restored" if restoring else "provider_access_granted"),
-        summary=(
-            "Service provider access restored" if restoring else "Service provider access granted"
-        )
+        summary=("Service provider access restored" if restoring else "Service provider access granted")
         + f" to {access.provider.name}",
         target=access,
         before=before,
@@ -320,7 +323,9 @@ def provider_access_remove(*, tenant: Tenant, acting_user: User, expected_versio
         tenant=tenant,
         acting_user=acting_user,
         action=AUDIT_PREFIX + "provider_access_removed",
-        summary=f"Service provider access removed from {access.provider.name}; experts' monitoring and response stopped",
+        summary=(
+            f"Service provider access removed from {access.provider.name}; experts' monitoring and response stopped"
+        ),
         target=access,
         before=before,
         after=_snapshot_dict(access, {}),
@@ -464,9 +469,9 @@ def access_grants_expire_due(*, now: datetime | None = None, batch: int = 500) -
             if not claimed:
                 return total
             ids = list(
-                AccessGrant.objects.filter(access_id__in=claimed, revoked_at__isnull=True, ends_at__lte=now).values_list(
-                    "id", flat=True
-                )
+                AccessGrant.objects.filter(
+                    access_id__in=claimed, revoked_at__isnull=True, ends_at__lte=now
+                ).values_list("id", flat=True)
             )
             total += _expire_ids(ids, now)
         if len(claimed) < batch:
@@ -521,9 +526,16 @@ def _queue_reminder(*, grant: AccessGrant, now: datetime) -> int:
             tenant=tenant,
             kind="permissions.expiry_reminder",
             to=recipients,
-            subject=f"Defender Experts access ends in {left} day{'s' if left != 1 else ''}: {grant.get_level_display()}",
+            subject=(
+                f"Defender Experts access ends in {left} day{'s' if left != 1 else ''}: {grant.get_level_display()}"
+            ),
             template="permissions/emails/expiry_reminder",
-            context={"grant": grant, "days_left": left, "level": grant.get_level_display(), "role": grant.get_role_display()},
+            context={
+                "grant": grant,
+                "days_left": left,
+                "level": grant.get_level_display(),
+                "role": grant.get_role_display(),
+            },
             dedupe_key=f"permissions.expiry_reminder:{grant.pk}:{grant.ends_at:%Y%m%d%H%M%S}",
         )
     audit_record(
@@ -533,7 +545,9 @@ def _queue_reminder(*, grant: AccessGrant, now: datetime) -> int:
         summary=(
             f"Reminder queued: access level {grant.get_level_display()} ends on {grant.ends_at:%d %b %Y}"
             if recipients
-            else f"No administrator to remind: access level {grant.get_level_display()} ends on {grant.ends_at:%d %b %Y}"
+            else (
+                f"No administrator to remind: access level {grant.get_level_display()} ends on {grant.ends_at:%d %b %Y}"
+            )
         ),
         target=grant,
         before=None,
@@ -558,7 +572,12 @@ def expert_action_attempt(*, tenant: Tenant, acting_user: User, action: str, dev
         summary=f"{'Allowed' if decision.allowed else 'Refused'}: {label}{on} by Defender Experts. {decision.reason}",
         target=device,
         before=None,
-        after={"action": action, "device": device.name if device else None, "allowed": decision.allowed,
-               "code": decision.code, "reason": decision.reason},
+        after={
+            "action": action,
+            "device": device.name if device else None,
+            "allowed": decision.allowed,
+            "code": decision.code,
+            "reason": decision.reason,
+        },
     )
     return decision

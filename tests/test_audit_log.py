@@ -28,7 +28,7 @@ def history(contoso, fabrikam, admin, secadmin, outsider):
     access_levels_set(tenant=contoso, acting_user=admin, investigate=True, respond=False, expected_version=1)
     v = access_levels_state(tenant=contoso).version
     all_devices_set(tenant=contoso, acting_user=secadmin, enabled=False, expected_version=v, confirm=True)
-    audit_record(tenant=contoso, acting_user=admin, action="contacts.added", summary="=HYPERLINK(\"http://x\")")
+    audit_record(tenant=contoso, acting_user=admin, action="contacts.added", summary='=HYPERLINK("http://x")')
     access_levels_set(tenant=fabrikam, acting_user=outsider, investigate=True, respond=False, expected_version=1)
 
 
@@ -63,7 +63,9 @@ def test_filters_narrow_the_log(login, admin, history):
     tomorrow = (timezone.now() + timedelta(days=1)).date().isoformat()
     assert "0 events" in client.get(LOG, {"from": tomorrow}).content.decode()
     response = client.get(LOG, {"from": tomorrow, "to": "2001-01-01"})
-    assert response.status_code == 200 and "The end date must be on or after the start date" in response.content.decode()
+    assert (
+        response.status_code == 200 and "The end date must be on or after the start date" in response.content.decode()
+    )
     assert client.get(LOG, {"from": "not-a-date", "page": "x"}).status_code == 200
 
 
@@ -74,8 +76,17 @@ def test_csv_export_follows_the_filters_and_neutralises_formulas(login, admin, h
     assert "attachment;" in response["Content-Disposition"]
     rows = _csv(response)
     assert len(rows) == 4
-    assert set(rows[0]) == {"time_utc", "actor", "action", "summary", "target_type", "target_id", "before", "after",
-                            "ip_address"}
+    assert set(rows[0]) == {
+        "time_utc",
+        "actor",
+        "action",
+        "summary",
+        "target_type",
+        "target_id",
+        "before",
+        "after",
+        "ip_address",
+    }
     toggled = next(r for r in rows if r["action"] == "permissions.all_devices_changed")
     assert toggled["actor"] == "secadmin@contoso.example"
     assert toggled["before"] == '{"all_devices": true}' and toggled["after"] == '{"all_devices": false}'
@@ -83,7 +94,10 @@ def test_csv_export_follows_the_filters_and_neutralises_formulas(login, admin, h
     formula = next(r for r in rows if r["action"] == "contacts.added")
     assert formula["summary"].startswith("'=")
     only_permissions = _csv(client.get(EXPORT, {"category": "permissions", "actor": "admin@contoso.example"}))
-    assert {r["action"] for r in only_permissions} == {"permissions.provider_access_granted", "permissions.level_granted"}
+    assert {r["action"] for r in only_permissions} == {
+        "permissions.provider_access_granted",
+        "permissions.level_granted",
+    }
     assert all("fabrikam" not in r["actor"] for r in rows)
 
 
@@ -94,8 +108,16 @@ def test_the_log_page_runs_a_fixed_number_of_queries(login, admin, contoso, hist
     with django_assert_num_queries(8):
         client.get(LOG)
     AuditEvent.objects.bulk_create(
-        [AuditEvent(tenant=contoso, actor_label=f"user{i % 7}@contoso.example", action="contacts.added", summary=f"Row {i}",
-                    created_at=timezone.now()) for i in range(600)]
+        [
+            AuditEvent(
+                tenant=contoso,
+                actor_label=f"user{i % 7}@contoso.example",
+                action="contacts.added",
+                summary=f"Row {i}",
+                created_at=timezone.now(),
+            )
+            for i in range(600)
+        ]
     )
     with django_assert_num_queries(8):
         body = client.get(LOG, {"page": 3}).content.decode()

@@ -17,15 +17,22 @@ PATH = "/settings/defender-experts/permissions/"
 
 
 def _setup(contoso, admin):
-    access_levels_set(tenant=contoso, acting_user=admin, investigate=True, respond=True, expected_version=1,
-                      recently_authenticated=True)
+    access_levels_set(
+        tenant=contoso,
+        acting_user=admin,
+        investigate=True,
+        respond=True,
+        expected_version=1,
+        recently_authenticated=True,
+    )
     for name, count in (("Finance servers", 40), ("Domain controllers", 6), ("Executive laptops", 12)):
         factories.devices(contoso, count, group=factories.device_group(contoso, name))
     factories.devices(contoso, 120)
 
 
-def test_toggles_show_their_warnings_and_the_effective_access_panel(page, live_server, browser_login, contoso, admin,
-                                                                   axe_check, screenshot_dir):
+def test_toggles_show_their_warnings_and_the_effective_access_panel(
+    page, live_server, browser_login, contoso, admin, axe_check, screenshot_dir
+):
     _setup(contoso, admin)
     browser_login(admin)
     page.set_viewport_size({"width": 1400, "height": 1000})
@@ -78,8 +85,9 @@ def test_toggles_show_their_warnings_and_the_effective_access_panel(page, live_s
     assert not access_levels_state(tenant=contoso).all_devices
 
 
-def test_removal_is_confirmed_in_a_dialog_and_access_can_be_restored(page, live_server, browser_login, contoso, admin,
-                                                                    axe_check, screenshot_dir):
+def test_removal_is_confirmed_in_a_dialog_and_access_can_be_restored(
+    page, live_server, browser_login, contoso, admin, axe_check, screenshot_dir
+):
     _setup(contoso, admin)
     browser_login(admin)
     page.goto(f"{live_server.url}{PATH}")
@@ -110,8 +118,9 @@ def test_removal_is_confirmed_in_a_dialog_and_access_can_be_restored(page, live_
     assert access_levels_state(tenant=contoso).investigate
 
 
-def test_granting_respond_after_a_stale_sign_in_goes_through_the_password_prompt(page, live_server, browser_login,
-                                                                                 contoso, admin, axe_check):
+def test_granting_respond_after_a_stale_sign_in_goes_through_the_password_prompt(
+    page, live_server, browser_login, contoso, admin, axe_check
+):
     access_levels_set(tenant=contoso, acting_user=admin, investigate=True, respond=False, expected_version=1)
     browser_login(admin)
     # Age the session's password proof beyond 15 minutes.

@@ -74,17 +74,35 @@ def _setup(tenant, user, setup: str) -> None:
     inv = base in {"reader", "both", "none", "removed"}
     resp = base in {"operator", "both", "none"}
     with time_machine.travel(T0, tick=False):
-        access_levels_set(tenant=tenant, acting_user=user, investigate=inv, respond=resp, expected_version=1,
-                          recently_authenticated=True)
+        access_levels_set(
+            tenant=tenant,
+            acting_user=user,
+            investigate=inv,
+            respond=resp,
+            expected_version=1,
+            recently_authenticated=True,
+        )
         if base == "none":
-            access_levels_set(tenant=tenant, acting_user=user, investigate=False, respond=False,
-                              expected_version=access_levels_state(tenant=tenant).version, confirm_reduced_access=True)
+            access_levels_set(
+                tenant=tenant,
+                acting_user=user,
+                investigate=False,
+                respond=False,
+                expected_version=access_levels_state(tenant=tenant).version,
+                confirm_reduced_access=True,
+            )
         if base == "removed":
-            provider_access_remove(tenant=tenant, acting_user=user,
-                                   expected_version=access_levels_state(tenant=tenant).version)
+            provider_access_remove(
+                tenant=tenant, acting_user=user, expected_version=access_levels_state(tenant=tenant).version
+            )
         if "+scoped" in setup:
-            all_devices_set(tenant=tenant, acting_user=user, enabled=False, confirm=True,
-                            expected_version=access_levels_state(tenant=tenant).version)
+            all_devices_set(
+                tenant=tenant,
+                acting_user=user,
+                enabled=False,
+                confirm=True,
+                expected_version=access_levels_state(tenant=tenant).version,
+            )
 
 
 @pytest.mark.parametrize(("setup", "action", "target", "allowed", "code"), CASES)
@@ -122,8 +140,14 @@ def test_reasons_name_the_grant_and_the_group(contoso, admin):
 
 
 def test_a_snapshot_lets_the_panel_ask_many_questions_in_two_queries(contoso, admin, django_assert_num_queries):
-    access_levels_set(tenant=contoso, acting_user=admin, investigate=True, respond=True, expected_version=1,
-                      recently_authenticated=True)
+    access_levels_set(
+        tenant=contoso,
+        acting_user=admin,
+        investigate=True,
+        respond=True,
+        expected_version=1,
+        recently_authenticated=True,
+    )
     with django_assert_num_queries(2):
         snap = access_snapshot(tenant=contoso)
         for action in ExpertAction.values:

@@ -22,12 +22,19 @@ def _detail(tenant):
 
 def _grant(tenant, user, *, respond=False):
     v = access_levels_state(tenant=tenant).version
-    return access_levels_set(tenant=tenant, acting_user=user, investigate=True, respond=respond, expected_version=v,
-                             recently_authenticated=True)
+    return access_levels_set(
+        tenant=tenant,
+        acting_user=user,
+        investigate=True,
+        respond=respond,
+        expected_version=v,
+        recently_authenticated=True,
+    )
 
 
-def test_staff_see_each_tenants_access_in_a_fixed_number_of_queries(login, sdm, contoso, fabrikam, admin, outsider,
-                                                                     django_assert_num_queries):
+def test_staff_see_each_tenants_access_in_a_fixed_number_of_queries(
+    login, sdm, contoso, fabrikam, admin, outsider, django_assert_num_queries
+):
     _grant(contoso, admin, respond=True)
     client = login(sdm)
     # session, user, provider staff (middleware); tenants, relationships, latest grants.
@@ -76,7 +83,9 @@ def test_attempting_an_action_uses_the_evaluator_and_logs_allowed_and_refused(lo
     assert 'data-allowed="0"' in body and "Finance" in body and "Access security data from all devices is off" in body
     response = client.post(_detail(contoso), {"action": "run_antivirus_scan", "device": "lap-000000"})
     assert 'data-allowed="1"' in response.content.decode()
-    events = list(AuditEvent.objects.filter(tenant=contoso, action__startswith="permissions.expert_action").order_by("id"))
+    events = list(
+        AuditEvent.objects.filter(tenant=contoso, action__startswith="permissions.expert_action").order_by("id")
+    )
     assert [e.action.rsplit("_", 1)[1] for e in events] == ["allowed", "refused", "allowed"]
     assert all(e.actor == sdm for e in events)
     assert events[1].after["code"] == "device_group_out_of_reach" and events[1].after["allowed"] is False
@@ -111,8 +120,9 @@ def test_unknown_device_and_bad_action_rerender_with_errors(login, sdm, contoso,
 def test_htmx_attempt_returns_the_partial(login, sdm, contoso, admin):
     _grant(contoso, admin)
     factories.devices(contoso, 1, prefix="lap")
-    response = login(sdm).post(_detail(contoso), {"action": "isolate_device", "device": "lap-000000"},
-                               HTTP_HX_REQUEST="true")
+    response = login(sdm).post(
+        _detail(contoso), {"action": "isolate_device", "device": "lap-000000"}, HTTP_HX_REQUEST="true"
+    )
     body = response.content.decode()
     assert body.lstrip().startswith('<section class="card" id="attempt"') and "no_respond" not in body
     assert "isn&#x27;t granted" in body

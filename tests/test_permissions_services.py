@@ -23,7 +23,7 @@ from permissions.exceptions import (
     ReducedAccessNeedsConfirmation,
     StaleEdit,
 )
-from permissions.models import AccessGrant, AccessLevel, AccessState, RevokedReason, ServiceProviderAccess
+from permissions.models import AccessGrant, AccessState, RevokedReason, ServiceProviderAccess
 from permissions.selectors import access_health, access_levels_state, provider_access_granted
 from permissions.services import (
     access_grant_renew,
@@ -145,7 +145,11 @@ def test_a_stale_version_is_refused_with_the_current_state_and_nothing_overwritt
     access_levels_set(tenant=contoso, acting_user=admin, investigate=True, respond=False, expected_version=v1)
     with pytest.raises(StaleEdit) as exc:
         access_levels_set(
-            tenant=contoso, acting_user=secadmin, investigate=False, respond=False, expected_version=v1,
+            tenant=contoso,
+            acting_user=secadmin,
+            investigate=False,
+            respond=False,
+            expected_version=v1,
             confirm_reduced_access=True,
         )
     assert exc.value.current is not None and exc.value.current.investigate
@@ -168,7 +172,9 @@ def test_all_devices_is_on_by_default_and_turning_it_off_needs_confirmation(cont
     with pytest.raises(AllDevicesNeedsConfirmation) as exc:
         all_devices_set(tenant=contoso, acting_user=admin, enabled=False, expected_version=state.version)
     assert exc.value.message == ALL_DEVICES_WARNING
-    off = all_devices_set(tenant=contoso, acting_user=admin, enabled=False, expected_version=state.version, confirm=True)
+    off = all_devices_set(
+        tenant=contoso, acting_user=admin, enabled=False, expected_version=state.version, confirm=True
+    )
     assert not off.all_devices and off.version == state.version + 1
     ev = AuditEvent.objects.get(action="permissions.all_devices_changed")
     assert ev.before == {"all_devices": True} and ev.after == {"all_devices": False}
@@ -226,7 +232,11 @@ def test_renewal_extends_the_end_date_and_rearms_the_reminder(contoso, admin):
         v = access_levels_state(tenant=contoso).version
         with pytest.raises(InvalidEndDate):
             access_grant_renew(
-                tenant=contoso, acting_user=admin, grant_id=grant.pk, expected_version=v, ends_at=T0 + timedelta(days=29)
+                tenant=contoso,
+                acting_user=admin,
+                grant_id=grant.pk,
+                expected_version=v,
+                ends_at=T0 + timedelta(days=29),
             )
         new_end = T0 + timedelta(days=24 + 90)
         renewed = access_grant_renew(
@@ -251,11 +261,17 @@ def test_renewing_respond_needs_recent_sign_in_and_ended_grants_cannot_be_renewe
     grant = AccessGrant.objects.get(level="respond")
     far = grant.ends_at + timedelta(days=30)
     with pytest.raises(ReauthenticationRequired):
-        access_grant_renew(tenant=contoso, acting_user=admin, grant_id=grant.pk, expected_version=state.version, ends_at=far)
+        access_grant_renew(
+            tenant=contoso, acting_user=admin, grant_id=grant.pk, expected_version=state.version, ends_at=far
+        )
     state = _set(contoso, admin, respond=False, confirm_reduced_access=True)
     with pytest.raises(GrantNotLive):
         access_grant_renew(
-            tenant=contoso, acting_user=admin, grant_id=grant.pk, expected_version=state.version, ends_at=far,
+            tenant=contoso,
+            acting_user=admin,
+            grant_id=grant.pk,
+            expected_version=state.version,
+            ends_at=far,
             recently_authenticated=True,
         )
 

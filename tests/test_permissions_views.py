@@ -45,8 +45,14 @@ def _stale(client: Client) -> Client:
 
 def _grant(tenant, user, *, respond=False):
     v = access_levels_state(tenant=tenant).version
-    return access_levels_set(tenant=tenant, acting_user=user, investigate=True, respond=respond, expected_version=v,
-                             recently_authenticated=True)
+    return access_levels_set(
+        tenant=tenant,
+        acting_user=user,
+        investigate=True,
+        respond=respond,
+        expected_version=v,
+        recently_authenticated=True,
+    )
 
 
 def _levels(client, tenant, **data):
@@ -61,7 +67,8 @@ def bulk_devices(tenant, groups, count: int) -> None:
         cur.execute(
             """
             INSERT INTO environment_device
-                (tenant_id, name, os_platform, onboarding_state, av_mode, device_group_id, last_seen, onboarded_at, updated_at)
+                (tenant_id, name, os_platform, onboarding_state, av_mode, device_group_id,
+                 last_seen, onboarded_at, updated_at)
             SELECT %s, 'bulk-' || g, 'windows11', 'onboarded', 'active',
                    CASE WHEN g %% 10 = 0 THEN NULL ELSE (%s::bigint[])[1 + g %% %s] END, now(), now(), now()
             FROM generate_series(1, %s) AS g
@@ -122,7 +129,9 @@ def test_another_tenants_grant_is_404_and_a_malformed_id_is_404(login, contoso, 
     grant = AccessGrant.objects.get(tenant=contoso)
     client = login(outsider)
     v = access_levels_state(tenant=fabrikam).version
-    assert client.post(reverse("permissions:renew", args=[grant.pk]), {"version": v, "duration": "365"}).status_code == 404
+    assert (
+        client.post(reverse("permissions:renew", args=[grant.pk]), {"version": v, "duration": "365"}).status_code == 404
+    )
     assert client.post(reverse("permissions:renew", args=["abc"]), {"version": v, "duration": "365"}).status_code == 404
     # The outsider's own page shows Fabrikam, never Contoso's access.
     page = client.get(INDEX)
@@ -140,7 +149,9 @@ def test_every_post_is_protected_by_csrf(contoso, admin):
     # With the token from the page, the same form works.
     page = client.get(INDEX)
     token = page.cookies["csrftoken"].value
-    response = client.post(RESTORE, {"version": 1, "investigate": "on", "duration": "180", "csrfmiddlewaretoken": token})
+    response = client.post(
+        RESTORE, {"version": 1, "investigate": "on", "duration": "180", "csrfmiddlewaretoken": token}
+    )
     assert response.status_code == 302
 
 
@@ -197,8 +208,9 @@ def test_htmx_reauth_uses_a_client_redirect(login, contoso, admin):
     _grant(contoso, admin)
     client = _stale(login(admin))
     v = access_levels_state(tenant=contoso).version
-    response = client.post(LEVELS, {"version": v, "investigate": "on", "respond": "on", "duration": "180"},
-                           HTTP_HX_REQUEST="true")
+    response = client.post(
+        LEVELS, {"version": v, "investigate": "on", "respond": "on", "duration": "180"}, HTTP_HX_REQUEST="true"
+    )
     assert response.status_code == 200 and response["HX-Redirect"].startswith(reverse("confirm_password"))
 
 
@@ -231,7 +243,7 @@ def test_turning_off_all_devices_lists_the_groups_out_of_reach(login, contoso, a
     assert response.status_code == 200
     assert ALL_DEVICES_WARNING.replace("'", "&#x27;") in body
     assert "12 devices</strong> in 2 device groups out of reach" in body
-    assert "<td>Finance</td><td class=\"num\">7</td>" in body
+    assert '<td>Finance</td><td class="num">7</td>' in body
     assert access_levels_state(tenant=contoso).all_devices
     response = client.post(ALL_DEVICES, {"version": v, "confirm": "1"})
     assert response.status_code == 302
@@ -277,8 +289,10 @@ def test_renewal_over_http(login, contoso, admin):
     client = login(admin)
     v = access_levels_state(tenant=contoso).version
     end = (timezone.now() + timedelta(days=400)).date()
-    response = client.post(reverse("permissions:renew", args=[grant.pk]),
-                           {"version": v, "duration": "custom", "custom_end": end.isoformat()})
+    response = client.post(
+        reverse("permissions:renew", args=[grant.pk]),
+        {"version": v, "duration": "custom", "custom_end": end.isoformat()},
+    )
     assert response.status_code == 302
     grant.refresh_from_db()
     assert grant.ends_at.date() == end + timedelta(days=1)
@@ -380,7 +394,7 @@ def test_page_queries_do_not_grow_with_data(login, contoso, admin, django_assert
     bulk_devices(contoso, gs, devices)
     client = login(admin)
     response = _page_queries(client, django_assert_num_queries, PAGE_QUERIES)
-    assert response.content.decode().count("<td class=\"num\">") >= groups
+    assert response.content.decode().count('<td class="num">') >= groups
 
 
 def test_page_queries_are_identical_for_6_groups_10k_devices_and_60_groups_100k_devices(
