@@ -17,6 +17,11 @@ from tenancy.models import Tenant
 
 MIN_QUERY_LENGTH = 2
 MAX_RESULTS = 10
+# How many word-prefix or substring matches per table are sorted to find the
+# best ten (see directory_search). Beyond this many matches the ten shown are
+# still all of the best rank available, just not necessarily the
+# alphabetically first: the admin types more to narrow them down anyway.
+CANDIDATE_POOL = 200
 # How many members a team's preview lists before "and N more".
 TEAM_PREVIEW_LIMIT = 25
 
@@ -84,100 +89,163 @@ def directory_search(*, tenant: Tenant, query: str, limit: int = MAX_RESULTS) ->
 
     Matching is on the normalised ``search_text`` ("name mail upn", lower-case,
     accent-free), so case and accents never matter. Ranking: an exact display
-    name, mail or UPN first; then a prefix of the name, of any word of it, of
-    the mail or of the UPN; then any substring. On PostgreSQL the substring
-    ``LIKE`` is answered by the pg_trgm GIN indexes (migration 0002).
+    name, mail or UPN first; then a prefix (of the name first, then of any
+    word of it, of the mail or of the UPN); then any substring; ties in
+    alphabetical order.
 
-    The ranked, limited hits are computed first (a CTE) so the member-count and
-    "already a contact" subqueries only run for the few rows returned.
-    Queries shorter than two characters return nothing without touching the DB.
+    How it stays fast at 100,000 entries: for each table and each tier
+    (exact, name prefix, any prefix, substring) a sub-select takes only the
+    first ``limit`` matches in ``search_text`` order. Each tier's condition
+    includes the better tiers, so the true top ``limit`` are always among
+    these at most 8 x ``limit`` candidates (anything cut from a tier has
+    ``limit`` entries at least as good ahead of it). Exact and name-prefix
+    tiers are range scans of the ``(tenant_id, search_text COLLATE "C")``
+    b-tree; substrings come from a pool of at most ``CANDIDATE_POOL``
+    matches found through the pg_trgm GIN index, plus a word-prefix pool
+    only when the substring pool overflows (see migrations 0002 and 0003). Only the candidates are then
+    ranked, and only the returned rows get their member count and "already a
+    contact" subqueries. Queries shorter than two characters return nothing
+    without touching the database.
     """
     q = normalize_query(query)
     if len(q) < MIN_QUERY_LENGTH:
         return []
     limit = max(1, min(int(limit), MAX_RESULTS))
     esc = _like_escape(q)
-    contains = f"%{esc}%"
-    starts = f"{esc}%"
-    word_starts = f"% {esc}%"
+    # Sorting with the "C" collation matches the b-tree index on PostgreSQL;
+    # SQLite's default (BINARY) is the same order already.
+    c = ' COLLATE "C"' if connection.vendor == "postgresql" else ""
     users = DirectoryUser._meta.db_table
     groups = DirectoryGroup._meta.db_table
     members = GroupMembership._meta.db_table
     contacts = NotificationContact._meta.db_table
+    params: dict[str, Any] = {
+        "tenant": tenant.pk,
+        "q": q,
+        "name_then_space": f"{esc} %",
+        "q_spaces": q.count(" "),
+        "starts": f"{esc}%",
+        "word_starts": f"% {esc}%",
+        "contains": f"%{esc}%",
+        "addr_mid": f"% {esc} %",
+        "addr_end": f"% {esc}",
+        "limit": limit,
+        "pool": CANDIDATE_POOL,
+        "pool_probe": CANDIDATE_POOL + 1,
+        "q_space": f"{q} ",
+        "q_bang": f"{q}!",
+        "incident": NotificationType.INCIDENT.value,
+        "service_review": NotificationType.SERVICE_REVIEW.value,
+    }
+    is_address = "@" in q and " " not in q
+
     # search_text is directory_search_text(name, mail, upn) for users and
     # (name, mail) for groups: normalised parts joined by single spaces, empty
     # parts skipped. Addresses contain no spaces, so "the whole name equals q"
     # is "search_text is q, or q plus a space plus exactly as many space-free
     # words as the entry has addresses". Comparing against search_text (never
     # the raw columns) keeps accents and case out of the exact test too.
-    spaces = "(LENGTH({t}.search_text) - LENGTH(REPLACE({t}.search_text, ' ', '')))"
-    user_parts = "(CASE WHEN u.mail <> '' THEN 1 ELSE 0 END + CASE WHEN u.user_principal_name <> '' THEN 1 ELSE 0 END)"
-    group_parts = "(CASE WHEN g.mail <> '' THEN 1 ELSE 0 END)"
-    name_then_space = f"{esc} %"
-    q_spaces = q.count(" ")
-
-    def exact(t: str, parts: str) -> tuple[str, list[Any]]:
+    def exact(t: str, parts: str) -> str:
+        # Written as a range ("q " <= text < "q!", byte order) rather than
+        # LIKE, so PostgreSQL answers it from the ordered b-tree alone.
+        spaces = f"(LENGTH({t}.search_text) - LENGTH(REPLACE({t}.search_text, ' ', '')))"
         clause = (
-            f"{t}.search_text = %s OR ({t}.search_text LIKE %s ESCAPE '\\' AND {spaces.format(t=t)} - %s = {parts})"
+            f"{t}.search_text{c} = %(q)s OR ({t}.search_text{c} >= %(q_space)s AND {t}.search_text{c} < %(q_bang)s"
+            f" AND {spaces} - %(q_spaces)s = {parts})"
         )
-        params: list[Any] = [q, name_then_space, q_spaces]
-        if "@" in q and " " not in q:
+        if is_address:
             # A whole address: a space-delimited word after the name.
-            clause += f" OR {t}.search_text LIKE %s ESCAPE '\\' OR {t}.search_text LIKE %s ESCAPE '\\'"
-            params += [f"% {esc} %", f"% {esc}"]
-        return clause, params
+            clause += (
+                f" OR {t}.search_text LIKE %(addr_mid)s ESCAPE '\\' OR {t}.search_text LIKE %(addr_end)s ESCAPE '\\'"
+            )
+        return f"({clause})"
 
-    user_exact, user_exact_params = exact("u", user_parts)
-    group_exact, group_exact_params = exact("g", group_parts)
+    def prefix(t: str) -> str:
+        return f"({t}.search_text LIKE %(starts)s ESCAPE '\\' OR {t}.search_text LIKE %(word_starts)s ESCAPE '\\')"
+
+    def starts(t: str) -> str:
+        return f"({t}.search_text LIKE %(starts)s ESCAPE '\\')"
+
+    user_exact = exact(
+        "u", "(CASE WHEN u.mail <> '' THEN 1 ELSE 0 END + CASE WHEN u.user_principal_name <> '' THEN 1 ELSE 0 END)"
+    )
+    group_exact = exact("g", "(CASE WHEN g.mail <> '' THEN 1 ELSE 0 END)")
+
+    def pool(table: str, t: str) -> str:
+        # Up to pool + 1 substring matches: one pg_trgm index scan (or a
+        # sequential scan that stops early when matches are common).
+        return (
+            f"SELECT {t}.id AS id, {t}.search_text AS st FROM {table} {t}"  # noqa: S608
+            f" WHERE {t}.tenant_id = %(tenant)s AND {t}.search_text LIKE %(contains)s ESCAPE '\\' LIMIT %(pool_probe)s"
+        )
+
+    def tiers(kind: str, table: str, t: str, exact_clause: str, pool_name: str) -> list[str]:
+        base = f"FROM {table} {t} WHERE {t}.tenant_id = %(tenant)s"
+        return [
+            # Exact and name-prefix matches: range scans of the ordered b-tree.
+            f"SELECT kind, id FROM (SELECT '{kind}' AS kind, {t}.id AS id {base} AND {exact_clause}"  # noqa: S608
+            f" ORDER BY {t}.search_text{c} LIMIT %(limit)s) AS {t}_exact",
+            f"SELECT kind, id FROM (SELECT '{kind}' AS kind, {t}.id AS id {base} AND {starts(t)}"  # noqa: S608
+            f" ORDER BY {t}.search_text{c} LIMIT %(limit)s) AS {t}_starts",
+            # Substrings: the best of the pool. When the pool holds every
+            # match (the usual case) that is exact.
+            f"SELECT kind, id FROM (SELECT '{kind}' AS kind, id FROM {pool_name}"  # noqa: S608
+            f" ORDER BY st{c} LIMIT %(limit)s) AS {t}_substring",
+            # Only when there are more substring matches than the pool holds:
+            # a pool of word-prefix matches, so a prefix match is never
+            # displaced by a substring match. PostgreSQL skips this scan
+            # entirely otherwise (a one-time filter).
+            f"SELECT kind, id FROM (SELECT '{kind}' AS kind, id FROM (SELECT {t}.id AS id, {t}.search_text AS st"  # noqa: S608
+            f" {base} AND (SELECT COUNT(*) FROM {pool_name}) > %(pool)s AND {prefix(t)} LIMIT %(pool)s) AS {t}_pp"
+            f" ORDER BY st{c} LIMIT %(limit)s) AS {t}_prefix",
+        ]
+
+    candidates = " UNION ".join(
+        tiers("user", users, "u", user_exact, "user_pool") + tiers("group", groups, "g", group_exact, "group_pool")
+    )
+
+    def rank(t: str, exact_clause: str) -> str:
+        return (
+            f"CASE WHEN {exact_clause} THEN {RANK_EXACT} WHEN {prefix(t)} THEN {RANK_PREFIX} ELSE {RANK_SUBSTRING} END"
+        )
+
+    def name_start(t: str) -> str:
+        # Within the prefix rank, names that start with q come before names
+        # with a later word starting with q (and before address prefixes).
+        return f"CASE WHEN {t}.search_text LIKE %(starts)s ESCAPE '\\' THEN 0 ELSE 1 END"
+
+    held = (
+        "(SELECT COUNT(*) FROM {contacts} c WHERE c.tenant_id = %(tenant)s AND c.removed_at IS NULL"
+        " AND c.notification_type = %({ntype})s AND ((h.kind = 'user' AND c.directory_user_id = h.id)"
+        " OR (h.kind = 'group' AND c.directory_group_id = h.id)))"
+    )
     # Only table names and constant fragments are interpolated; every value is a parameter.
     sql = f"""
-    WITH hits AS (
+    WITH user_pool AS ({pool(users, "u")}),
+    group_pool AS ({pool(groups, "g")}),
+    candidates AS ({candidates}),
+    hits AS (
         SELECT 'user' AS kind, u.id AS id, u.display_name AS display_name, u.mail AS mail,
-               u.user_principal_name AS upn,
-               CASE WHEN u.enabled THEN 1 ELSE 0 END AS enabled, 1 AS mail_enabled,
-               CASE
-                 WHEN {user_exact} THEN {RANK_EXACT}
-                 WHEN u.search_text LIKE %s ESCAPE '\\' OR u.search_text LIKE %s ESCAPE '\\' THEN {RANK_PREFIX}
-                 ELSE {RANK_SUBSTRING}
-               END AS rank,
+               u.user_principal_name AS upn, CASE WHEN u.enabled THEN 1 ELSE 0 END AS enabled,
+               1 AS mail_enabled, {rank("u", user_exact)} AS rank, {name_start("u")} AS name_start,
                u.search_text AS sort_key
-        FROM {users} u
-        WHERE u.tenant_id = %s AND u.search_text LIKE %s ESCAPE '\\'
+        FROM candidates k JOIN {users} u ON k.kind = 'user' AND u.id = k.id
         UNION ALL
-        SELECT 'group', g.id, g.display_name, g.mail, '',
-               1, CASE WHEN g.mail_enabled THEN 1 ELSE 0 END,
-               CASE
-                 WHEN {group_exact} THEN {RANK_EXACT}
-                 WHEN g.search_text LIKE %s ESCAPE '\\' OR g.search_text LIKE %s ESCAPE '\\' THEN {RANK_PREFIX}
-                 ELSE {RANK_SUBSTRING}
-               END,
-               g.search_text
-        FROM {groups} g
-        WHERE g.tenant_id = %s AND g.search_text LIKE %s ESCAPE '\\'
-        ORDER BY rank, sort_key, kind, id
-        LIMIT %s
+        SELECT 'group', g.id, g.display_name, g.mail, '', 1, CASE WHEN g.mail_enabled THEN 1 ELSE 0 END,
+               {rank("g", group_exact)}, {name_start("g")}, g.search_text
+        FROM candidates k JOIN {groups} g ON k.kind = 'group' AND g.id = k.id
+    ),
+    top AS (
+        SELECT * FROM hits ORDER BY rank, name_start, sort_key{c}, kind, id LIMIT %(limit)s
     )
     SELECT h.kind, h.id, h.display_name, h.mail, h.upn, h.enabled, h.mail_enabled, h.rank,
            CASE WHEN h.kind = 'group'
                 THEN (SELECT COUNT(*) FROM {members} m WHERE m.group_id = h.id) ELSE 0 END AS member_count,
-           (SELECT COUNT(*) FROM {contacts} c
-             WHERE c.tenant_id = %s AND c.removed_at IS NULL AND c.notification_type = %s
-               AND ((h.kind = 'user' AND c.directory_user_id = h.id)
-                    OR (h.kind = 'group' AND c.directory_group_id = h.id))) AS is_incident,
-           (SELECT COUNT(*) FROM {contacts} c
-             WHERE c.tenant_id = %s AND c.removed_at IS NULL AND c.notification_type = %s
-               AND ((h.kind = 'user' AND c.directory_user_id = h.id)
-                    OR (h.kind = 'group' AND c.directory_group_id = h.id))) AS is_service_review
-    FROM hits h
-    ORDER BY h.rank, h.sort_key, h.kind, h.id
+           {held.format(contacts=contacts, ntype="incident")} AS is_incident,
+           {held.format(contacts=contacts, ntype="service_review")} AS is_service_review
+    FROM top h
+    ORDER BY h.rank, h.name_start, h.sort_key{c}, h.kind, h.id
     """  # noqa: S608
-    params: list[Any] = [
-        *user_exact_params, starts, word_starts, tenant.pk, contains,
-        *group_exact_params, starts, word_starts, tenant.pk, contains,
-        limit,
-        tenant.pk, NotificationType.INCIDENT.value,
-        tenant.pk, NotificationType.SERVICE_REVIEW.value,
-    ]  # fmt: skip
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         rows = cursor.fetchall()

@@ -193,3 +193,29 @@ def test_search_works_on_sqlite_syntax(contoso):
         assert names(directory_search(tenant=contoso, query="pat")) == ["Portable Pat"]
     sql = ctx.captured_queries[0]["sql"]
     assert "UNION ALL" in sql and "ILIKE" not in sql
+
+
+def test_exact_match_survives_many_alphabetically_earlier_prefixes(contoso):
+    # "ann aaron…" sorts before "ann a.sole@…"; the exact tier keeps "Ann" in.
+    for i in range(12):
+        factories.directory_user(contoso, f"Ann Aa{i:02d}", mail=f"aa{i}@contoso.example")
+    factories.directory_user(contoso, "Ann", mail="zz.ann@contoso.example")
+    results = directory_search(tenant=contoso, query="ann")
+    assert results[0].display_name == "Ann" and results[0].rank == RANK_EXACT
+
+
+def test_prefix_matches_beat_substrings_when_the_pool_overflows(contoso, monkeypatch):
+    import contacts.selectors as selectors
+
+    # A pool smaller than the number of substring matches (but, as in
+    # production, larger than the 10 results shown).
+    monkeypatch.setattr(selectors, "CANDIDATE_POOL", 11)
+    for i in range(20):
+        factories.directory_user(contoso, f"Aaa Xkira{i:02d}", mail=f"s{i}@contoso.example")  # substring "kira"
+    for name in ("Zed Kira", "Yan Kiraly", "Kira Zulu"):
+        factories.directory_user(contoso, name, mail=f"{name.split()[0].lower()}@contoso.example")
+    results = directory_search(tenant=contoso, query="kira")
+    assert names(results)[:3] == ["Kira Zulu", "Yan Kiraly", "Zed Kira"]
+    assert [r.rank for r in results[:3]] == [RANK_PREFIX] * 3
+    assert {r.rank for r in results[3:]} == {RANK_SUBSTRING}
+    assert len(results) == 10
