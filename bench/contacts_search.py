@@ -233,8 +233,13 @@ def main() -> None:
             f"{size:>10,} | {percentile(wall, 50):>7.2f}ms | {percentile(wall, 95):>7.2f}ms | "
             f"{percentile(db, 50):>6.2f}ms | {percentile(db, 95):>6.2f}ms | {max(db):>6.2f}ms"
         )
+    size, result = rows[-1]
+    print(f"\nBest database time per query at {size:,} entries:")
+    for q, ms in result["per_query"].items():  # type: ignore[union-attr]
+        print(f"  {q!r:24} {ms:6.2f}ms")
     print(
-        f"\n(median of wall times across all runs: {statistics.median(rows[-1][1]['wall']):.2f}ms at the largest size)"
+        f"(median wall time at {size:,}: {statistics.median(result['wall']):.2f}ms; load average at the end: "
+        f"{os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs)"
     )
 
 
