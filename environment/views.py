@@ -33,7 +33,15 @@ from environment.forms import (
     LicenceSeatsForm,
     SecuritySettingForm,
 )
-from environment.models import AntivirusMode, Device, DeviceGroup, DirectoryUser, DomainController, OnboardingState
+from environment.models import (
+    AntivirusMode,
+    Device,
+    DeviceGroup,
+    DirectoryUser,
+    DomainController,
+    LicenceProduct,
+    OnboardingState,
+)
 from environment.security_settings import SETTINGS_BY_KEY
 from tenancy.access import get_tenant_object_or_404, require_manage, tenant_view
 
@@ -74,16 +82,18 @@ def overview(request: HttpRequest) -> HttpResponse:
     identities = selectors.identity_counts(tenant=tenant)
     dcs = list(selectors.domain_controllers_with_identities(tenant=tenant))
     settings_state = selectors.security_settings(tenant=tenant)
+    usage = selectors.licence_usage(tenant=tenant, devices=devices, identities=identities)
+    seats = {lic.product: lic.seats for lic in usage}
     context = {
         "env_tab": "overview",
         "devices": devices,
         "identities": identities,
         "domain_controllers": dcs,
         "dcs_with_sensor": sum(1 for dc in dcs if dc.sensor_installed),
-        "rows": [
-            {"lic": lic, "value": lic.seats, "error": ""}
-            for lic in selectors.licence_usage(tenant=tenant, devices=devices, identities=identities)
-        ],
+        "rows": [{"lic": lic, "value": lic.seats, "error": ""} for lic in usage],
+        # The readiness targets: Defender for Endpoint P2 and Defender for Identity seats.
+        "device_target": seats[LicenceProduct.DEFENDER_ENDPOINT_P2],
+        "identity_target": seats[LicenceProduct.DEFENDER_IDENTITY],
         "directory": selectors.directory_counts(tenant=tenant, identities=identities),
         "settings_changed": sum(1 for s in settings_state if not s.is_default),
         "settings_total": len(settings_state),
