@@ -45,6 +45,10 @@ class ReadinessState(models.Model):
     # drawn between READINESS_MIN_DELAY and READINESS_MAX_DELAY at each refresh.
     delay = models.DurationField(default=_default_delay)
     last_refreshed_at = models.DateTimeField(null=True, blank=True)
+    # The tenant's environment_changed_at as the last refresh read it, *before*
+    # reading the environment: any change committed later moves the tenant's
+    # value past this one, so it is never missed, however the two interleave.
+    environment_seen_at = models.DateTimeField(null=True, blank=True)
     # Bumped by every claim; a refresh task carries the generation it was
     # enqueued for and does nothing if the state has moved on.
     generation = models.PositiveBigIntegerField(default=0)

@@ -118,8 +118,8 @@ def readiness_pull_in_changed(*, now: datetime | None = None) -> int:
     changed_at = Subquery(Tenant.objects.filter(pk=OuterRef("tenant_id")).values("environment_changed_at")[:1])
     pick_up = ExpressionWrapper(changed_at + F("delay"), output_field=DateTimeField())
     return ReadinessState.objects.filter(
-        last_refreshed_at__isnull=False,
-        tenant__environment_changed_at__gt=F("last_refreshed_at"),
+        environment_seen_at__isnull=False,
+        tenant__environment_changed_at__gt=F("environment_seen_at"),
         next_refresh_at__gt=ExpressionWrapper(
             F("tenant__environment_changed_at") + F("delay"), output_field=DateTimeField()
         ),
@@ -215,7 +215,7 @@ def _trigger(state: ReadinessState, tenant: Tenant) -> str:
         return RunTrigger.FIRST
     if state.refresh_requested_at and state.refresh_requested_at >= state.last_refreshed_at:
         return RunTrigger.REQUESTED
-    if tenant.environment_changed_at > state.last_refreshed_at:
+    if state.environment_seen_at is None or tenant.environment_changed_at > state.environment_seen_at:
         return RunTrigger.ENVIRONMENT
     return RunTrigger.SCHEDULED
 
@@ -242,8 +242,9 @@ def readiness_refresh(*, tenant_id: int, generation: int) -> str:
                     outcome=RunOutcome.SKIPPED, finished_at=timezone.now(), duration_ms=0
                 )
                 return "skipped"
-            tenant = state.tenant
+            tenant = state.tenant  # read with the lock, before the environment itself
             trigger = _trigger(state, tenant)
+            state.environment_seen_at = tenant.environment_changed_at
             facts = environment_facts(tenant=tenant)
             now = timezone.now()
             regressions = _apply(state=state, tenant=tenant, facts=facts, now=now, run=run)
@@ -292,6 +293,8 @@ def _apply(*, state: ReadinessState, tenant: Tenant, facts: EnvironmentFacts, no
             to_update.append(row)
         row.last_checked_at = now
         row.done, row.total, row.value, row.detail = result.done, result.total, result.value, result.detail[:300]
+    # Entries dropped from the catalogue since the last refresh leave no stale rows behind.
+    ActionStatus.objects.filter(tenant=tenant).exclude(key__in=[e.key for e in ENTRIES]).delete()
     if to_create:
         ActionStatus.objects.bulk_create(to_create)
     if to_update:

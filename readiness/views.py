@@ -106,7 +106,7 @@ def _page_context(request: HttpRequest) -> dict[str, Any]:
         row.fix_url = presenters.fix_url(row.entry)  # type: ignore[attr-defined]
         row.badge = presenters.status_badge(row.shown_status)  # type: ignore[attr-defined]
     points = history(tenant=tenant)
-    pending_change = state.has_refreshed and tenant.environment_changed_at > state.last_refreshed_at
+    pending_change = state.environment_seen_at is not None and tenant.environment_changed_at > state.environment_seen_at
     now = timezone.now()
     return {
         "nav": "service_status",

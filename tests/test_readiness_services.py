@@ -478,3 +478,33 @@ def test_domain_controllers_without_sensor_make_identities_unprotected(contoso: 
     state = refresh(contoso)
     assert state.identities_protected == 10 and statuses(contoso)["mdi.sensors"] == ActionState.IN_PROGRESS
     assert Device.objects.filter(tenant=contoso).count() == 10
+
+
+def test_change_committed_during_a_refresh_is_not_missed(contoso: Tenant) -> None:
+    seed_environment(contoso, devices=20)
+    from readiness import rules
+
+    real = rules.environment_facts
+
+    def facts_then_change(*, tenant: Tenant) -> Any:
+        facts = real(tenant=tenant)
+        # Another transaction changes the environment right after the refresh read it,
+        # stamping a time *before* the refresh records its own completion time.
+        Tenant.objects.filter(pk=tenant.pk).update(environment_changed_at=timezone.now())
+        return facts
+
+    with mock.patch("readiness.services.environment_facts", side_effect=facts_then_change):
+        state = refresh(contoso)
+    assert state.last_refreshed_at >= Tenant.objects.get(pk=contoso.pk).environment_changed_at
+    assert readiness_sweep().pulled_in == 1
+
+
+def test_entries_dropped_from_the_catalogue_leave_no_rows(contoso: Tenant) -> None:
+    now = timezone.now()
+    readiness_state_for(tenant=contoso)
+    ActionStatus.objects.create(
+        tenant=contoso, key="retired.entry", status=ActionState.COMPLETED, last_status_change=now, last_checked_at=now
+    )
+    refresh(contoso)
+    assert not ActionStatus.objects.filter(key="retired.entry").exists()
+    assert ActionStatus.objects.filter(tenant=contoso).count() == len(catalogue.ENTRIES)
