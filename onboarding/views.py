@@ -290,7 +290,7 @@ def _render_step(request: HttpRequest, step: GuideStep, progress: GuideProgress,
     htmx = request.htmx  # type: ignore[attr-defined]
     template = "onboarding/guide.html"
     if htmx and not htmx.history_restore_request:
-        template += "#guide"
+        template = "onboarding/_guide_swap.html"
     response = render(request, template, ctx)
     # The same URL answers with a fragment or a full page; caches must tell them apart.
     patch_vary_headers(response, ["HX-Request"])

@@ -89,6 +89,7 @@ def test_browser_back_and_reload_keep_the_admin_where_they_were(page, live_serve
     page.get_by_role("button", name="Next", exact=True).click()
     expect(page).to_have_url(re.compile(STEP_URL.format("incident-contact")))
     expect(page.get_by_role("heading", name="Incident contact", level=2)).to_be_focused()
+    expect(page).to_have_title(re.compile(r"^Incident contact · Get started"))
     page.reload()
     expect(page.get_by_role("heading", name="Incident contact", level=2)).to_be_visible()
     page.go_back()

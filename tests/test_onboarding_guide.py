@@ -420,7 +420,8 @@ def test_htmx_next_swaps_in_the_next_step_and_pushes_its_url(login, invited, adm
     assert response.status_code == 200
     assert response["HX-Push-Url"] == INCIDENT
     html = response.content.decode()
-    assert html.lstrip().startswith('<div id="guide"')
+    assert html.lstrip().startswith("<title>Incident contact · Get started")
+    assert '<div id="guide"' in html
     assert "<html" not in html
     assert SEED_NOTE in html
     assert "HX-Request" in response["Vary"]
