@@ -270,3 +270,47 @@ def test_provider_tenant_404s(login: Any, sdm: Any) -> None:
 def test_runs_record_duration_and_counts(assessed: ReadinessState, contoso: Tenant) -> None:
     run = RefreshRun.objects.get(tenant=contoso)
     assert run.devices_total == 1500 and run.actions_total == len(ENTRIES)
+
+
+def test_lists_export_and_provider_pages_run_fixed_queries(
+    login: Any, admin: Any, sdm: Any, contoso: Tenant, django_assert_num_queries: Any
+) -> None:
+    from django.test import Client
+
+    seed_environment(contoso, devices=300)
+    refresh(contoso)
+    client = login(admin)
+    staff_client = Client()
+    staff_client.force_login(sdm)
+    pages = [
+        # session, user, staff, membership (4) + state (1) + count and page (2) + switcher (1)
+        (client, reverse("readiness:devices", args=["passive"])),
+        (client, reverse("readiness:identities", args=["protected"])),
+        # the page's own queries less the template-only ones
+        (client, reverse("readiness:export")),
+        # session, user, staff (3) + count and page of runs (2)
+        (staff_client, reverse("readiness_provider:runs")),
+        # + tenant, state, statuses, change detection, runs, regressions
+        (staff_client, reverse("readiness_provider:tenant", args=[contoso.pk])),
+    ]
+    for c, url in pages:
+        c.get(url)
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    counts = []
+    for c, url in pages:
+        with CaptureQueriesContext(connection) as captured:
+            assert c.get(url).status_code == 200
+        counts.append(len(captured.captured_queries))
+    # Ten times the data: as many devices, identities and refresh runs.
+    factories.devices(contoso, 3000, av_mode=AntivirusMode.PASSIVE)
+    dc = factories.domain_controller(contoso, sensor=True)
+    for i in range(300):
+        factories.directory_user(contoso, f"Extra {i}", domain_controller=dc)
+    for _ in range(9):
+        refresh(contoso)
+    for (c, url), expected in zip(pages, counts, strict=True):
+        with django_assert_num_queries(expected):
+            assert c.get(url).status_code == 200
+    assert counts[0] == 8 and counts[3] == 5
