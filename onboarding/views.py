@@ -320,7 +320,7 @@ def invitation(request: HttpRequest, token: str) -> HttpResponse:
         return render(request, "onboarding/link_refused.html", status=404)
     if found.revoked_at is not None:
         return _link_problem(request, LinkReplaced())
-    if found.status == "Expired":
+    if found.expires_at <= timezone.now():
         return _link_problem(request, LinkExpired())
     # Open the guide for the tenant the link is for, even if the user was
     # looking at another of their organizations.

@@ -195,3 +195,30 @@ def test_console_runs_a_fixed_number_of_queries(login, sdm, django_assert_num_qu
 
 
 CONSOLE_QUERIES = 6
+
+
+def test_console_filters_by_phase_and_name(login, sdm, contoso, fabrikam, admin, outsider):
+    invitation_send(tenant=contoso, acting_user=sdm)
+    client = login(sdm)
+    invited = client.get(reverse("onboarding_provider:console"), {"phase": "invited"}).content.decode()
+    assert "Contoso" in invited and "Fabrikam" not in invited
+    by_name = client.get(reverse("onboarding_provider:console"), {"q": "fabri"}).content.decode()
+    assert "Fabrikam" in by_name and "contoso.example" not in by_name
+    # An unknown phase is ignored, not an error.
+    assert client.get(reverse("onboarding_provider:console"), {"phase": "nope", "page": "x"}).status_code == 200
+
+
+def test_provider_tenant_page_runs_a_fixed_number_of_queries(login, sdm, contoso, admin, django_assert_num_queries):
+    invitation_send(tenant=contoso, acting_user=sdm)
+    client = login(sdm)
+    url = reverse("onboarding_provider:tenant", args=[contoso.pk])
+    client.get(url)
+    # session + user + provider staff (3), tenant (1), progress (1), recipients (1), invitations (1)
+    with django_assert_num_queries(7):
+        html = client.get(url).content.decode()
+    assert "Resend welcome email" in html
+    for _ in range(9):
+        invitation_send(tenant=contoso, acting_user=sdm, resend=True)
+    with django_assert_num_queries(7):
+        html = client.get(url).content.decode()
+    assert html.count("Replaced") == 9 and html.count(">Active<") == 1
