@@ -308,16 +308,18 @@ class DeviceScope:
         return self.devices_out_of_reach + self.ungrouped_devices
 
 
-def device_scope_queryset(*, tenant: Tenant) -> QuerySet[DeviceGroup]:
-    """Each device group with its device count and the tenant's ungrouped-device count, as one query.
+def device_scope_queryset(*, tenant: Tenant) -> QuerySet[Any]:
+    """One query, whatever the data: a row per device group with its device count,
+    each carrying the tenant's ungrouped-device count (a tenant without groups
+    gets one row with no group, through the LEFT JOIN from the tenant).
 
     Both counts are subqueries filtered on (tenant, device_group), which the
     ``device_tenant_group`` index answers with index-only scans: the cost
-    grows with the number of devices only as index entries counted, never
-    as rows fetched, and the number of queries never grows at all.
+    grows with the number of devices only as index entries counted, never as
+    rows fetched, and the number of queries never grows at all.
     """
     per_group = (
-        Device.objects.filter(tenant_id=tenant.pk, device_group_id=OuterRef("pk"))
+        Device.objects.filter(tenant_id=tenant.pk, device_group_id=OuterRef("device_groups__pk"))
         .order_by()
         .values("device_group_id")
         .annotate(c=Count("*"))
@@ -331,25 +333,23 @@ def device_scope_queryset(*, tenant: Tenant) -> QuerySet[DeviceGroup]:
         .values("c")
     )
     return (
-        DeviceGroup.objects.filter(tenant_id=tenant.pk)
+        Tenant.objects.filter(pk=tenant.pk)
         .annotate(n=Coalesce(Subquery(per_group), 0), ungrouped=Coalesce(Subquery(ungrouped), 0))
-        .order_by("rank", "name")
+        .order_by("device_groups__rank", "device_groups__name")
+        .values("device_groups__pk", "device_groups__name", "n", "ungrouped")
     )
 
 
 def device_scope(*, tenant: Tenant) -> DeviceScope:
-    """The groups out of reach when all-devices is off. One aggregate query; a tenant
-    without any device group needs one more tiny count for its ungrouped devices."""
-    rows: list[dict[str, Any]] = list(
-        device_scope_queryset(tenant=tenant).values("pk", "name", "n", "ungrouped")  # type: ignore[misc]
-    )
-    if rows:
-        ungrouped_count = rows[0]["ungrouped"]
-    else:
-        ungrouped_count = Device.objects.filter(tenant_id=tenant.pk).count()
+    """The groups out of reach when all-devices is off, from one aggregate query."""
+    rows: list[dict[str, Any]] = list(device_scope_queryset(tenant=tenant))
     return DeviceScope(
-        groups=[DeviceGroupReach(pk=r["pk"], name=r["name"], devices=r["n"]) for r in rows],
-        ungrouped_devices=ungrouped_count,
+        groups=[
+            DeviceGroupReach(pk=r["device_groups__pk"], name=r["device_groups__name"], devices=r["n"])
+            for r in rows
+            if r["device_groups__pk"] is not None
+        ],
+        ungrouped_devices=rows[0]["ungrouped"] if rows else 0,
     )
 
 

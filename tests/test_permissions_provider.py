@@ -126,3 +126,40 @@ def test_htmx_attempt_returns_the_partial(login, sdm, contoso, admin):
     body = response.content.decode()
     assert body.lstrip().startswith('<section class="card" id="attempt"') and "no_respond" not in body
     assert "isn&#x27;t granted" in body
+
+
+def test_the_provider_detail_page_runs_a_fixed_number_of_queries(login, sdm, contoso, admin, django_assert_num_queries):
+    _grant(contoso, admin, respond=True)
+    client = login(sdm)
+    # session, user, provider staff, tenant (middleware and scoping); relationship
+    # and latest grants; device-group aggregate; recent attempts.
+    with django_assert_num_queries(8):
+        client.get(_detail(contoso))
+    for i in range(20):
+        factories.devices(contoso, 50, group=factories.device_group(contoso, f"G{i}"))
+    with django_assert_num_queries(8):
+        assert client.get(_detail(contoso)).status_code == 200
+
+
+@pytest.mark.browser
+@pytest.mark.django_db(transaction=True)
+def test_provider_attempt_in_the_browser(
+    page, live_server, browser_login, sdm, contoso, admin, axe_check, screenshot_dir
+):
+    from playwright.sync_api import expect
+
+    _grant(contoso, admin)
+    factories.devices(contoso, 1, prefix="lap")
+    browser_login(sdm)
+    page.goto(f"{live_server.url}{LIST}")
+    axe_check(page)
+    page.get_by_role("link", name="Contoso").click()
+    page.get_by_label("Action", exact=True).select_option("isolate_device")
+    page.get_by_label("Device name").fill("lap-000000")
+    page.get_by_role("button", name="Attempt").click()
+    decision = page.get_by_test_id("decision")
+    expect(decision).to_contain_text("Refused: Isolate a device")
+    expect(decision).to_contain_text("Respond directly to active threats (Security Operator) isn't granted")
+    expect(page.locator("#attempt .history")).to_contain_text("Refused: Isolate a device on lap-000000")
+    axe_check(page)
+    page.screenshot(path=f"{screenshot_dir}/permissions-provider-attempt.png", full_page=True)
