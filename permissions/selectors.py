@@ -19,7 +19,7 @@ from django.db.models import Count, Max, OuterRef, QuerySet, Subquery
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from environment.models import Device, DeviceGroup
+from environment.models import Device
 from permissions.models import AccessGrant, AccessLevel, AccessState, RevokedReason, ServiceProviderAccess
 from tenancy.models import ProviderOrganization, Tenant
 
