@@ -393,10 +393,19 @@ def history_chart(points: list[Snapshot]) -> HistoryChart:
             {"slug": slug, "label": label, "points": pts, "polyline": " ".join(f"{p.x},{p.y}" for p in pts)}
         )
     if n:
-        step = max(1, n // 6)
-        for i in list(range(0, n, step))[:6] + ([n - 1] if (n - 1) % step else []):
+        step = max(1, -(-n // 5))  # at most about 5 labels, first and last always
+        indexes = sorted({*range(0, n, step), n - 1})
+        if len(indexes) > 1 and indexes[-1] - indexes[-2] < step / 2:
+            indexes.pop(-2)  # keep the last label from overlapping its neighbour
+        for i in indexes:
+            # The first and last labels hang inward so they are never clipped.
+            anchor = "middle" if n == 1 else ("start" if i == 0 else "end" if i == n - 1 else "middle")
             chart.xlabels.append(
-                {"x": round(x_of(i), 1), "text": timezone.localtime(points[i].taken_at).strftime("%d %b %H:%M")}
+                {
+                    "x": round(x_of(i), 1),
+                    "anchor": anchor,
+                    "text": timezone.localtime(points[i].taken_at).strftime("%d %b %H:%M"),
+                }
             )
     for s in points:
         chart.rows.append(

@@ -508,3 +508,21 @@ def test_entries_dropped_from_the_catalogue_leave_no_rows(contoso: Tenant) -> No
     refresh(contoso)
     assert not ActionStatus.objects.filter(key="retired.entry").exists()
     assert ActionStatus.objects.filter(tenant=contoso).count() == len(catalogue.ENTRIES)
+
+
+def test_history_chart_has_one_point_per_refresh(contoso: Tenant) -> None:
+    from readiness.selectors import history, history_chart
+
+    assert history_chart([]).series[0]["points"] == []
+    seed_environment(contoso, devices=40)
+    for _ in range(12):
+        refresh(contoso)
+    points = history(tenant=contoso)
+    chart = history_chart(points)
+    assert len(points) == 12
+    for series in chart.series:
+        assert len(series["points"]) == 12
+        assert all(chart.pad_top <= p.y <= chart.height - chart.pad_bottom for p in series["points"])
+        assert all(chart.pad_left <= p.x <= chart.width - chart.pad_right for p in series["points"])
+    assert chart.xlabels[0]["anchor"] == "start" and chart.xlabels[-1]["anchor"] == "end"
+    assert len(chart.rows) == 12
