@@ -167,7 +167,13 @@ def devices_onboard(
         candidates = candidates.filter(av_mode=av_mode)
     if count is not None:
         # One UPDATE ... WHERE id IN (SELECT id ... LIMIT n): still bulk SQL.
-        candidates = Device.objects.filter(pk__in=Subquery(candidates.order_by("name", "id").values("pk")[:count]))
+        # The state is checked again on the outer UPDATE so that, if a
+        # concurrent call onboards some of the same rows first, PostgreSQL
+        # re-evaluates them after the row lock and they aren't counted twice.
+        candidates = Device.objects.filter(
+            pk__in=Subquery(candidates.order_by("name", "id").values("pk")[:count]),
+            onboarding_state=OnboardingState.NOT_ONBOARDED,
+        )
     before = _state_counts(tenant)
     now = timezone.now()
     changed = candidates.update(
