@@ -67,6 +67,13 @@ def guide_contacts(*, tenant: Tenant, notification_type: str) -> list[Any]:
     return list(contacts_for_tenant(tenant=tenant).filter(notification_type=notification_type))
 
 
+def guide_has_contact(*, tenant: Tenant, notification_type: str) -> bool:
+    """Whether at least one contact of the type exists (one EXISTS query)."""
+    from contacts.selectors import contacts_for_tenant
+
+    return contacts_for_tenant(tenant=tenant).filter(notification_type=notification_type).exists()
+
+
 def invitations_for_tenant(*, tenant: Tenant) -> QuerySet[Invitation]:
     return Invitation.objects.filter(tenant=tenant).select_related("first_opened_by", "outbox_message")
 

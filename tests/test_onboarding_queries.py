@@ -80,3 +80,27 @@ def test_landing_page_runs_a_fixed_number_of_queries(login, contoso, sdm, admin,
     # middleware (4) + sidebar membership count (1) + guide progress (1)
     with django_assert_num_queries(6):
         client.get(reverse("onboarding:index"))
+
+
+@pytest.mark.parametrize("step", ["incident-contact", "service-review-contact", "next-steps"])
+def test_saving_a_step_runs_a_fixed_number_of_queries(login, contoso, sdm, admin, step, django_assert_num_queries):
+    from onboarding.selectors import guide_progress
+    from onboarding.services import invitation_send
+
+    invitation_send(tenant=contoso, acting_user=sdm)
+    client = login(admin)
+    finish(client, contoso, admin)
+    grow(contoso, admin, 1)
+    url = reverse("onboarding:step", args=[step])
+    data = {"version": guide_progress(tenant=contoso).version}
+    with django_assert_num_queries(SAVE_QUERIES[step]):
+        assert client.post(url, data).status_code == 302
+    grow(contoso, admin, 10)
+    data = {"version": guide_progress(tenant=contoso).version}
+    with django_assert_num_queries(SAVE_QUERIES[step]):
+        assert client.post(url, data).status_code == 302
+
+
+# middleware (4), savepoint + release (2), the locked progress row (1), the
+# update (1), the audit row (1) = 9; the contacts steps add one EXISTS query.
+SAVE_QUERIES = {"incident-contact": 10, "service-review-contact": 10, "next-steps": 9}
