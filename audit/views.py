@@ -36,7 +36,7 @@ def audit_log(request: HttpRequest) -> HttpResponse:
     # Paginator's count() plus the page slice: two queries whatever the size.
     page = Paginator(audit_events(tenant=tenant, filters=filters), PAGE_SIZE).get_page(request.GET.get("page"))
     query = urlencode(filters.as_query())
-    rows = [(e, _json(e.before), _json(e.after)) for e in page]
+    rows = [(e, _pairs(e.before), _pairs(e.after)) for e in page]
     ctx: dict[str, Any] = {
         "rows": rows,
         "nav": "audit",
@@ -49,6 +49,15 @@ def audit_log(request: HttpRequest) -> HttpResponse:
     if request.htmx:  # type: ignore[attr-defined]
         return render(request, "audit/log.html#results", ctx)
     return render(request, "audit/log.html", ctx)
+
+
+def _pairs(value: Any) -> list[tuple[str, str]]:
+    """Before/after values as readable "key: value" lines for the page (the CSV keeps the JSON)."""
+    if value is None:
+        return []
+    if not isinstance(value, dict):
+        return [("", _json(value))]
+    return [(str(k), v if isinstance(v, str) else _json(v)) for k, v in value.items()]
 
 
 def _json(value: Any) -> str:

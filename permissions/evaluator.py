@@ -200,7 +200,8 @@ def effective_access(*, tenant: Tenant, snapshot: AccessSnapshot, scope: Any) ->
                 key,
                 title,
                 "allowed",
-                f"{overall.reason} Applies to all {total:,} device{'s' if total != 1 else ''}"
+                f"{overall.reason} Applies to "
+                + (f"all {total:,} devices" if total != 1 else "the tenant's one device")
                 + (", including every device group." if scope.groups else "."),
             )
         children: list[tuple[str, bool, str]] = []

@@ -24,7 +24,7 @@ def test_filter_the_log_and_export_what_is_shown(
     axe_check(page)
     page.get_by_label("Actor").select_option("secadmin@contoso.example")
     page.get_by_role("button", name="Apply").click()
-    expect(page.get_by_role("status").filter(has_text="event")).to_contain_text("1 event match the filters")
+    expect(page.get_by_role("status").filter(has_text="event")).to_contain_text("1 event matches the filters")
     expect(page.get_by_test_id("export")).to_have_attribute(
         "href", "/settings/defender-experts/audit-log/export.csv?actor=secadmin%40contoso.example"
     )
