@@ -9,7 +9,7 @@ selection spanning several tenants call the service once per tenant.
 from __future__ import annotations
 
 from collections import defaultdict
-from typing import Any
+from typing import Any, cast
 
 from django import forms
 from django.contrib import admin, messages
@@ -29,7 +29,7 @@ from environment.models import (
     SecuritySetting,
 )
 from environment.security_settings import SETTINGS, SETTINGS_BY_KEY
-from tenancy.models import Tenant
+from tenancy.models import Tenant, User
 
 
 def _ids_by_tenant(queryset: QuerySet[Any]) -> dict[int, list[int]]:
@@ -37,6 +37,11 @@ def _ids_by_tenant(queryset: QuerySet[Any]) -> dict[int, list[int]]:
     for tenant_id, pk in queryset.order_by().values_list("tenant_id", "pk"):
         grouped[tenant_id].append(pk)
     return grouped
+
+
+def _actor(request: HttpRequest) -> User:
+    # The admin only serves signed-in staff.
+    return cast(User, request.user)
 
 
 def _tenants(ids: Any) -> dict[int, Tenant]:
@@ -83,8 +88,8 @@ class DeviceAdmin(admin.ModelAdmin):
     def onboard(self, request: HttpRequest, queryset: QuerySet[Device]) -> None:
         grouped = _ids_by_tenant(queryset)
         tenants = _tenants(grouped)
-        total = sum(
-            services.devices_onboard(tenant=tenants[tid], acting_user=request.user, device_ids=ids)  # type: ignore[arg-type]
+        total: int = sum(
+            services.devices_onboard(tenant=tenants[tid], acting_user=_actor(request), device_ids=ids)
             for tid, ids in grouped.items()
         )
         self.message_user(request, f"Onboarded {total:,} devices.", messages.SUCCESS)
@@ -92,12 +97,12 @@ class DeviceAdmin(admin.ModelAdmin):
     def _set_mode(self, request: HttpRequest, queryset: QuerySet[Device], mode: str) -> None:
         grouped = _ids_by_tenant(queryset)
         tenants = _tenants(grouped)
-        total = sum(
+        total: int = sum(
             services.devices_set_antivirus_mode(
                 tenant=tenants[tid],
-                acting_user=request.user,
+                acting_user=_actor(request),
                 mode=mode,
-                device_ids=ids,  # type: ignore[arg-type]
+                device_ids=ids,
             )
             for tid, ids in grouped.items()
         )
@@ -136,7 +141,7 @@ class DomainControllerAdmin(admin.ModelAdmin):
         done = 0
         for dc in queryset.select_related("tenant"):  # a handful of rows; each change is audited on its own
             try:
-                service(tenant=dc.tenant, acting_user=request.user, domain_controller=dc)  # type: ignore[arg-type]
+                service(tenant=dc.tenant, acting_user=_actor(request), domain_controller=dc)
                 done += 1
             except ValidationError as exc:
                 self.message_user(request, " ".join(exc.messages), messages.WARNING)
@@ -160,7 +165,7 @@ class SecuritySettingForm(forms.ModelForm):
         fields = ["tenant", "key", "value"]
 
     def clean(self) -> dict[str, Any]:
-        data = super().clean()
+        data = super().clean() or {}
         spec = SETTINGS_BY_KEY.get(data.get("key", ""))
         if spec is not None and data.get("value") not in dict(spec.choices):
             self.add_error("value", "Choose one of: " + ", ".join(v for v, _ in spec.choices) + ".")
@@ -180,9 +185,9 @@ class SecuritySettingAdmin(admin.ModelAdmin):
     def save_model(self, request: HttpRequest, obj: SecuritySetting, form: Any, change: bool) -> None:
         row = services.security_setting_set(
             tenant=obj.tenant,
-            acting_user=request.user,
+            acting_user=_actor(request),
             key=obj.key,
-            value=obj.value,  # type: ignore[arg-type]
+            value=obj.value,
         )
         if row is not None:
             obj.pk, obj.updated_at = row.pk, row.updated_at
@@ -205,9 +210,9 @@ class LicenceAdmin(admin.ModelAdmin):
     def save_model(self, request: HttpRequest, obj: Licence, form: Any, change: bool) -> None:
         row = services.licence_set_seats(
             tenant=obj.tenant,
-            acting_user=request.user,
+            acting_user=_actor(request),
             product=obj.product,
-            seats=obj.seats,  # type: ignore[arg-type]
+            seats=obj.seats,
         )
         obj.pk = row.pk if row is not None else Licence.objects.get(tenant=obj.tenant, product=obj.product).pk
 
@@ -239,12 +244,12 @@ class DirectoryUserAdmin(admin.ModelAdmin):
     def _enabled(self, request: HttpRequest, queryset: QuerySet[DirectoryUser], enabled: bool) -> None:
         grouped = _ids_by_tenant(queryset)
         tenants = _tenants(grouped)
-        total = sum(
+        total: int = sum(
             services.directory_users_set_enabled(
                 tenant=tenants[tid],
-                acting_user=request.user,
+                acting_user=_actor(request),
                 directory_user_ids=ids,
-                enabled=enabled,  # type: ignore[arg-type]
+                enabled=enabled,
             )
             for tid, ids in grouped.items()
         )
@@ -263,7 +268,7 @@ class DirectoryUserAdmin(admin.ModelAdmin):
         done = 0
         # Each deletion is its own audited change with the user's snapshot.
         for user in queryset.select_related("tenant")[:500]:
-            services.directory_user_delete(tenant=user.tenant, acting_user=request.user, directory_user=user)  # type: ignore[arg-type]
+            services.directory_user_delete(tenant=user.tenant, acting_user=_actor(request), directory_user=user)
             done += 1
         self.message_user(request, f"Deleted {done} users.", messages.SUCCESS)
 

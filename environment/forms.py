@@ -6,7 +6,7 @@ there is attached back to these forms so the page re-renders with it.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from django import forms
 
@@ -56,7 +56,7 @@ class DeviceActionForm(forms.Form):
         self.selected = selected or []
 
     def clean(self) -> dict[str, Any]:
-        data = super().clean()
+        data = super().clean() or {}
         action = data.get("action")
         if action in {"onboard_selected", "av_selected"} and not self.selected:
             raise forms.ValidationError("Select at least one device first.", code="nothing_selected")
@@ -78,7 +78,7 @@ class SecuritySettingForm(forms.Form):
         return key
 
     def clean(self) -> dict[str, Any]:
-        data = super().clean()
+        data = super().clean() or {}
         spec = SETTINGS_BY_KEY.get(data.get("key", ""))
         value = data.get("value")
         if spec is not None and value is not None and value not in dict(spec.choices):
@@ -118,7 +118,8 @@ class DirectoryUserForm(forms.Form):
         # Distinct element ids: the user and group forms share a page.
         kwargs.setdefault("auto_id", "user_%s")
         super().__init__(*args, **kwargs)
-        self.fields["domain_controller"].choices = [("", "None (cloud-only account)"), *(domain_controllers or [])]
+        field = cast(forms.ChoiceField, self.fields["domain_controller"])
+        field.choices = [("", "None (cloud-only account)"), *(domain_controllers or [])]
 
 
 class DirectoryGroupForm(forms.Form):

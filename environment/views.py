@@ -13,7 +13,7 @@ when htmx is present, swaps the page's named partial in place.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 from urllib.parse import urlencode
 
 from django.contrib import messages
@@ -44,12 +44,27 @@ from environment.models import (
 )
 from environment.security_settings import SETTINGS_BY_KEY
 from tenancy.access import get_tenant_object_or_404, require_manage, tenant_view
+from tenancy.models import Tenant, User
 
 DEVICES_PER_PAGE = 50
 USERS_PER_PAGE = 50
 GROUPS_PER_PAGE = 25
 # The directory list's state, carried through row actions so the admin lands back where they were.
 KEEP_PARAMS = ("q", "status", "page", "gpage")
+
+
+def _tenant(request: HttpRequest) -> Tenant:
+    """The tenant ``tenant_view`` resolved for this request."""
+    return request.tenant  # type: ignore[attr-defined, no-any-return]
+
+
+def _actor(request: HttpRequest) -> User:
+    # tenant_view has made sure the user is signed in.
+    return cast(User, request.user)
+
+
+def _htmx(request: HttpRequest) -> bool:
+    return bool(getattr(request, "htmx", False))
 
 
 def _messages_text(error: ValidationError) -> str:
@@ -74,7 +89,7 @@ def _with_query(url: str, params: dict[str, Any]) -> str:
 
 @tenant_view
 def overview(request: HttpRequest) -> HttpResponse:
-    tenant = request.tenant  # type: ignore[attr-defined]
+    tenant = _tenant(request)
     # Five queries, whatever the size of the environment: device counts (one
     # GROUP BY), identity counts, domain controllers with identity counts,
     # licences, directory group counts, plus stored security settings.
@@ -119,7 +134,7 @@ def _selected_device_ids(request: HttpRequest) -> list[int]:
         if not value.isdigit() or len(value) > 18:
             raise Http404
         ids.add(int(value))
-    if ids and Device.objects.filter(tenant=request.tenant, pk__in=ids).count() != len(ids):  # type: ignore[attr-defined]
+    if ids and Device.objects.filter(tenant=_tenant(request), pk__in=ids).count() != len(ids):
         raise Http404
     return sorted(ids)
 
@@ -131,18 +146,19 @@ def _run_device_action(
     group: DeviceGroup | None,
     filters: selectors.DeviceFilters,
 ) -> str:
-    tenant = request.tenant  # type: ignore[attr-defined]
+    tenant = _tenant(request)
     action = form.cleaned_data["action"]
     mode = form.cleaned_data.get("mode") or ""
-    common = {"tenant": tenant, "acting_user": request.user}
+    actor = _actor(request)
     if action == "onboard_selected":
-        n = services.devices_onboard(**common, device_ids=form.selected)
+        n = services.devices_onboard(tenant=tenant, acting_user=actor, device_ids=form.selected)
         return f"Onboarded {n:,} device{'s' if n != 1 else ''}." if n else "The selected devices are already onboarded."
     if action in {"onboard_matching", "onboard_count"}:
         if filters.onboarding == OnboardingState.ONBOARDED:
             return "No devices to onboard: the list is filtered to onboarded devices."
         n = services.devices_onboard(
-            **common,
+            tenant=tenant,
+            acting_user=actor,
             device_group=group,
             name_contains=filters.q or None,
             av_mode=filters.av or None,
@@ -152,10 +168,11 @@ def _run_device_action(
         return f"Onboarded {n:,} device{'s' if n != 1 else ''}." if n else "No matching devices needed onboarding."
     label = AntivirusMode(mode).label.lower()
     if action == "av_selected":
-        n = services.devices_set_antivirus_mode(**common, mode=mode, device_ids=form.selected)
+        n = services.devices_set_antivirus_mode(tenant=tenant, acting_user=actor, mode=mode, device_ids=form.selected)
     else:
         n = services.devices_set_antivirus_mode(
-            **common,
+            tenant=tenant,
+            acting_user=actor,
             mode=mode,
             device_group=group,
             from_mode=filters.av or None,
@@ -186,14 +203,14 @@ def devices(request: HttpRequest) -> HttpResponse:
             except ValidationError as exc:
                 form.add_error(None, _messages_text(exc))
             else:
-                if not request.htmx:  # type: ignore[attr-defined]
+                if not _htmx(request):
                     messages.success(request, outcome)
                     return redirect(
                         _with_query(reverse("environment:devices"), {**filters.as_query(), "page": page_number})
                     )
                 form = DeviceActionForm()
         if form.errors:
-            status = 200 if request.htmx else 400  # type: ignore[attr-defined]
+            status = 200 if _htmx(request) else 400
     else:
         form = DeviceActionForm()
     return _render(
@@ -207,7 +224,7 @@ def devices(request: HttpRequest) -> HttpResponse:
 def _devices_context(
     request: HttpRequest, filters: selectors.DeviceFilters, page_number: Any, form: DeviceActionForm, outcome: str
 ) -> dict[str, Any]:
-    tenant = request.tenant  # type: ignore[attr-defined]
+    tenant = _tenant(request)
     # Queries: the device counts (one GROUP BY), the device groups, the
     # paginator's COUNT and the page of devices with their group joined.
     paginator = Paginator(selectors.device_list(tenant=tenant, filters=filters), DEVICES_PER_PAGE)
@@ -234,7 +251,7 @@ def _devices_context(
 
 
 def _dc_context(request: HttpRequest, **extra: Any) -> dict[str, Any]:
-    tenant = request.tenant  # type: ignore[attr-defined]
+    tenant = _tenant(request)
     dcs = list(selectors.domain_controllers_with_identities(tenant=tenant))
     return {
         "env_tab": "domain_controllers",
@@ -261,16 +278,16 @@ def domain_controller_sensor(request: HttpRequest, pk: int) -> HttpResponse:
     try:
         if action == "install":
             services.domain_controller_install_sensor(
-                tenant=request.tenant,
-                acting_user=request.user,
-                domain_controller=dc,  # type: ignore[attr-defined]
+                tenant=_tenant(request),
+                acting_user=_actor(request),
+                domain_controller=dc,
             )
             outcome = f"The Defender for Identity sensor is installed on {dc.name}."
         elif action == "uninstall":
             services.domain_controller_uninstall_sensor(
-                tenant=request.tenant,
-                acting_user=request.user,
-                domain_controller=dc,  # type: ignore[attr-defined]
+                tenant=_tenant(request),
+                acting_user=_actor(request),
+                domain_controller=dc,
             )
             outcome = f"The Defender for Identity sensor was removed from {dc.name}."
         else:
@@ -281,9 +298,9 @@ def domain_controller_sensor(request: HttpRequest, pk: int) -> HttpResponse:
             request,
             "environment/domain_controllers.html",
             _dc_context(request, error=error),
-            status=200 if request.htmx else 400,  # type: ignore[attr-defined]
+            status=200 if _htmx(request) else 400,
         )
-    if request.htmx:  # type: ignore[attr-defined]
+    if _htmx(request):
         return _render(request, "environment/domain_controllers.html", _dc_context(request, outcome=outcome))
     messages.success(request, outcome)
     return redirect("environment:domain_controllers")
@@ -293,7 +310,7 @@ def domain_controller_sensor(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 def _directory_context(request: HttpRequest, params: Any, **extra: Any) -> dict[str, Any]:
-    tenant = request.tenant  # type: ignore[attr-defined]
+    tenant = _tenant(request)
     q = (params.get("q") or "").strip()[:100]
     status = params.get("status") or ""
     status = status if status in selectors.USER_STATUS_FILTERS else ""
@@ -347,13 +364,13 @@ def directory_user_enabled(request: HttpRequest, pk: int) -> HttpResponse:
         return HttpResponseRedirect(_directory_return(request))
     enabled = raw == "true"
     services.directory_user_set_enabled(
-        tenant=request.tenant,
-        acting_user=request.user,
+        tenant=_tenant(request),
+        acting_user=_actor(request),
         directory_user=user,
-        enabled=enabled,  # type: ignore[attr-defined]
+        enabled=enabled,
     )
     outcome = f"{user.display_name} is {'enabled' if enabled else 'disabled'}."
-    if request.htmx:  # type: ignore[attr-defined]
+    if _htmx(request):
         # Only the user's row changes: swap it in place.
         return render(
             request,
@@ -373,9 +390,9 @@ def directory_user_delete(request: HttpRequest, pk: int) -> HttpResponse:
     if request.method == "POST" and request.POST.get("confirm") == "yes":
         name = user.display_name
         services.directory_user_delete(
-            tenant=request.tenant,
-            acting_user=request.user,
-            directory_user=user,  # type: ignore[attr-defined]
+            tenant=_tenant(request),
+            acting_user=_actor(request),
+            directory_user=user,
         )
         messages.success(request, f"{name} was deleted from the directory.")
         return HttpResponseRedirect(_directory_return(request))
@@ -398,7 +415,7 @@ def directory_user_delete(request: HttpRequest, pk: int) -> HttpResponse:
 @tenant_view
 def directory_user_create(request: HttpRequest) -> HttpResponse:
     require_manage(request)
-    tenant = request.tenant  # type: ignore[attr-defined]
+    tenant = _tenant(request)
     dcs = [(str(dc.pk), dc.name) for dc in DomainController.objects.filter(tenant=tenant).order_by("name")]
     form = DirectoryUserForm(request.POST, domain_controllers=dcs)
     if form.is_valid():
@@ -407,7 +424,7 @@ def directory_user_create(request: HttpRequest) -> HttpResponse:
         try:
             user = services.directory_user_create(
                 tenant=tenant,
-                acting_user=request.user,  # type: ignore[arg-type]
+                acting_user=_actor(request),
                 display_name=form.cleaned_data["display_name"],
                 user_principal_name=form.cleaned_data["user_principal_name"],
                 mail=form.cleaned_data["mail"],
@@ -431,8 +448,8 @@ def directory_group_create(request: HttpRequest) -> HttpResponse:
     if form.is_valid():
         try:
             group = services.directory_group_create(
-                tenant=request.tenant,  # type: ignore[attr-defined]
-                acting_user=request.user,  # type: ignore[arg-type]
+                tenant=_tenant(request),
+                acting_user=_actor(request),
                 **form.cleaned_data,
             )
         except ValidationError as exc:
@@ -468,7 +485,7 @@ def _settings_context(request: HttpRequest, **extra: Any) -> dict[str, Any]:
                 for state in states
             ],
         )
-        for product, states in selectors.security_settings_by_product(tenant=request.tenant)  # type: ignore[attr-defined]
+        for product, states in selectors.security_settings_by_product(tenant=_tenant(request))
     ]
     return {"env_tab": "settings", "products": products, "outcome": "", "error": "", **extra}
 
@@ -484,8 +501,8 @@ def security_settings(request: HttpRequest) -> HttpResponse:
     if form.is_valid():
         try:
             changed = services.security_setting_set(
-                tenant=request.tenant,  # type: ignore[attr-defined]
-                acting_user=request.user,  # type: ignore[arg-type]
+                tenant=_tenant(request),
+                acting_user=_actor(request),
                 key=form.cleaned_data["key"],
                 value=form.cleaned_data["value"],
             )
@@ -495,24 +512,24 @@ def security_settings(request: HttpRequest) -> HttpResponse:
             spec = SETTINGS_BY_KEY[form.cleaned_data["key"]]
             label = dict(spec.choices)[form.cleaned_data["value"]]
             outcome = f"{spec.label} is set to {label}." if changed else f"{spec.label} was already {label}."
-            if request.htmx:  # type: ignore[attr-defined]
+            if _htmx(request):
                 return _render(request, "environment/settings.html", _settings_context(request, outcome=outcome))
             messages.success(request, outcome)
             return redirect("environment:settings")
-    errors = " ".join(m for msgs in form.errors.values() for m in msgs)
+    errors = " ".join(str(m) for msgs in form.errors.values() for m in msgs)
     context = (
         _settings_context(request, row_errors={key: errors}, submitted={key: request.POST.get("value", "")})
         if key in SETTINGS_BY_KEY
         else _settings_context(request, error=errors)
     )
-    return _render(request, "environment/settings.html", context, status=200 if request.htmx else 400)  # type: ignore[attr-defined]
+    return _render(request, "environment/settings.html", context, status=200 if _htmx(request) else 400)
 
 
 # --- Licences ------------------------------------------------------------------------------------------
 
 
 def _licences_context(request: HttpRequest, **extra: Any) -> dict[str, Any]:
-    tenant = request.tenant  # type: ignore[attr-defined]
+    tenant = _tenant(request)
     # Three queries: device counts, identity counts and the licence rows.
     devices_ = selectors.device_counts(tenant=tenant)
     identities = selectors.identity_counts(tenant=tenant)
@@ -544,8 +561,8 @@ def licences(request: HttpRequest) -> HttpResponse:
     if form.is_valid():
         try:
             changed = services.licence_set_seats(
-                tenant=request.tenant,  # type: ignore[attr-defined]
-                acting_user=request.user,  # type: ignore[arg-type]
+                tenant=_tenant(request),
+                acting_user=_actor(request),
                 product=form.cleaned_data["product"],
                 seats=form.cleaned_data["seats"],
             )
@@ -553,17 +570,17 @@ def licences(request: HttpRequest) -> HttpResponse:
             form.add_error(None, _messages_text(exc))
         else:
             seats = form.cleaned_data["seats"]
-            name = dict(LicenceSeatsForm.base_fields["product"].choices)[form.cleaned_data["product"]]  # type: ignore[attr-defined]
+            name = LicenceProduct(form.cleaned_data["product"]).label
             outcome = f"{name}: {seats:,} seats." if changed else f"{name} already has {seats:,} seats."
-            if request.htmx:  # type: ignore[attr-defined]
+            if _htmx(request):
                 return _render(request, "environment/licences.html", _licences_context(request, outcome=outcome))
             messages.success(request, outcome)
             return redirect("environment:licences")
-    errors = " ".join(m for msgs in form.errors.values() for m in msgs)
-    known = product in dict(LicenceSeatsForm.base_fields["product"].choices)  # type: ignore[attr-defined]
+    errors = " ".join(str(m) for msgs in form.errors.values() for m in msgs)
+    known = product in LicenceProduct.values
     context = (
         _licences_context(request, row_errors={product: errors}, submitted={product: request.POST.get("seats", "")})
         if known
         else _licences_context(request, error=errors)
     )
-    return _render(request, "environment/licences.html", context, status=200 if request.htmx else 400)  # type: ignore[attr-defined]
+    return _render(request, "environment/licences.html", context, status=200 if _htmx(request) else 400)
