@@ -132,6 +132,11 @@ def test_a_member_of_another_tenant_gets_a_refusal_that_leaks_nothing(login, lin
     contoso.refresh_from_db()
     assert contoso.service_phase == ServicePhase.INVITED
     assert Invitation.objects.get(tenant=contoso).first_opened_at is None
+    # "Sign out and use another account" comes back to the link, which then asks to sign in.
+    client = login(outsider)
+    signed_out = client.post(reverse("logout"), {"next": link})
+    assert signed_out["Location"] == link
+    assert client.get(link)["Location"].startswith(reverse("login"))
 
 
 def test_provider_staff_cannot_open_a_tenants_link(login, link, contoso, sdm):
