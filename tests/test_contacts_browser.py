@@ -246,7 +246,7 @@ def test_works_without_javascript(live_server, browser, browser_login, admin, co
     page.get_by_role("button", name="Sign in").click()
     page.goto(_url(live_server))
     # The plain GET form: a results page with an Add button per result.
-    page.get_by_label("Contact person or team").fill("bob")
+    page.get_by_role("searchbox", name="Contact person or team").fill("bob")
     page.get_by_role("button", name="Search").click()
     expect(page.get_by_role("heading", level=1)).to_have_text("Search your directory")
     page.get_by_label("Notification type").select_option("incident")
