@@ -48,8 +48,33 @@ def _tenants(ids: Any) -> dict[int, Tenant]:
     return Tenant.objects.in_bulk(list(ids))
 
 
+class ProviderScopedAdmin(admin.ModelAdmin):
+    """Staff see and change only the tenants their provider organisation serves.
+
+    Superusers (the platform operators) see every tenant.
+    """
+
+    tenant_path = "tenant"
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Any]:
+        qs = super().get_queryset(request)
+        if request.user.is_superuser:
+            return qs
+        staff = getattr(request.user, "provider_staff", None)
+        if staff is None:
+            return qs.none()
+        return qs.filter(**{f"{self.tenant_path}__provider_id": staff.organization_id})
+
+    def formfield_for_foreignkey(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
+        if db_field.name == "tenant" and not request.user.is_superuser:
+            staff = getattr(request.user, "provider_staff", None)
+            org_id = staff.organization_id if staff is not None else None
+            kwargs["queryset"] = Tenant.objects.filter(provider_id=org_id)
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+
 @admin.register(DeviceGroup)
-class DeviceGroupAdmin(admin.ModelAdmin):
+class DeviceGroupAdmin(ProviderScopedAdmin):
     list_display = ["name", "tenant", "rank", "device_count", "updated_at"]
     list_filter = ["tenant"]
     search_fields = ["name"]
@@ -64,7 +89,7 @@ class DeviceGroupAdmin(admin.ModelAdmin):
 
 
 @admin.register(Device)
-class DeviceAdmin(admin.ModelAdmin):
+class DeviceAdmin(ProviderScopedAdmin):
     list_display = ["name", "tenant", "os_platform", "device_group", "onboarding_state", "av_mode", "last_seen"]
     list_filter = ["tenant", "onboarding_state", "av_mode", "os_platform", "device_group"]
     search_fields = ["name"]
@@ -122,7 +147,7 @@ class DeviceAdmin(admin.ModelAdmin):
 
 
 @admin.register(DomainController)
-class DomainControllerAdmin(admin.ModelAdmin):
+class DomainControllerAdmin(ProviderScopedAdmin):
     list_display = ["name", "tenant", "domain", "sensor_installed", "identity_count", "sensor_installed_at"]
     list_filter = ["tenant", "sensor_installed"]
     search_fields = ["name", "domain"]
@@ -173,7 +198,7 @@ class SecuritySettingForm(forms.ModelForm):
 
 
 @admin.register(SecuritySetting)
-class SecuritySettingAdmin(admin.ModelAdmin):
+class SecuritySettingAdmin(ProviderScopedAdmin):
     form = SecuritySettingForm
     list_display = ["key", "value", "tenant", "updated_at"]
     list_filter = ["tenant", "key"]
@@ -199,7 +224,7 @@ class SecuritySettingAdmin(admin.ModelAdmin):
 
 
 @admin.register(Licence)
-class LicenceAdmin(admin.ModelAdmin):
+class LicenceAdmin(ProviderScopedAdmin):
     list_display = ["product", "seats", "tenant", "updated_at"]
     list_filter = ["tenant", "product"]
     list_select_related = ["tenant"]
@@ -221,7 +246,7 @@ class LicenceAdmin(admin.ModelAdmin):
 
 
 @admin.register(DirectoryUser)
-class DirectoryUserAdmin(admin.ModelAdmin):
+class DirectoryUserAdmin(ProviderScopedAdmin):
     list_display = ["display_name", "user_principal_name", "tenant", "enabled", "domain_controller"]
     list_filter = ["tenant", "enabled", "domain_controller"]
     search_fields = ["search_text", "user_principal_name"]
@@ -274,7 +299,7 @@ class DirectoryUserAdmin(admin.ModelAdmin):
 
 
 @admin.register(DirectoryGroup)
-class DirectoryGroupAdmin(admin.ModelAdmin):
+class DirectoryGroupAdmin(ProviderScopedAdmin):
     list_display = ["display_name", "tenant", "mail", "mail_enabled", "security_enabled", "member_count"]
     list_filter = ["tenant", "mail_enabled", "security_enabled"]
     search_fields = ["search_text"]
