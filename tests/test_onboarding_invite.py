@@ -58,6 +58,9 @@ def test_ready_to_onboard_sends_the_welcome_email_and_moves_to_invited(
     link = welcome_link(email)
     assert link in html
     assert "Settings > Defender Experts" in email.body and "Get started" in email.body
+    assert email.subject == "Get started with Microsoft Defender Experts for XDR"
+    assert "You&#x27;re receiving this email" in html or "You're receiving this email" in html  # emails/base.html
+    assert "ready to onboard <strong>Contoso</strong>" in html
 
     invitation = Invitation.objects.get(tenant=contoso)
     assert invitation.recipients == ["admin@contoso.example", "secadmin@contoso.example"]
@@ -222,3 +225,19 @@ def test_provider_tenant_page_runs_a_fixed_number_of_queries(login, sdm, contoso
     with django_assert_num_queries(7):
         html = client.get(url).content.decode()
     assert html.count("Replaced") == 9 and html.count(">Active<") == 1
+
+
+def test_console_flags_an_expired_link(login, sdm, contoso, admin):
+    import datetime as dt
+
+    import time_machine
+    from django.utils import timezone
+
+    invitation_send(tenant=contoso, acting_user=sdm)
+    client = login(sdm)
+    with time_machine.travel(timezone.now() + dt.timedelta(days=15)):
+        client.force_login(sdm)
+        html = client.get(reverse("onboarding_provider:console")).content.decode()
+        detail = client.get(reverse("onboarding_provider:tenant", args=[contoso.pk])).content.decode()
+    assert "Link expired" in html
+    assert ">Expired<" in detail
