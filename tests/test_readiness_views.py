@@ -314,3 +314,24 @@ def test_lists_export_and_provider_pages_run_fixed_queries(
         with django_assert_num_queries(expected):
             assert c.get(url).status_code == 200
     assert counts[0] == 8 and counts[3] == 5
+
+
+def test_access_health_banner_and_provider_access_action(login: Any, admin: Any, contoso: Tenant) -> None:
+    from permissions.selectors import access_levels_state
+    from permissions.services import access_levels_set, provider_access_remove
+
+    state = access_levels_state(tenant=contoso)
+    access_levels_set(
+        tenant=contoso, acting_user=admin, investigate=True, respond=False, expected_version=state.version
+    )
+    refresh(contoso)
+    html = login(admin).get(URL).content.decode()
+    assert 'data-testid="access-health-banner"' not in html
+    assert 'data-testid="status-entra.provider_access">Completed<' in html
+    provider_access_remove(
+        tenant=contoso, acting_user=admin, expected_version=access_levels_state(tenant=contoso).version
+    )
+    refresh(contoso)
+    html = login(admin).get(URL).content.decode()
+    assert 'data-testid="access-health-banner"' in html
+    assert 'data-testid="status-entra.provider_access">Complete now<' in html
