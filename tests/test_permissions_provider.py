@@ -163,3 +163,10 @@ def test_provider_attempt_in_the_browser(
     expect(page.locator("#attempt .history")).to_contain_text("Refused: Isolate a device on lap-000000")
     axe_check(page)
     page.screenshot(path=f"{screenshot_dir}/permissions-provider-attempt.png", full_page=True)
+
+
+def test_anonymous_is_sent_to_sign_in(client, contoso):
+    for url in (LIST, _detail(contoso)):
+        response = client.get(url)
+        assert response.status_code == 302 and response["Location"].startswith(reverse("login"))
+    assert client.post(_detail(contoso), {"action": "isolate_device", "device": "x"}).status_code == 302

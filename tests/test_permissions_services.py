@@ -384,3 +384,32 @@ def test_the_expiring_state_starts_14_days_before_the_end(contoso, admin):
     with time_machine.travel(T0 + timedelta(days=16), tick=False):
         health = access_health(tenant=contoso)
         assert health.state == "expiring" and health.days_left == 14 and "14 days left" in health.message
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_sweeps_racing_end_each_grant_exactly_once():
+    from tests import factories
+
+    tenants = [factories.tenant(f"Race {i}") for i in range(12)]
+    with time_machine.travel(T0, tick=False):
+        for t in tenants:
+            _set(t, factories.member(t), respond=True, ends_at=T0 + timedelta(days=2))
+    results: list[int] = []
+    barrier = threading.Barrier(2)
+
+    def sweep() -> None:
+        try:
+            barrier.wait(5)
+            with time_machine.travel(T0 + timedelta(days=3), tick=False):
+                results.append(access_grants_expire_due(batch=3))
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=sweep) for _ in range(2)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    assert sum(results) == 24
+    assert AuditEvent.objects.filter(action="permissions.level_expired").count() == 24
+    assert not AccessGrant.objects.filter(revoked_at__isnull=True).exists()

@@ -419,3 +419,29 @@ def test_page_queries_are_identical_for_6_groups_10k_devices_and_60_groups_100k_
         assert f"{expected_out} devices</strong> in {groups} device groups" in body
         counts.append(PAGE_QUERIES)
     assert counts[0] == counts[1]
+
+
+def test_the_django_admin_cannot_change_access_either(admin, contoso):
+    from django.contrib.admin.sites import site
+    from django.test import RequestFactory
+
+    from permissions.models import AccessGrant, ServiceProviderAccess
+
+    _grant(contoso, admin)
+    request = RequestFactory().get("/")
+    admin.is_superuser = admin.is_staff = True
+    request.user = admin
+    for model in (ServiceProviderAccess, AccessGrant):
+        model_admin = site._registry[model]
+        obj = model.objects.first()
+        assert not model_admin.has_add_permission(request)
+        assert not model_admin.has_change_permission(request, obj)
+        assert not model_admin.has_delete_permission(request, obj)
+
+
+def test_the_sweep_is_scheduled_on_beat_and_retries_safely(settings):
+    from permissions.tasks import sweep_access_grants
+
+    tasks = {entry["task"] for entry in settings.CELERY_BEAT_SCHEDULE.values()}
+    assert "permissions.sweep_access_grants" in tasks
+    assert sweep_access_grants.acks_late and sweep_access_grants.max_retries == 5
