@@ -184,7 +184,7 @@ def _check(progress: GuideProgress, *, step: GuideStep, expected_version: int) -
     if progress.version != expected_version:
         raise GuideConflict(progress)
     if not step_reachable(progress, step):
-        raise GuideConflict(progress, f"Complete {GuideStep(progress.current_step).label} first.")
+        raise StepIncomplete(f"Complete {GuideStep(progress.current_step).label} first.")
 
 
 def _advance(progress: GuideProgress, *, tenant: Tenant, step: GuideStep, acting_user: User) -> GuideProgress:
