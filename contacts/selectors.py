@@ -302,6 +302,8 @@ def contacts_for_tenant(*, tenant: Tenant) -> QuerySet[NotificationContact]:
         NotificationContact.objects.active()
         .filter(tenant=tenant)
         .select_related("directory_user", "directory_group", "welcome_message")
+        # The page shows the email's status, never its rendered bodies.
+        .defer("welcome_message__text_body", "welcome_message__html_body")
         .annotate(team_member_count=member_count(Q()), team_disabled_count=member_count(Q(user__enabled=False)))
         .prefetch_related(Prefetch("directory_group__groupmembership_set", queryset=preview, to_attr="preview"))
         .order_by("notification_type", "position", "id")

@@ -26,8 +26,8 @@ from contacts.exceptions import (
 )
 from contacts.models import NOTIFICATION_TYPE_HELP, EntryKind, NotificationContact, NotificationType
 from environment.models import DirectoryGroup, DirectoryUser
-from outbox.models import OutboxMessage
-from outbox.services import outbox_enqueue
+from outbox.models import MessageStatus, OutboxMessage
+from outbox.services import outbox_enqueue, outbox_retry_now
 from tenancy.models import Tenant, User
 
 # "Send test notification": at most this many per contact in the window.
@@ -414,6 +414,38 @@ def contact_send_test(*, tenant: Tenant, acting_user: User | None, contact: Noti
         acting_user=acting_user,
         action="contacts.test_sent",
         summary=f"Sent a test notification to {current.display_name} ({current.current_email})",
+        target=current,
+        after={"outbox_message_id": message.pk},
+    )
+    return message
+
+
+@transaction.atomic
+def contact_retry_email(*, tenant: Tenant, acting_user: User | None, contact: NotificationContact) -> OutboxMessage:
+    """Send the chosen-as-contact email again after the outbox gave up on it.
+
+    The same outbox row is retried (not a new email), so the contact can never
+    receive it twice; only a failed message can be retried.
+    """
+    locked = _lock_tenant(tenant)
+    current = _locked_active(tenant=locked, contact=contact, expected_version=None)
+    message = (
+        OutboxMessage.objects.select_for_update().filter(pk=current.welcome_message_id).first()
+        if current.welcome_message_id
+        else None
+    )
+    if message is None or message.status != MessageStatus.FAILED:
+        raise ContactError(f"The email to {current.display_name} hasn't failed, so there's nothing to retry.")
+    if not current.can_receive:
+        raise CannotReceiveEmail(
+            f"{current.display_name} can't receive email: {current.directory_state.label.lower()}."
+        )
+    outbox_retry_now(message=message)
+    audit_record(
+        tenant=locked,
+        acting_user=acting_user,
+        action="contacts.email_retried",
+        summary=f"Retried the notification-contact email to {current.display_name} ({', '.join(message.to)})",
         target=current,
         after={"outbox_message_id": message.pk},
     )

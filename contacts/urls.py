@@ -12,4 +12,5 @@ urlpatterns = [
     path("<int:pk>/move/", views.move, name="move"),
     path("<int:pk>/phone/", views.phone, name="phone"),
     path("<int:pk>/test-notification/", views.send_test, name="send_test"),
+    path("<int:pk>/retry-email/", views.retry_email, name="retry_email"),
 ]

@@ -29,6 +29,7 @@ from contacts.services import (
     contact_add,
     contact_move,
     contact_remove,
+    contact_retry_email,
     contact_send_test,
     contact_set_phone,
     phone_display,
@@ -279,3 +280,18 @@ def send_test(request: HttpRequest, pk: int) -> HttpResponse:
     except ContactError as exc:
         return _after_change(request, error=exc.message)
     return _after_change(request, success=f"A test notification is on its way to {', '.join(message.to)}.")
+
+
+@require_POST
+@tenant_admin_view
+def retry_email(request: HttpRequest, pk: int) -> HttpResponse:
+    contact = _contact(request, pk)
+    try:
+        contact_retry_email(
+            tenant=request.tenant,  # type: ignore[attr-defined]
+            acting_user=request.user,  # type: ignore[arg-type]
+            contact=contact,
+        )
+    except ContactError as exc:
+        return _after_change(request, error=exc.message)
+    return _after_change(request, success=f"The email to {contact.display_name} will be sent again shortly.")

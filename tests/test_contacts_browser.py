@@ -262,7 +262,9 @@ def test_works_without_javascript(live_server, browser, browser_login, admin, co
     context.close()
 
 
-def test_reader_sees_contacts_but_no_controls(live_server, page, browser_login, axe_check, admin, reader, contoso, directory):
+def test_reader_sees_contacts_but_no_controls(
+    live_server, page, browser_login, axe_check, admin, reader, contoso, directory
+):
     from contacts.services import contact_add
 
     contact_add(

@@ -234,6 +234,7 @@ def _write_requests(contact, entry):
         (reverse("contacts:move", args=[contact.pk]), {"direction": "down", "version": contact.version}),
         (reverse("contacts:phone", args=[contact.pk]), {"phone": "+14255550100", "version": contact.version}),
         (reverse("contacts:send_test", args=[contact.pk]), {}),
+        (reverse("contacts:retry_email", args=[contact.pk]), {}),
     ]
 
 
@@ -363,3 +364,26 @@ def test_send_test_notification_is_rate_limited(login, admin, contoso, alice):
         assert "A test notification is on its way to alice@contoso.example." in response.content.decode()
     response = client.post(reverse("contacts:send_test", args=[contact.pk]), follow=True)
     assert "Try again later" in response.content.decode()
+
+
+def test_row_shows_sent_or_failed_and_a_failed_email_can_be_retried(login, admin, reader, contoso, alice, bob):
+    from django.utils import timezone
+
+    from outbox.models import MessageStatus, OutboxMessage
+
+    sent, failed = _add(contoso, admin, alice), _add(contoso, admin, bob)
+    OutboxMessage.objects.filter(pk=sent.welcome_message_id).update(status=MessageStatus.SENT, sent_at=timezone.now())
+    OutboxMessage.objects.filter(pk=failed.welcome_message_id).update(status=MessageStatus.FAILED, attempts=8)
+    client = login(admin)
+    html = client.get(INDEX).content.decode()
+    assert ">Sent<" in html
+    assert "Sending failed" in html and "after 8 attempts" in html
+    # Retrying re-queues the same outbox row (never a second email), audited.
+    assert client.post(reverse("contacts:retry_email", args=[sent.pk]), follow=True).status_code == 200
+    assert OutboxMessage.objects.get(pk=sent.welcome_message_id).status == MessageStatus.SENT
+    response = client.post(reverse("contacts:retry_email", args=[failed.pk]), follow=True)
+    assert "will be sent again shortly" in response.content.decode()
+    assert OutboxMessage.objects.get(pk=failed.welcome_message_id).status == MessageStatus.PENDING
+    assert OutboxMessage.objects.filter(kind="contacts.added").count() == 2
+    assert AuditEvent.objects.filter(action="contacts.email_retried", actor=admin).count() == 1
+    assert login(reader).post(reverse("contacts:retry_email", args=[failed.pk])).status_code == 403
