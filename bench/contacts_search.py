@@ -222,7 +222,7 @@ def main() -> None:
         result = bench(tenant, args.repeat)
         rows.append((size, result))
         if args.plans:
-            for q, plan in result["plans"].items():  # type: ignore[union-attr]
+            for q, plan in result["plans"].items():  # type: ignore[union-attr,attr-defined]
                 print(f"\n--- plan for {q!r} at {size:,}\n{plan}")
     print()
     print(f"{'entries':>10} | {'wall p50':>9} | {'wall p95':>9} | {'db p50':>8} | {'db p95':>8} | {'db max':>8}")
@@ -235,7 +235,7 @@ def main() -> None:
         )
     size, result = rows[-1]
     print(f"\nBest database time per query at {size:,} entries:")
-    for q, ms in result["per_query"].items():  # type: ignore[union-attr]
+    for q, ms in result["per_query"].items():  # type: ignore[union-attr,attr-defined]
         print(f"  {q!r:24} {ms:6.2f}ms")
     print(
         f"(median wall time at {size:,}: {statistics.median(result['wall']):.2f}ms; load average at the end: "

@@ -204,7 +204,7 @@ def directory_search(*, tenant: Tenant, query: str, limit: int = MAX_RESULTS) ->
         tiers("user", users, "u", user_exact, "user_pool") + tiers("group", groups, "g", group_exact, "group_pool")
     )
 
-    def rank(t: str, exact_clause: str) -> str:
+    def rank_sql(t: str, exact_clause: str) -> str:
         return (
             f"CASE WHEN {exact_clause} THEN {RANK_EXACT} WHEN {prefix(t)} THEN {RANK_PREFIX} ELSE {RANK_SUBSTRING} END"
         )
@@ -214,7 +214,7 @@ def directory_search(*, tenant: Tenant, query: str, limit: int = MAX_RESULTS) ->
         # with a later word starting with q (and before address prefixes).
         return f"CASE WHEN {t}.search_text LIKE %(starts)s ESCAPE '\\' THEN 0 ELSE 1 END"
 
-    held = (
+    held_sql = (
         "(SELECT COUNT(*) FROM {contacts} c WHERE c.tenant_id = %(tenant)s AND c.removed_at IS NULL"
         " AND c.notification_type = %({ntype})s AND ((h.kind = 'user' AND c.directory_user_id = h.id)"
         " OR (h.kind = 'group' AND c.directory_group_id = h.id)))"
@@ -227,12 +227,12 @@ def directory_search(*, tenant: Tenant, query: str, limit: int = MAX_RESULTS) ->
     hits AS (
         SELECT 'user' AS kind, u.id AS id, u.display_name AS display_name, u.mail AS mail,
                u.user_principal_name AS upn, CASE WHEN u.enabled THEN 1 ELSE 0 END AS enabled,
-               1 AS mail_enabled, {rank("u", user_exact)} AS rank, {name_start("u")} AS name_start,
+               1 AS mail_enabled, {rank_sql("u", user_exact)} AS rank, {name_start("u")} AS name_start,
                u.search_text AS sort_key
         FROM candidates k JOIN {users} u ON k.kind = 'user' AND u.id = k.id
         UNION ALL
         SELECT 'group', g.id, g.display_name, g.mail, '', 1, CASE WHEN g.mail_enabled THEN 1 ELSE 0 END,
-               {rank("g", group_exact)}, {name_start("g")}, g.search_text
+               {rank_sql("g", group_exact)}, {name_start("g")}, g.search_text
         FROM candidates k JOIN {groups} g ON k.kind = 'group' AND g.id = k.id
     ),
     top AS (
@@ -241,8 +241,8 @@ def directory_search(*, tenant: Tenant, query: str, limit: int = MAX_RESULTS) ->
     SELECT h.kind, h.id, h.display_name, h.mail, h.upn, h.enabled, h.mail_enabled, h.rank,
            CASE WHEN h.kind = 'group'
                 THEN (SELECT COUNT(*) FROM {members} m WHERE m.group_id = h.id) ELSE 0 END AS member_count,
-           {held.format(contacts=contacts, ntype="incident")} AS is_incident,
-           {held.format(contacts=contacts, ntype="service_review")} AS is_service_review
+           {held_sql.format(contacts=contacts, ntype="incident")} AS is_incident,
+           {held_sql.format(contacts=contacts, ntype="service_review")} AS is_service_review
     FROM top h
     ORDER BY h.rank, h.name_start, h.sort_key{c}, h.kind, h.id
     """  # noqa: S608
@@ -251,7 +251,7 @@ def directory_search(*, tenant: Tenant, query: str, limit: int = MAX_RESULTS) ->
         rows = cursor.fetchall()
     results = []
     for kind, pk, name, mail, upn, enabled, mail_enabled, rank, member_count, is_inc, is_rev in rows:
-        held = set()
+        held: set[str] = set()
         if is_inc:
             held.add(NotificationType.INCIDENT.value)
         if is_rev:
