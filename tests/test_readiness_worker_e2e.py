@@ -93,16 +93,27 @@ def celery_processes(celery_env: dict[str, str]) -> Iterator[dict[str, Any]]:
     try:
         started.append(
             _start(
-                ["worker", "--loglevel=INFO", "--concurrency=1", "--pool=prefork", "--without-gossip",
-                 "--without-mingle", "--hostname=readiness-e2e@%h"],
+                [
+                    "worker",
+                    "--loglevel=INFO",
+                    "--concurrency=1",
+                    "--pool=prefork",
+                    "--without-gossip",
+                    "--without-mingle",
+                    "--hostname=readiness-e2e@%h",
+                ],
                 celery_env,
                 logs / "worker.log",
             )
         )
         started.append(
             _start(
-                ["beat", "--loglevel=INFO", "--scheduler=django_celery_beat.schedulers:DatabaseScheduler",
-                 f"--pidfile={logs / 'beat.pid'}"],
+                [
+                    "beat",
+                    "--loglevel=INFO",
+                    "--scheduler=django_celery_beat.schedulers:DatabaseScheduler",
+                    f"--pidfile={logs / 'beat.pid'}",
+                ],
                 celery_env,
                 logs / "beat.log",
             )
@@ -141,3 +152,78 @@ def test_beat_sweeps_and_a_worker_refreshes(celery_processes: dict[str, Any]) ->
     # The next sweeps leave it alone: the next refresh is a day away.
     time.sleep(7)
     assert RefreshRun.objects.filter(tenant=tenant).count() == 1
+
+
+@pytest.fixture
+def start_worker(celery_env: dict[str, str]) -> Iterator[Any]:
+    """``start_worker()`` starts a real worker (no beat); every one started is stopped afterwards."""
+    _purge_broker()
+    logs = Path(tempfile.mkdtemp(prefix="readiness-e2e-"))
+    started: list[subprocess.Popen[bytes]] = []
+
+    def start() -> subprocess.Popen[bytes]:
+        proc = _start(
+            [
+                "worker",
+                "--loglevel=INFO",
+                "--concurrency=1",
+                "--without-gossip",
+                "--without-mingle",
+                "--hostname=readiness-e2e2@%h",
+            ],
+            celery_env,
+            logs / "worker.log",
+        )
+        started.append(proc)
+        return proc
+
+    start.logs = logs  # type: ignore[attr-defined]
+    try:
+        yield start
+    finally:
+        for proc in started:
+            _stop(proc)
+        _purge_broker()
+
+
+def test_lost_message_is_reclaimed_and_a_late_redelivery_is_a_no_op(start_worker: Any) -> None:
+    """Redis loses the queued refresh (a restart): the lease lapses, the sweep claims the
+    tenant again, a real worker refreshes it, and the old message arriving late does nothing."""
+    from datetime import timedelta
+
+    from defender_portal.celery import app
+    from readiness.services import readiness_sweep
+    from readiness.tasks import refresh_tenant
+
+    tenant = factories.tenant("Tailspin", "tailspin.example")
+    seed_environment(tenant, devices=120)
+    ReadinessState.objects.create(tenant=tenant, next_refresh_at=timezone.now())
+    eager = app.conf.task_always_eager
+    app.conf.task_always_eager = False  # enqueue to the real broker, as beat's sweep does
+    try:
+        first = readiness_sweep()
+        assert first.enqueued == 1
+        old_generation = first.claimed[0].generation
+        _purge_broker()  # the broker lost the message
+        # Nothing happens while the lease holds; once it lapses the next sweep claims again.
+        assert readiness_sweep().claimed_count == 0
+        later = timezone.now() + timedelta(seconds=settings.READINESS_LEASE + 1)
+        second = readiness_sweep(now=later)
+        assert second.claimed_count == 1 and second.claimed[0].generation == old_generation + 1
+        # The lost message turns up after all (redelivered late).
+        refresh_tenant.apply_async(args=(tenant.pk, old_generation))
+    finally:
+        app.conf.task_always_eager = eager
+    worker = start_worker()
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        assert worker.poll() is None, _logs(start_worker.logs)
+        if RefreshRun.objects.filter(tenant=tenant, outcome=RunOutcome.SUCCEEDED).exists():
+            break
+        time.sleep(1)
+    time.sleep(3)  # let the worker take the second message too
+    runs = list(RefreshRun.objects.filter(tenant=tenant).values_list("generation", "outcome"))
+    assert (old_generation + 1, RunOutcome.SUCCEEDED) in runs, (runs, _logs(start_worker.logs))
+    assert [r for r in runs if r[1] == RunOutcome.SUCCEEDED] == [(old_generation + 1, RunOutcome.SUCCEEDED)]
+    assert Snapshot.objects.filter(tenant=tenant).count() == 1
+    assert ReadinessState.objects.get(tenant=tenant).devices_total == 120
