@@ -43,8 +43,11 @@ class StepState:
         return {"done": "Done", "current": "Current step", "not_started": "Not started"}[self.state]
 
 
-def guide_step_states(*, progress: GuideProgress, viewing: GuideStep) -> list[StepState]:
-    """The stepper: every step with its state. Pure; no queries."""
+def guide_step_states(*, progress: GuideProgress, viewing: GuideStep, browse_all: bool = False) -> list[StepState]:
+    """The stepper: every step with its state. Pure; no queries.
+
+    ``browse_all``: members who can only view the guide may look at every step;
+    admins move through it in order."""
     from onboarding.services import step_reachable
 
     done = set(progress.completed_steps)
@@ -56,7 +59,9 @@ def guide_step_states(*, progress: GuideProgress, viewing: GuideStep) -> list[St
             state = "done"
         else:
             state = "not_started"
-        states.append(StepState(step=step, number=number, state=state, reachable=step_reachable(progress, step)))
+        states.append(
+            StepState(step=step, number=number, state=state, reachable=browse_all or step_reachable(progress, step))
+        )
     return states
 
 

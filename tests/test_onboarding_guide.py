@@ -463,6 +463,14 @@ def test_readers_and_operators_see_the_guide_read_only_and_get_403_on_submit(
         assert response.status_code == 403, url
     assert not access_levels_state(tenant=invited).investigate
     assert not GuideProgress.objects.filter(tenant=invited).exists()
+    # Viewers may look at every step, read-only, with Back and Next as links.
+    nxt = client.get(NEXT_STEPS)
+    assert nxt.status_code == 200
+    assert f'href="{CLOSE}"' in nxt.content.decode()
+    assert b"Only a Global Administrator or a Security Administrator can complete this guide." in nxt.content
+    close = client.get(CLOSE).content.decode()
+    assert '<button type="submit" class="btn btn--primary">Close</button>' not in close
+    assert reverse("readiness:service_status") in close
 
 
 def test_a_member_of_another_tenant_sees_only_their_own_guide(login, invited, admin, outsider, fabrikam):
