@@ -194,7 +194,20 @@ def effective_access(*, tenant: Tenant, snapshot: AccessSnapshot, scope: Any) ->
         overall = can_experts(tenant, action, None, snapshot=snapshot)
         if not overall.allowed:
             return EffectiveItem(key, title, "refused", overall.reason)
-        if snapshot.access.all_devices or not scope.groups:
+        # One line per device group, each decided by can_experts on that group.
+        children: list[tuple[str, bool, str]] = []
+        for group in scope.groups:
+            target = DeviceGroup(pk=group.pk, tenant_id=tenant.pk, name=group.name)
+            d = can_experts(tenant, action, target, snapshot=snapshot)
+            children.append(
+                (f"{group.name} ({group.devices:,} device{'s' if group.devices != 1 else ''})", d.allowed, d.reason)
+            )
+        if children:
+            n = scope.ungrouped_devices
+            children.append(
+                (f"Devices not in any device group ({n:,} device{'s' if n != 1 else ''})", True, overall.reason)
+            )
+        if all(allowed for _, allowed, _ in children):
             total = scope.total_devices
             return EffectiveItem(
                 key,
@@ -203,21 +216,15 @@ def effective_access(*, tenant: Tenant, snapshot: AccessSnapshot, scope: Any) ->
                 f"{overall.reason} Applies to "
                 + (f"all {total:,} devices" if total != 1 else "the tenant's one device")
                 + (", including every device group." if scope.groups else "."),
+                tuple(children),
             )
-        children: list[tuple[str, bool, str]] = []
-        for group in scope.groups:
-            target = DeviceGroup(pk=group.pk, tenant_id=tenant.pk, name=group.name)
-            d = can_experts(tenant, action, target, snapshot=snapshot)
-            children.append((f"{group.name} ({group.devices:,} devices)", d.allowed, d.reason))
-        children.append(
-            (f"Devices not in any device group ({scope.ungrouped_devices:,} devices)", True, overall.reason)
-        )
         return EffectiveItem(
             key,
             title,
             "partial",
             f"Our experts can {what} only devices outside device groups: {ALL_DEVICES} is off, which puts "
-            f"{scope.devices_out_of_reach:,} devices in {len(scope.groups)} device groups out of reach.",
+            f"{scope.devices_out_of_reach:,} device{'s' if scope.devices_out_of_reach != 1 else ''} in "
+            f"{len(scope.groups)} device group{'s' if len(scope.groups) != 1 else ''} out of reach.",
             tuple(children),
         )
 

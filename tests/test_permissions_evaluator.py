@@ -152,3 +152,41 @@ def test_a_snapshot_lets_the_panel_ask_many_questions_in_two_queries(contoso, ad
         snap = access_snapshot(tenant=contoso)
         for action in ExpertAction.values:
             can_experts(contoso, action, None, snapshot=snap)
+
+
+def test_effective_access_answers_per_device_group(contoso, admin):
+    from permissions.evaluator import effective_access
+    from permissions.selectors import device_scope
+
+    finance = factories.device_group(contoso, "Finance")
+    factories.devices(contoso, 3, group=finance)
+    factories.devices(contoso, 2)
+    access_levels_set(tenant=contoso, acting_user=admin, investigate=True, respond=False, expected_version=1)
+    items = {
+        i.key: i
+        for i in effective_access(
+            tenant=contoso, snapshot=access_snapshot(tenant=contoso), scope=device_scope(tenant=contoso)
+        )
+    }
+    assert [i for i in items] == ["view_incidents", "investigate_devices", "response_actions", "see_identities"]
+    inv = items["investigate_devices"]
+    assert inv.status == "allowed" and "all 5 devices, including every device group" in inv.reason
+    assert [(label, ok) for label, ok, _ in inv.children] == [
+        ("Finance (3 devices)", True),
+        ("Devices not in any device group (2 devices)", True),
+    ]
+    assert items["response_actions"].status == "refused" and not items["response_actions"].children
+    all_devices_set(tenant=contoso, acting_user=admin, enabled=False, confirm=True, expected_version=2)
+    items = {
+        i.key: i
+        for i in effective_access(
+            tenant=contoso, snapshot=access_snapshot(tenant=contoso), scope=device_scope(tenant=contoso)
+        )
+    }
+    inv = items["investigate_devices"]
+    assert inv.status == "partial" and "puts 3 devices in 1 device group out of reach" in inv.reason
+    assert [(label, ok) for label, ok, _ in inv.children] == [
+        ("Finance (3 devices)", False),
+        ("Devices not in any device group (2 devices)", True),
+    ]
+    assert items["view_incidents"].status == "allowed" and items["see_identities"].status == "allowed"
