@@ -70,6 +70,8 @@ class DeviceActionForm(forms.Form):
 class SecuritySettingForm(forms.Form):
     key = forms.CharField(max_length=80)
     value = forms.CharField(max_length=80, error_messages={"required": "Choose a value."})
+    # The value shown when the page was opened, to catch concurrent edits.
+    expected = forms.CharField(max_length=80, required=False)
 
     def clean_key(self) -> str:
         key = self.cleaned_data["key"]
@@ -101,6 +103,8 @@ class LicenceSeatsForm(forms.Form):
             "max_value": f"Enter at most {MAX_SEATS:,} seats.",
         },
     )
+    # The count shown when the page was opened, to catch concurrent edits.
+    expected = forms.IntegerField(required=False, min_value=0)
 
 
 class DirectoryUserForm(forms.Form):

@@ -360,8 +360,15 @@ def domain_controller_uninstall_sensor(
 
 
 @transaction.atomic
-def security_setting_set(*, tenant: Tenant, acting_user: User | None, key: str, value: str) -> SecuritySetting | None:
-    """Set one product setting; returns the row, or None if the value was already in place."""
+def security_setting_set(
+    *, tenant: Tenant, acting_user: User | None, key: str, value: str, expected_value: str | None = None
+) -> SecuritySetting | None:
+    """Set one product setting; returns the row, or None if the value was already in place.
+
+    ``expected_value`` is the value the admin saw when they opened the page:
+    if someone changed it since, nothing is saved and a ``ValidationError``
+    with code ``stale_edit`` says what it is now.
+    """
     spec = SETTINGS_BY_KEY.get(key)
     if spec is None:
         raise ValidationError(f"“{key}” isn't a known security setting.", code="unknown_setting")
@@ -378,6 +385,13 @@ def security_setting_set(*, tenant: Tenant, acting_user: User | None, key: str, 
         tenant=tenant, key=key, defaults={"value": value, "updated_at": now}
     )
     before = spec.default if created else current.value
+    if expected_value is not None and before != expected_value:
+        # Raising rolls back the row get_or_create may just have inserted.
+        raise ValidationError(
+            f"{spec.label} was changed to {allowed.get(before, before)} since you opened this page, so your change "
+            "wasn't saved. Check the current value and save again.",
+            code="stale_edit",
+        )
     if before == value:
         # Nothing a reader can see changes (storing the default explicitly
         # included), so no timestamps move and nothing is audited.
@@ -403,8 +417,14 @@ def security_setting_set(*, tenant: Tenant, acting_user: User | None, key: str, 
 
 
 @transaction.atomic
-def licence_set_seats(*, tenant: Tenant, acting_user: User | None, product: str, seats: int) -> Licence | None:
-    """Set the purchased seats of one product; returns the row, or None if unchanged."""
+def licence_set_seats(
+    *, tenant: Tenant, acting_user: User | None, product: str, seats: int, expected_seats: int | None = None
+) -> Licence | None:
+    """Set the purchased seats of one product; returns the row, or None if unchanged.
+
+    ``expected_seats`` is the count the admin saw: if it changed since,
+    nothing is saved (``ValidationError`` with code ``stale_edit``).
+    """
     if product not in LicenceProduct.values:
         raise ValidationError(f"“{product}” isn't a licensed product.", code="unknown_product")
     if isinstance(seats, bool) or not isinstance(seats, int) or not 0 <= seats <= MAX_SEATS:
@@ -414,6 +434,12 @@ def licence_set_seats(*, tenant: Tenant, acting_user: User | None, product: str,
         tenant=tenant, product=product, defaults={"seats": 0, "updated_at": now}
     )
     before = licence.seats
+    if expected_seats is not None and before != expected_seats:
+        raise ValidationError(
+            f"{LicenceProduct(product).label} was changed to {before:,} seats since you opened this page, so your "
+            "change wasn't saved. Check the current count and save again.",
+            code="stale_edit",
+        )
     if before == seats:
         return None
     licence.seats = seats

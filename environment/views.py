@@ -505,6 +505,7 @@ def security_settings(request: HttpRequest) -> HttpResponse:
                 acting_user=_actor(request),
                 key=form.cleaned_data["key"],
                 value=form.cleaned_data["value"],
+                expected_value=form.cleaned_data["expected"] or None,
             )
         except ValidationError as exc:
             form.add_error(None, _messages_text(exc))
@@ -565,6 +566,7 @@ def licences(request: HttpRequest) -> HttpResponse:
                 acting_user=_actor(request),
                 product=form.cleaned_data["product"],
                 seats=form.cleaned_data["seats"],
+                expected_seats=form.cleaned_data["expected"],
             )
         except ValidationError as exc:
             form.add_error(None, _messages_text(exc))

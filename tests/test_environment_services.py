@@ -381,3 +381,33 @@ def test_system_changes_are_audited_as_system(contoso):
     services.devices_onboard(tenant=contoso, acting_user=None, count=1)
     event = AuditEvent.objects.get()
     assert event.actor is None and event.actor_label == "system"
+
+
+def test_stale_setting_edit_is_refused_with_the_current_value(contoso, admin, secadmin):
+    # Both admins saw the default "Off"; the first save wins.
+    services.security_setting_set(
+        tenant=contoso, acting_user=secadmin, key="mdo.safe_links", value="on", expected_value="off"
+    )
+    with pytest.raises(ValidationError, match="was changed to On since you opened this page") as exc:
+        services.security_setting_set(
+            tenant=contoso, acting_user=admin, key="mdo.safe_links", value="off", expected_value="off"
+        )
+    assert exc.value.code == "stale_edit"
+    assert SecuritySetting.objects.get(tenant=contoso, key="mdo.safe_links").value == "on"
+    assert AuditEvent.objects.filter(action="environment.security_setting_set").count() == 1
+
+
+def test_stale_first_save_of_a_setting_rolls_back_the_new_row(contoso, admin):
+    with pytest.raises(ValidationError):
+        services.security_setting_set(
+            tenant=contoso, acting_user=admin, key="mdo.safe_links", value="on", expected_value="on"
+        )
+    assert not SecuritySetting.objects.exists()
+
+
+def test_stale_seat_count_is_refused(contoso, admin, secadmin):
+    factories.licence(contoso, "mdi", 100)
+    services.licence_set_seats(tenant=contoso, acting_user=secadmin, product="mdi", seats=150, expected_seats=100)
+    with pytest.raises(ValidationError, match="was changed to 150 seats"):
+        services.licence_set_seats(tenant=contoso, acting_user=admin, product="mdi", seats=90, expected_seats=100)
+    assert Licence.objects.get(tenant=contoso, product="mdi").seats == 150

@@ -413,3 +413,21 @@ def test_overview_summarises_everything(login, reader, env):
         assert text in content, text
     for name in PAGES[1:]:
         assert reverse(f"environment:{name}") in content
+
+
+def test_stale_edits_get_a_conflict_message_showing_the_current_state(login, admin, secadmin, env, contoso):
+    factories.setting(contoso, "mde.edr_block_mode", "on")  # someone else turned it on after the page was opened
+    response = login(admin).post(
+        reverse("environment:settings"), {"key": "mde.edr_block_mode", "value": "off", "expected": "off"}
+    )
+    assert response.status_code == 400
+    content = response.content.decode()
+    assert "EDR in block mode was changed to On since you opened this page" in content
+    assert 'data-testid="value-mde.edr_block_mode">On<' in content
+    assert SecuritySetting.objects.get(tenant=contoso, key="mde.edr_block_mode").value == "on"
+    response = login(secadmin).post(
+        reverse("environment:licences"), {"product": "mde_p2", "seats": "30", "expected": "25"}
+    )
+    assert response.status_code == 400
+    assert "was changed to 20 seats since you opened this page" in response.content.decode()
+    assert Licence.objects.get(tenant=contoso, product="mde_p2").seats == 20
