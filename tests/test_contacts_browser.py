@@ -263,17 +263,25 @@ def test_works_without_javascript(live_server, browser, browser_login, admin, co
 
 
 def test_reader_sees_contacts_but_no_controls(
-    live_server, page, browser_login, axe_check, admin, reader, contoso, directory
+    live_server, page, browser_login, axe_check, screenshot_dir, admin, reader, contoso, directory
 ):
     from contacts.services import contact_add
 
     contact_add(
         tenant=contoso, acting_user=admin, notification_type="incident", directory_user_id=directory["alice"].pk
     )
+    contact_add(
+        tenant=contoso, acting_user=admin, notification_type="service_review", directory_group_id=directory["soc"].pk
+    )
+    # Later, the team is deleted from the directory: it stays listed, flagged.
+    directory["soc"].delete()
     browser_login(reader)
     page.goto(_url(live_server))
     expect(page.get_by_test_id("read-only")).to_be_visible()
     expect(_row(page, "incident", "Alice Martin")).to_be_visible()
+    expect(_row(page, "service_review", "SOC Team")).to_contain_text("No longer in your directory")
+    expect(page.get_by_test_id("warning-flagged")).to_contain_text("1 contact can't receive notifications.")
     expect(page.get_by_role("button", name="Add", exact=True)).to_have_count(0)
     expect(page.get_by_role("button", name="Remove Alice Martin as incident contact")).to_have_count(0)
     axe_check(page)
+    page.screenshot(path=f"{screenshot_dir}/contacts-reader-flagged.png", full_page=True)
