@@ -142,3 +142,44 @@ def test_landing_page(page, live_server, invited, admin, browser_login, axe_chec
     page.screenshot(path=f"{screenshot_dir}/onboarding-landing.png", full_page=True)
     get_started.click()
     expect(page).to_have_url(re.compile(STEP_URL.format("permissions")))
+
+
+def test_refusal_page_for_another_tenants_member(
+    page, live_server, invited, outsider, browser_login, axe_check, screenshot_dir
+):
+    link = LINK_RE.search(mail.outbox[-1].body).group(0)
+    browser_login(outsider)
+    page.goto(link)
+    expect(page.get_by_role("heading", name="This link isn't for your account")).to_be_visible()
+    expect(page.get_by_text("Contoso")).to_have_count(0)
+    axe_check(page)
+    page.screenshot(path=f"{screenshot_dir}/onboarding-link-refused.png", full_page=True)
+
+
+def test_guide_before_the_invitation(page, live_server, fabrikam, outsider, browser_login, axe_check):
+    browser_login(outsider)
+    page.goto(f"{live_server.url}/settings/defender-experts/get-started/")
+    expect(page.get_by_test_id("unavailable")).to_contain_text("welcome email")
+    axe_check(page)
+
+
+def test_console_with_progress_and_readiness(
+    page, live_server, invited, sdm, admin, fabrikam, browser_login, axe_check, screenshot_dir
+):
+    from django.utils import timezone
+
+    from onboarding.services import guide_start
+    from readiness.models import ReadinessState
+
+    guide_start(tenant=invited, acting_user=admin)
+    ReadinessState.objects.create(
+        tenant=invited, last_refreshed_at=timezone.now(), actions_total=17, actions_completed=5, is_ready=False
+    )
+    browser_login(sdm)
+    page.goto(f"{live_server.url}/provider/onboarding/")
+    row = page.get_by_test_id(f"tenant-{invited.pk}")
+    expect(row.get_by_test_id("phase")).to_have_text("Setting up")
+    expect(row).to_contain_text("Step 1 of 5: Permissions")
+    expect(row.get_by_test_id("readiness")).to_contain_text("5 of 17")
+    axe_check(page)
+    page.screenshot(path=f"{screenshot_dir}/onboarding-console-progress.png", full_page=True)
