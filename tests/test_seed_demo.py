@@ -193,3 +193,13 @@ def test_the_command_prints_a_summary(db):
     text = out.getvalue()
     assert "Contoso:" in text and "200 devices" in text and "Fabrikam:" in text and "sdm@experts.example" in text
     assert Device.objects.filter(tenant__primary_domain="contoso.example").count() == 200
+
+
+def test_if_missing_skips_when_the_demo_exists(db):
+    out = StringIO()
+    call_command("seed_demo", "--if-missing", "--devices", "30", stdout=out)
+    assert Device.objects.filter(tenant__primary_domain="contoso.example").count() == 30
+    out = StringIO()
+    call_command("seed_demo", "--if-missing", "--devices", "60", stdout=out)
+    assert "already present" in out.getvalue()
+    assert Device.objects.filter(tenant__primary_domain="contoso.example").count() == 30

@@ -6,7 +6,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from environment.demo import DEFAULT_DEVICES, describe, seed_demo
+from environment.demo import DEFAULT_DEVICES, demo_data_present, describe, seed_demo
 
 
 class Command(BaseCommand):
@@ -26,10 +26,18 @@ class Command(BaseCommand):
         parser.add_argument(
             "--reset", action="store_true", help="Wipe the demo tenants' environments and seed them again."
         )
+        parser.add_argument(
+            "--if-missing",
+            action="store_true",
+            help="Do nothing if the demo tenants already exist (for start-up scripts).",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         devices = options["devices"]
         if devices < 0 or devices > 2_000_000:
             raise CommandError("--devices must be between 0 and 2,000,000.")
+        if options["if_missing"] and not options["reset"] and demo_data_present():
+            self.stdout.write("Demo data is already present; nothing to do.")
+            return
         summary = seed_demo(seed=options["seed"], devices=devices, reset=options["reset"])
         self.stdout.write(describe(summary))
