@@ -123,12 +123,13 @@ def donut(rows: list[ActionRow]) -> Donut:
 
 
 def status_badge(status: str | None) -> str:
-    return {
+    badges: dict[str, str] = {
         ActionState.COMPLETE_NOW: "danger",
         ActionState.NOT_STARTED: "warning",
         ActionState.IN_PROGRESS: "info",
         ActionState.COMPLETED: "success",
-    }.get(status or "", "")
+    }
+    return badges.get(status or "", "")
 
 
 def percent(part: int, whole: int) -> int:

@@ -83,7 +83,7 @@ def readiness_summaries(*, tenant_ids: Any) -> dict[int, ReadinessSummary]:
 
 # --- The Service status page -------------------------------------------------------------
 
-STATUS_ORDER = {
+STATUS_ORDER: dict[str, int] = {
     ActionState.COMPLETE_NOW: 0,
     ActionState.IN_PROGRESS: 1,
     ActionState.NOT_STARTED: 2,
@@ -166,7 +166,7 @@ def _changes_since(*, tenant: Tenant) -> dict[str, datetime]:
     refresh"; the figures themselves stay those of the last refresh.
     """
     sources: dict[str, datetime] = {}
-    latest = (
+    latest: Any = (
         Tenant.objects.filter(pk=tenant.pk)
         .annotate(
             latest_device=Subquery(
