@@ -335,3 +335,44 @@ def test_access_health_banner_and_provider_access_action(login: Any, admin: Any,
     html = login(admin).get(URL).content.decode()
     assert 'data-testid="access-health-banner"' in html
     assert 'data-testid="status-entra.provider_access">Complete now<' in html
+
+
+def test_phase_banner_says_what_happens_next(login: Any, admin: Any, contoso: Tenant) -> None:
+    from readiness.demo import GOOD_SETTINGS
+
+    seed_environment(
+        contoso, devices=50, split={"active": 1.0}, domain_controllers=1, sensors=1, settings=GOOD_SETTINGS
+    )
+    from permissions.selectors import access_levels_state
+    from permissions.services import access_levels_set
+
+    access_levels_set(
+        tenant=contoso,
+        acting_user=admin,
+        investigate=True,
+        respond=False,
+        expected_version=access_levels_state(tenant=contoso).version,
+    )
+    refresh(contoso)
+    client = login(admin)
+    Tenant.objects.filter(pk=contoso.pk).update(service_phase=ServicePhase.PREPARING)
+    html = client.get(URL).content.decode()
+    assert "Readiness met" in html and "initiates the monitoring phase" in html
+    Tenant.objects.filter(pk=contoso.pk).update(
+        service_phase=ServicePhase.MONITORING, service_phase_changed_at=timezone.now()
+    )
+    html = client.get(URL).content.decode()
+    assert "Monitoring phase" in html and "The monitoring phase ends on" in html
+    Tenant.objects.filter(pk=contoso.pk).update(service_phase=ServicePhase.ACTIVE)
+    html = client.get(URL).content.decode()
+    assert "The Defender Experts service is active" in html
+
+
+def test_page_shows_open_regressions(login: Any, admin: Any, contoso: Tenant) -> None:
+    seed_environment(contoso, devices=50)
+    refresh(contoso)
+    Tenant.objects.filter(pk=contoso.pk).update(service_phase=ServicePhase.ACTIVE)
+    factories.devices(contoso, 4, onboarded=False)
+    refresh(contoso)
+    html = login(admin).get(URL).content.decode()
+    assert 'data-testid="regressions"' in html and "4 new unprotected devices" in html
