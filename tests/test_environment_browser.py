@@ -93,3 +93,19 @@ def test_other_pages_are_accessible(live_server, page, browser_login, axe_check,
     page.get_by_role("button", name="Disable Zoë Ålström").click()
     expect(page.get_by_role("button", name="Enable Zoë Ålström")).to_be_visible()
     axe_check(page)
+
+
+def test_seeded_demo_environment_reads_well(live_server, page, browser_login, axe_check, screenshot_dir, settings):
+    from environment.demo import seed_demo
+    from tenancy.models import User
+
+    seed_demo(seed=42, devices=1500, reset=False)
+    browser_login(User.objects.get(email="admin@contoso.example"), password=settings.DEMO_PASSWORD)
+    page.goto(f"{live_server.url}/environment/")
+    expect(page.get_by_test_id("metric-devices")).to_contain_text("of 1,500 devices")
+    axe_check(page)
+    page.screenshot(path=f"{screenshot_dir}/environment-seeded-overview.png", full_page=True)
+    page.goto(f"{live_server.url}/environment/directory/")
+    expect(page.get_by_test_id("user-table")).to_be_visible()
+    axe_check(page)
+    page.screenshot(path=f"{screenshot_dir}/environment-seeded-directory.png", full_page=True)
