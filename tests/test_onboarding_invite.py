@@ -241,3 +241,17 @@ def test_console_flags_an_expired_link(login, sdm, contoso, admin):
         detail = client.get(reverse("onboarding_provider:tenant", args=[contoso.pk])).content.decode()
     assert "Link expired" in html
     assert ">Expired<" in detail
+
+
+def test_django_admin_lists_invitations_without_their_secret(client, sdm, contoso, admin):
+    from tenancy.models import User
+
+    invitation = invitation_send(tenant=contoso, acting_user=sdm)
+    superuser = User.objects.create_superuser(email="root@experts.example", password="x" * 16, display_name="Root")
+    client.force_login(superuser)
+    listing = client.get("/django-admin/onboarding/invitation/")
+    assert listing.status_code == 200
+    detail = client.get(f"/django-admin/onboarding/invitation/{invitation.pk}/change/")
+    assert detail.status_code == 200
+    assert invitation.nonce not in detail.content.decode()
+    assert client.get("/django-admin/onboarding/guideprogress/").status_code == 200
