@@ -481,3 +481,19 @@ def test_a_member_of_another_tenant_sees_only_their_own_guide(login, invited, ad
     # Fabrikam was never invited: its own "not ready yet" page, nothing of Contoso.
     assert b"Contoso" not in response.content
     assert b"welcome email" in response.content
+
+
+def test_removed_provider_access_is_explained_and_nothing_moves(login, invited, admin):
+    from permissions.services import provider_access_remove
+
+    client = login(admin)
+    submit_permissions(client, invited)
+    provider_access_remove(tenant=invited, acting_user=admin, expected_version=perm_version(invited))
+    html = client.get(PERMISSIONS).content.decode()
+    assert "Service provider access was removed" in html
+    before = version(invited)
+    response = submit_permissions(client, invited)
+    assert response.status_code == 200
+    assert b'data-testid="step-error"' in response.content
+    assert b"Restore service provider access first" in response.content
+    assert version(invited) == before
