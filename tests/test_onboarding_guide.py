@@ -497,3 +497,16 @@ def test_removed_provider_access_is_explained_and_nothing_moves(login, invited, 
     assert b'data-testid="step-error"' in response.content
     assert b"Restore service provider access first" in response.content
     assert version(invited) == before
+
+
+def test_htmx_reauthentication_sends_the_whole_page_to_the_password_prompt(login, invited, admin):
+    client = login(admin)
+    client.get(PERMISSIONS)
+    session = client.session
+    session["auth_time"] = 0
+    session.save()
+    data = {"version": version(invited), "permissions_version": perm_version(invited), "investigate": "on",
+            "respond": "on"}  # fmt: skip
+    response = client.post(PERMISSIONS, data, headers={"HX-Request": "true"})
+    assert response["HX-Redirect"].startswith(reverse("confirm_password") + "?next=")
+    assert not access_levels_state(tenant=invited).respond
