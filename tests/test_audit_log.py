@@ -144,3 +144,10 @@ def test_no_portal_url_edits_the_log(login, admin, history):
     client = login(admin)
     assert client.post(LOG).status_code == 405
     assert client.post(EXPORT).status_code == 405
+
+
+def test_htmx_filtering_swaps_only_the_results(login, admin, history):
+    response = login(admin).get(LOG, {"category": "permissions"}, HTTP_HX_REQUEST="true")
+    body = response.content.decode()
+    assert body.lstrip().startswith('<div id="audit-results">') and "<html" not in body
+    assert "export.csv?category=permissions" in body
