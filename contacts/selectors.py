@@ -122,8 +122,6 @@ def directory_search(*, tenant: Tenant, query: str, limit: int = MAX_RESULTS) ->
     params: dict[str, Any] = {
         "tenant": tenant.pk,
         "q": q,
-        "name_then_space": f"{esc} %",
-        "q_spaces": q.count(" "),
         "starts": f"{esc}%",
         "word_starts": f"% {esc}%",
         "contains": f"%{esc}%",
@@ -134,6 +132,7 @@ def directory_search(*, tenant: Tenant, query: str, limit: int = MAX_RESULTS) ->
         "pool_probe": CANDIDATE_POOL + 1,
         "q_space": f"{q} ",
         "q_bang": f"{q}!",
+        "rest_from": len(q) + 2,
         "incident": NotificationType.INCIDENT.value,
         "service_review": NotificationType.SERVICE_REVIEW.value,
     }
@@ -141,35 +140,39 @@ def directory_search(*, tenant: Tenant, query: str, limit: int = MAX_RESULTS) ->
 
     # search_text is directory_search_text(name, mail, upn) for users and
     # (name, mail) for groups: normalised parts joined by single spaces, empty
-    # parts skipped. Addresses contain no spaces, so "the whole name equals q"
-    # is "search_text is q, or q plus a space plus exactly as many space-free
-    # words as the entry has addresses". Comparing against search_text (never
-    # the raw columns) keeps accents and case out of the exact test too.
-    def exact(t: str, parts: str) -> str:
-        # Written as a range ("q " <= text < "q!", byte order) rather than
-        # LIKE, so PostgreSQL answers it from the ordered b-tree alone.
-        spaces = f"(LENGTH({t}.search_text) - LENGTH(REPLACE({t}.search_text, ' ', '')))"
-        clause = (
-            f"{t}.search_text{c} = %(q)s OR ({t}.search_text{c} >= %(q_space)s AND {t}.search_text{c} < %(q_bang)s"
-            f" AND {spaces} - %(q_spaces)s = {parts})"
-        )
-        if is_address:
-            # A whole address: a space-delimited word after the name.
-            clause += (
-                f" OR {t}.search_text LIKE %(addr_mid)s ESCAPE '\\' OR {t}.search_text LIKE %(addr_end)s ESCAPE '\\'"
+    # parts skipped. Addresses contain "@" and no spaces; names contain no
+    # "@". So "the whole name equals q" is "search_text is q, or starts with
+    # q + space and the next word is an address". Comparing against
+    # search_text (never the raw columns) keeps accents and case out of the
+    # exact test, and lets PostgreSQL decide it from the index alone.
+    def exact_name(t: str) -> str:
+        # One range, [q, q + "!") in byte order, holds q itself and every
+        # "q <more>"; PostgreSQL scans just that slice of the covering index
+        # and checks "the next word is an address" from the index entry.
+        rest = f"SUBSTR({t}.search_text, %(rest_from)s)"
+        if connection.vendor == "postgresql":
+            next_is_address = f"SPLIT_PART({rest}, ' ', 1) LIKE '%%@%%'"
+        else:
+            next_is_address = (
+                f"INSTR({rest}, '@') > 0 AND (INSTR({rest}, ' ') = 0 OR INSTR({rest}, '@') < INSTR({rest}, ' '))"
             )
-        return f"({clause})"
+        return (
+            f"({t}.search_text{c} >= %(q)s AND {t}.search_text{c} < %(q_bang)s AND ({t}.search_text{c} = %(q)s"
+            f" OR ({t}.search_text{c} >= %(q_space)s AND {next_is_address})))"
+        )
+
+    def exact_address(t: str) -> str:
+        # A whole address: a space-delimited word after the name.
+        return f"({t}.search_text LIKE %(addr_mid)s ESCAPE '\\' OR {t}.search_text LIKE %(addr_end)s ESCAPE '\\')"
+
+    def exact(t: str) -> str:
+        return f"({exact_name(t)} OR {exact_address(t)})" if is_address else exact_name(t)
 
     def prefix(t: str) -> str:
         return f"({t}.search_text LIKE %(starts)s ESCAPE '\\' OR {t}.search_text LIKE %(word_starts)s ESCAPE '\\')"
 
     def starts(t: str) -> str:
         return f"({t}.search_text LIKE %(starts)s ESCAPE '\\')"
-
-    user_exact = exact(
-        "u", "(CASE WHEN u.mail <> '' THEN 1 ELSE 0 END + CASE WHEN u.user_principal_name <> '' THEN 1 ELSE 0 END)"
-    )
-    group_exact = exact("g", "(CASE WHEN g.mail <> '' THEN 1 ELSE 0 END)")
 
     def pool(table: str, t: str) -> str:
         # Up to pool + 1 substring matches: one pg_trgm index scan (or a
@@ -179,11 +182,19 @@ def directory_search(*, tenant: Tenant, query: str, limit: int = MAX_RESULTS) ->
             f" WHERE {t}.tenant_id = %(tenant)s AND {t}.search_text LIKE %(contains)s ESCAPE '\\' LIMIT %(pool_probe)s"
         )
 
-    def tiers(kind: str, table: str, t: str, exact_clause: str, pool_name: str) -> list[str]:
+    def tiers(kind: str, table: str, t: str, pool_name: str) -> list[str]:
         base = f"FROM {table} {t} WHERE {t}.tenant_id = %(tenant)s"
-        return [
+        address = (
+            [
+                f"SELECT kind, id FROM (SELECT '{kind}' AS kind, {t}.id AS id {base} AND {exact_address(t)}"  # noqa: S608
+                f" ORDER BY {t}.search_text{c} LIMIT %(limit)s) AS {t}_address"
+            ]
+            if is_address
+            else []
+        )
+        return address + [
             # Exact and name-prefix matches: range scans of the ordered b-tree.
-            f"SELECT kind, id FROM (SELECT '{kind}' AS kind, {t}.id AS id {base} AND {exact_clause}"  # noqa: S608
+            f"SELECT kind, id FROM (SELECT '{kind}' AS kind, {t}.id AS id {base} AND {exact_name(t)}"  # noqa: S608
             f" ORDER BY {t}.search_text{c} LIMIT %(limit)s) AS {t}_exact",
             f"SELECT kind, id FROM (SELECT '{kind}' AS kind, {t}.id AS id {base} AND {starts(t)}"  # noqa: S608
             f" ORDER BY {t}.search_text{c} LIMIT %(limit)s) AS {t}_starts",
@@ -200,9 +211,7 @@ def directory_search(*, tenant: Tenant, query: str, limit: int = MAX_RESULTS) ->
             f" ORDER BY st{c} LIMIT %(limit)s) AS {t}_prefix",
         ]
 
-    candidates = " UNION ".join(
-        tiers("user", users, "u", user_exact, "user_pool") + tiers("group", groups, "g", group_exact, "group_pool")
-    )
+    candidates = " UNION ".join(tiers("user", users, "u", "user_pool") + tiers("group", groups, "g", "group_pool"))
 
     def rank_sql(t: str, exact_clause: str) -> str:
         return (
@@ -227,12 +236,12 @@ def directory_search(*, tenant: Tenant, query: str, limit: int = MAX_RESULTS) ->
     hits AS (
         SELECT 'user' AS kind, u.id AS id, u.display_name AS display_name, u.mail AS mail,
                u.user_principal_name AS upn, CASE WHEN u.enabled THEN 1 ELSE 0 END AS enabled,
-               1 AS mail_enabled, {rank_sql("u", user_exact)} AS rank, {name_start("u")} AS name_start,
+               1 AS mail_enabled, {rank_sql("u", exact("u"))} AS rank, {name_start("u")} AS name_start,
                u.search_text AS sort_key
         FROM candidates k JOIN {users} u ON k.kind = 'user' AND u.id = k.id
         UNION ALL
         SELECT 'group', g.id, g.display_name, g.mail, '', 1, CASE WHEN g.mail_enabled THEN 1 ELSE 0 END,
-               {rank_sql("g", group_exact)}, {name_start("g")}, g.search_text
+               {rank_sql("g", exact("g"))}, {name_start("g")}, g.search_text
         FROM candidates k JOIN {groups} g ON k.kind = 'group' AND g.id = k.id
     ),
     top AS (
