@@ -105,12 +105,11 @@ def _latest_grants(tenant: Tenant) -> QuerySet[AccessGrant]:
     return AccessGrant.objects.select_related("granted_by").filter(id__in=Subquery(newest))
 
 
-def access_snapshot(*, tenant: Tenant, now: datetime | None = None) -> AccessSnapshot:
-    now = now or timezone.now()
-    access = _relationship(tenant)
+def _build_snapshot(
+    tenant: Tenant, access: ServiceProviderAccess, grants: list[AccessGrant], now: datetime
+) -> AccessSnapshot:
     live: dict[str, GrantInfo] = {}
     ended: dict[str, EndedGrantInfo] = {}
-    grants = list(_latest_grants(tenant)) if access.pk is not None else []
     for g in grants:
         if g.revoked_at is None and g.ends_at > now:
             live[g.level] = GrantInfo(
@@ -135,6 +134,13 @@ def access_snapshot(*, tenant: Tenant, now: datetime | None = None) -> AccessSna
                 reason_label=RevokedReason(reason).label,
             )
     return AccessSnapshot(tenant=tenant, access=access, now=now, live=live, ended=ended)
+
+
+def access_snapshot(*, tenant: Tenant, now: datetime | None = None) -> AccessSnapshot:
+    now = now or timezone.now()
+    access = _relationship(tenant)
+    grants = list(_latest_grants(tenant)) if access.pk is not None else []
+    return _build_snapshot(tenant, access, grants, now)
 
 
 @dataclass(frozen=True)
@@ -360,7 +366,14 @@ def grant_for_tenant(*, tenant: Tenant, grant_id: Any) -> AccessGrant | None:
         return None
 
 
-def provider_tenants_access(*, organization: ProviderOrganization) -> list[tuple[Tenant, AccessLevelsState]]:
+@dataclass(frozen=True)
+class TenantAccessRow:
+    tenant: Tenant
+    state: AccessLevelsState
+    health: AccessHealth
+
+
+def provider_tenants_access(*, organization: ProviderOrganization) -> list[TenantAccessRow]:
     """Each tenant the provider serves with the access it holds now: three queries for any number of tenants."""
     tenants = list(Tenant.objects.filter(provider=organization).select_related("provider").order_by("name", "pk"))
     ids = [t.pk for t in tenants]
@@ -370,35 +383,24 @@ def provider_tenants_access(*, organization: ProviderOrganization) -> list[tuple
             tenant_id__in=ids
         )
     }
-    now = timezone.now()
     newest = (
         AccessGrant.objects.filter(tenant_id=OuterRef("tenant_id"), level=OuterRef("level"))
         .order_by("-id")
         .values("id")[:1]
     )
-    latest = AccessGrant.objects.select_related("granted_by").filter(tenant_id__in=ids, id=Subquery(newest))
     by_tenant: dict[int, list[AccessGrant]] = {}
-    for g in latest:
+    for g in AccessGrant.objects.select_related("granted_by").filter(tenant_id__in=ids, id=Subquery(newest)):
         by_tenant.setdefault(g.tenant_id, []).append(g)
-    out: list[tuple[Tenant, AccessLevelsState]] = []
+    now = timezone.now()
+    rows: list[TenantAccessRow] = []
     for t in tenants:
         access = rels.get(t.pk) or ServiceProviderAccess(tenant=t, provider_id=t.provider_id)
-        live = {
-            g.level: GrantInfo(
-                pk=g.pk,
-                level=g.level,
-                level_label=g.get_level_display(),
-                role_label=g.get_role_display(),
-                starts_at=g.starts_at,
-                ends_at=g.ends_at,
-                days_left=days_left(g.ends_at, now),
-                granted_by=str(g.granted_by) if g.granted_by else "system",
-                renewed_at=g.renewed_at,
-                reminder_sent_at=g.reminder_sent_at,
+        snap = _build_snapshot(t, access, by_tenant.get(t.pk, []), now)
+        rows.append(
+            TenantAccessRow(
+                tenant=t,
+                state=access_levels_state(tenant=t, snapshot=snap),
+                health=access_health(tenant=t, snapshot=snap),
             )
-            for g in by_tenant.get(t.pk, [])
-            if g.revoked_at is None and g.ends_at > now
-        }
-        snap = AccessSnapshot(tenant=t, access=access, now=now, live=live)
-        out.append((t, access_levels_state(tenant=t, snapshot=snap)))
-    return out
+        )
+    return rows

@@ -170,3 +170,23 @@ def test_anonymous_is_sent_to_sign_in(client, contoso):
         response = client.get(url)
         assert response.status_code == 302 and response["Location"].startswith(reverse("login"))
     assert client.post(_detail(contoso), {"action": "isolate_device", "device": "x"}).status_code == 302
+
+
+def test_the_list_shows_each_tenants_access_health(login, sdm, contoso, fabrikam, admin, outsider):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from permissions.models import AccessGrant
+
+    _grant(contoso, admin)
+    _grant(fabrikam, outsider)
+    AccessGrant.objects.filter(tenant=fabrikam).update(ends_at=timezone.now() + timedelta(days=5))
+    body = login(sdm).get(LIST).content.decode()
+    assert f'data-testid="health-{contoso.pk}">Active<' in body
+    assert f'data-testid="health-{fabrikam.pk}">Expiring soon<' in body
+    AccessGrant.objects.filter(tenant=fabrikam).update(
+        starts_at=timezone.now() - timedelta(days=30), ends_at=timezone.now() - timedelta(minutes=1)
+    )
+    body = login(sdm).get(LIST).content.decode()
+    assert f'data-testid="health-{fabrikam.pk}">Expired<' in body
