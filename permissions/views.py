@@ -181,8 +181,9 @@ def levels(request: HttpRequest) -> HttpResponse:
     except ReducedAccessNeedsConfirmation as exc:
         return _render(request, levels_form=form, confirm_levels=exc)
     except PermissionsError as exc:
-        form.add_error(None, exc.message)
-        return _render(request, status=400, levels_form=form)
+        # Shown at the top: the form it came from may not be on the page any more
+        # (an ended grant, access removed meanwhile).
+        return _render(request, status=400, notice=("error", exc.message), levels_form=form)
     return _done(request, "Access levels saved.", "#access-levels")
 
 
@@ -206,8 +207,9 @@ def all_devices(request: HttpRequest) -> HttpResponse:
     except AllDevicesNeedsConfirmation as exc:
         return _render(request, all_devices_form=form, confirm_all_devices=exc)
     except PermissionsError as exc:
-        form.add_error(None, exc.message)
-        return _render(request, status=400, all_devices_form=form)
+        # Shown at the top: the form it came from may not be on the page any more
+        # (an ended grant, access removed meanwhile).
+        return _render(request, status=400, notice=("error", exc.message), all_devices_form=form)
     on = data["all_devices"]
     return _done(request, f"Access security data from all devices is {'on' if on else 'off'}.", "#all-devices")
 
@@ -235,8 +237,9 @@ def renew(request: HttpRequest, grant_id: str) -> HttpResponse:
     except ReauthenticationRequired:
         return _reauth(request, {**_choice_params(form, "renew"), "grant": grant.pk}, "#grants")
     except PermissionsError as exc:
-        form.add_error(None, exc.message)
-        return _render(request, status=400, renew_form=form, renew_grant=grant.pk)
+        # Shown at the top: the form it came from may not be on the page any more
+        # (an ended grant, access removed meanwhile).
+        return _render(request, status=400, notice=("error", exc.message), renew_form=form, renew_grant=grant.pk)
     return _done(request, f"{grant.get_level_display()} renewed until {ends_at:%d %b %Y}.", "#grants")
 
 
@@ -288,6 +291,7 @@ def restore(request: HttpRequest) -> HttpResponse:
     except ReauthenticationRequired:
         return _reauth(request, _choice_params(form, "restore"), "#provider-access")
     except PermissionsError as exc:
-        form.add_error(None, exc.message)
-        return _render(request, status=400, restore_form=form)
+        # Shown at the top: the form it came from may not be on the page any more
+        # (an ended grant, access removed meanwhile).
+        return _render(request, status=400, notice=("error", exc.message), restore_form=form)
     return _done(request, f"Service provider access granted to {state.provider_name}.", "#provider-access")

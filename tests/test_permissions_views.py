@@ -445,3 +445,28 @@ def test_the_sweep_is_scheduled_on_beat_and_retries_safely(settings):
     tasks = {entry["task"] for entry in settings.CELERY_BEAT_SCHEDULE.values()}
     assert "permissions.sweep_access_grants" in tasks
     assert sweep_access_grants.acks_late and sweep_access_grants.max_retries == 5
+
+
+def test_renewing_an_ended_grant_explains_why(login, contoso, admin):
+    _grant(contoso, admin, respond=True)
+    grant = AccessGrant.objects.get(level="respond")
+    v = access_levels_state(tenant=contoso).version
+    access_levels_set(
+        tenant=contoso,
+        acting_user=admin,
+        investigate=True,
+        respond=False,
+        expected_version=v,
+        confirm_reduced_access=True,
+    )
+    client = login(admin)
+    v = access_levels_state(tenant=contoso).version
+    response = client.post(reverse("permissions:renew", args=[grant.pk]), {"version": v, "duration": "365"})
+    assert response.status_code == 400
+    assert "already ended. Turn it on again instead of renewing it." in response.content.decode()
+
+
+def test_restoring_access_that_is_already_active_explains_why(login, contoso, admin):
+    state = _grant(contoso, admin)
+    response = login(admin).post(RESTORE, {"version": state.version, "investigate": "on", "duration": "180"})
+    assert response.status_code == 400 and b"already active" in response.content
