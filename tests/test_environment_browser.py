@@ -109,3 +109,28 @@ def test_seeded_demo_environment_reads_well(live_server, page, browser_login, ax
     expect(page.get_by_test_id("user-table")).to_be_visible()
     axe_check(page)
     page.screenshot(path=f"{screenshot_dir}/environment-seeded-directory.png", full_page=True)
+
+
+def test_select_devices_by_keyboard_and_select_all(live_server, page, browser_login, axe_check, admin, contoso):
+    factories.devices(contoso, 4, onboarded=False, prefix="KB")
+    browser_login(admin)
+    page.goto(f"{live_server.url}/environment/devices/")
+    # Keyboard only: tick one device and press the button.
+    box = page.get_by_label("Select KB-000002")
+    box.focus()
+    page.keyboard.press("Space")
+    expect(box).to_be_checked()
+    page.get_by_role("button", name="Onboard selected").focus()
+    page.keyboard.press("Enter")
+    expect(page.get_by_role("status").filter(has_text="Onboarded 1 device.")).to_be_visible()
+    assert Device.objects.get(name="KB-000002").onboarding_state == OnboardingState.ONBOARDED
+    # "Select all on this page" appears with JavaScript and ticks every row (after the htmx swap too).
+    master = page.get_by_label("Select all devices on this page")
+    master.check()
+    for name in ("KB-000000", "KB-000001", "KB-000003"):
+        expect(page.get_by_label(f"Select {name}")).to_be_checked()
+    page.get_by_label("Switch to").select_option("passive")
+    page.get_by_role("button", name="Apply to selected").click()
+    expect(page.get_by_role("status").filter(has_text="passive mode on 4 devices")).to_be_visible()
+    assert set(Device.objects.values_list("av_mode", flat=True)) == {AntivirusMode.PASSIVE}
+    axe_check(page)
