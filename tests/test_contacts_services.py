@@ -472,3 +472,46 @@ def test_test_notification_refused_for_flagged_contact(contoso, admin, alice):
     alice.save()
     with pytest.raises(CannotReceiveEmail):
         contact_send_test(tenant=contoso, acting_user=admin, contact=a)
+
+
+def test_database_refuses_a_duplicate_even_without_the_service(contoso, admin, alice):
+    from django.db import IntegrityError, transaction
+
+    contact = _add(contoso, admin, alice)
+    with pytest.raises(IntegrityError), transaction.atomic():
+        NotificationContact.objects.create(
+            tenant=contoso, notification_type=INCIDENT, kind="user", directory_user=alice,
+            display_name="x", email="x@example.test", position=9,
+        )  # fmt: skip
+    # A removed row doesn't block, and a deleted entry (NULL) never collides.
+    contact_remove(tenant=contoso, acting_user=admin, contact=contact, expected_version=1)
+    _add(contoso, admin, alice)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_adds_of_the_same_person_make_one_contact(contoso, admin, alice):
+    import threading
+
+    from django.db import connection
+
+    barrier = threading.Barrier(2)
+    outcomes: list[str] = []
+
+    def worker() -> None:
+        try:
+            barrier.wait()
+            _add(contoso, admin, alice)
+            outcomes.append("added")
+        except DuplicateContact:
+            outcomes.append("duplicate")
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=worker) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(outcomes) == ["added", "duplicate"]
+    assert NotificationContact.objects.count() == 1
+    assert OutboxMessage.objects.filter(kind="contacts.added").count() == 1
