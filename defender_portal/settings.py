@@ -285,6 +285,9 @@ READINESS_SWEEP_BATCH = env_int("READINESS_SWEEP_BATCH", 20000, minimum=1)
 # How long the monitoring phase lasts before the SDM can confirm the service Active.
 READINESS_MONITORING_DAYS = env_int("READINESS_MONITORING_DAYS", 7, minimum=0)
 
+# Welcome email links (Get started) stay valid this long.
+ONBOARDING_LINK_MAX_AGE = env_duration_seconds("ONBOARDING_LINK_MAX_AGE", 14 * 24 * 3600)
+
 # --- Demo -----------------------------------------------------------------------------
 DEMO_PASSWORD = env_str("DEMO_PASSWORD", "Defender-Demo-2026!")
 

@@ -123,6 +123,8 @@ class Tenant(models.Model):
 
     class Meta:
         ordering = ["name"]
+        # The provider console lists a provider's tenants by name.
+        indexes = [models.Index(fields=["provider", "name"], name="tenant_provider_name")]
 
     def __str__(self) -> str:
         return self.name
