@@ -376,3 +376,23 @@ def test_page_shows_open_regressions(login: Any, admin: Any, contoso: Tenant) ->
     refresh(contoso)
     html = login(admin).get(URL).content.decode()
     assert 'data-testid="regressions"' in html and "4 new unprotected devices" in html
+
+
+def test_change_seen_but_not_confirmed_shows_in_progress(login: Any, admin: Any, contoso: Tenant) -> None:
+    from environment import services as env
+
+    seed_environment(contoso, devices=30)
+    refresh(contoso)
+    client = login(admin)
+    assert 'data-testid="status-purview.unified_audit_log">Complete now<' in client.get(URL).content.decode()
+    env.security_setting_set(tenant=contoso, acting_user=admin, key="purview.unified_audit_log", value="on")
+    html = client.get(URL).content.decode()
+    assert 'data-testid="status-purview.unified_audit_log">In progress<' in html
+    assert "A change was seen in your environment; the next refresh confirms it." in html
+    assert 'data-testid="pending-change"' in html
+    # Untouched actions keep their status.
+    assert 'data-testid="status-mdo.safe_attachments">Not started<' in html
+    refresh(contoso)
+    html = client.get(URL).content.decode()
+    assert 'data-testid="status-purview.unified_audit_log">Completed<' in html
+    assert 'data-testid="pending-change"' not in html
