@@ -99,11 +99,12 @@ def directory_search(*, tenant: Tenant, query: str, limit: int = MAX_RESULTS) ->
     includes the better tiers, so the true top ``limit`` are always among
     these at most 8 x ``limit`` candidates (anything cut from a tier has
     ``limit`` entries at least as good ahead of it). Exact and name-prefix
-    tiers are range scans of the ``(tenant_id, search_text COLLATE "C")``
-    b-tree; substrings come from a pool of at most ``CANDIDATE_POOL``
-    matches found through the pg_trgm GIN index, plus a word-prefix pool
-    only when the substring pool overflows (see migrations 0002 and 0003). Only the candidates are then
-    ranked, and only the returned rows get their member count and "already a
+    tiers are index-only range scans of the covering
+    ``(tenant_id, search_text COLLATE "C") INCLUDE (id)`` b-tree; substrings
+    come from a pool of at most ``CANDIDATE_POOL`` matches found through the
+    pg_trgm GIN index, plus a word-prefix pool only when the substring pool
+    overflows (migrations 0002-0004). Only the candidates are then ranked,
+    and only the returned rows get their member count and "already a
     contact" subqueries. Queries shorter than two characters return nothing
     without touching the database.
     """
