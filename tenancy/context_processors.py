@@ -17,6 +17,6 @@ def portal(request: HttpRequest) -> dict[str, Any]:
         "provider_staff": getattr(request, "provider_staff", None),
         # One query, only on pages that render the organisation switcher.
         "user_memberships": SimpleLazyObject(
-            lambda: list(memberships_for_user(request.user)) if membership is not None else []
+            lambda: list(memberships_for_user(membership.user)) if membership is not None else []
         ),
     }
