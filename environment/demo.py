@@ -711,7 +711,7 @@ def seed_demo(*, seed: int = 42, devices: int = DEFAULT_DEVICES, reset: bool = F
         for spec, n_devices in ((CONTOSO, devices), (FABRIKAM, FABRIKAM_DEVICES)):
             tenant, _ = Tenant.objects.get_or_create(
                 primary_domain=spec.domain,
-                defaults={"name": spec.name, "provider": provider, "service_phase": spec.phase},
+                defaults={"name": spec.name, "provider": provider, "service_phase": ServicePhase.NOT_INVITED},
             )
             for email, name, role, _title in spec.people:
                 user, _ = _ensure_user(email, name, password, reset=reset)
@@ -739,8 +739,21 @@ def seed_demo(*, seed: int = 42, devices: int = DEFAULT_DEVICES, reset: bool = F
                     target=tenant,
                     after={"seed": seed, "reset": reset, "created": created},
                 )
+        for spec, tenant, _n in tenants:
+            _invite_if_due(spec, tenant, sdm)
     summary.timings["total"] = time.perf_counter() - total_started
     return summary
+
+
+def _invite_if_due(spec: TenantSpec, tenant: Tenant, sdm: User) -> None:
+    """A tenant the demo shows as invited is invited for real, through the
+    onboarding service: the welcome email with its link is in the outbox, and
+    the provider console shows who invited it and when."""
+    from onboarding.services import invitation_send
+
+    tenant.refresh_from_db(fields=["service_phase"])
+    if spec.phase == ServicePhase.INVITED and tenant.service_phase == ServicePhase.NOT_INVITED:
+        invitation_send(tenant=tenant, acting_user=sdm)
 
 
 def demo_data_present() -> bool:

@@ -203,3 +203,20 @@ def test_if_missing_skips_when_the_demo_exists(db):
     call_command("seed_demo", "--if-missing", "--devices", "60", stdout=out)
     assert "already present" in out.getvalue()
     assert Device.objects.filter(tenant__primary_domain="contoso.example").count() == 30
+
+
+def test_contoso_is_invited_for_real_once(django_capture_on_commit_callbacks):
+    from onboarding.models import Invitation
+    from outbox.models import OutboxMessage
+
+    with django_capture_on_commit_callbacks(execute=False):
+        seed_demo(seed=42, devices=50)
+        seed_demo(seed=42, devices=50)
+    contoso = Tenant.objects.get(primary_domain="contoso.example")
+    fabrikam = Tenant.objects.get(primary_domain="fabrikam.example")
+    assert contoso.service_phase == "invited" and fabrikam.service_phase == "not_invited"
+    invitation = Invitation.objects.get(tenant=contoso)
+    assert invitation.invited_by.email == "sdm@experts.example"
+    assert sorted(invitation.recipients) == ["admin@contoso.example", "secadmin@contoso.example"]
+    assert OutboxMessage.objects.filter(tenant=contoso, kind="onboarding.welcome").count() == 1
+    assert not Invitation.objects.filter(tenant=fabrikam).exists()
