@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from typing import Any
 
 from django import forms
@@ -104,7 +104,3 @@ def prefill(params: Any, keys: tuple[str, ...]) -> dict[str, Any]:
             value = params.get(key)
             out[key] = value in {"1", "on", "true"} if key in {"investigate", "respond"} else value
     return out
-
-
-def days_from_now(days: int) -> date:
-    return (timezone.now() + timedelta(days=days)).date()

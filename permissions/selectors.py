@@ -359,13 +359,6 @@ def device_scope(*, tenant: Tenant) -> DeviceScope:
     )
 
 
-def grant_for_tenant(*, tenant: Tenant, grant_id: Any) -> AccessGrant | None:
-    try:
-        return AccessGrant.objects.filter(tenant_id=tenant.pk, pk=int(grant_id)).first()
-    except (TypeError, ValueError):
-        return None
-
-
 @dataclass(frozen=True)
 class TenantAccessRow:
     tenant: Tenant
