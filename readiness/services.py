@@ -88,7 +88,6 @@ class Claimed:
 class SweepResult:
     created: int = 0
     pulled_in: int = 0
-    lost_runs: int = 0
     claimed: list[Claimed] | None = None
     enqueued: int = 0
 
@@ -159,7 +158,10 @@ def readiness_claim_due(*, now: datetime | None = None, limit: int | None = None
             )
         claimed = [
             Claimed(tenant_id=t, generation=g)
-            for t, g in ReadinessState.objects.filter(claim_token=token).values_list("tenant_id", "generation")
+            # Read back by primary key: on SQLite some of ``ids`` may have been won by another sweep.
+            for t, g in ReadinessState.objects.filter(pk__in=ids, claim_token=token).values_list(
+                "tenant_id", "generation"
+            )
         ]
         # Runs of earlier generations that never reported back: their worker died
         # or the message was lost. They are recorded as such, not left "running".
