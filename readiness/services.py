@@ -31,7 +31,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import DatabaseError, connection, transaction
 from django.db.models import DateTimeField, ExpressionWrapper, F, OuterRef, Q, Subquery
 from django.utils import timezone
 
@@ -264,12 +264,17 @@ def readiness_refresh(*, tenant_id: int, generation: int) -> str:
                 regressions_found=regressions,
             )
     except Exception as exc:
-        RefreshRun.objects.filter(pk=run.pk, outcome=RunOutcome.RUNNING).update(
-            outcome=RunOutcome.FAILED,
-            finished_at=timezone.now(),
-            duration_ms=int((time.perf_counter() - clock) * 1000),
-            error=f"{type(exc).__name__}: {exc}"[:2000],
-        )
+        try:
+            RefreshRun.objects.filter(pk=run.pk, outcome=RunOutcome.RUNNING).update(
+                outcome=RunOutcome.FAILED,
+                finished_at=timezone.now(),
+                duration_ms=int((time.perf_counter() - clock) * 1000),
+                error=f"{type(exc).__name__}: {exc}"[:2000],
+            )
+        except DatabaseError:
+            # The database itself is gone: the run stays "running" and is marked
+            # lost when the sweep claims the tenant again. Never mask the cause.
+            logger.warning("could not record the failed readiness run %s", run.pk)
         raise
     return "succeeded"
 
