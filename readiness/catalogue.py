@@ -87,7 +87,7 @@ def _setting(
         how_to_fix=how,
         required=required,
         rule=Rule("setting_in", {"key": key, "values": values, "partial_values": partial or []}),
-        fix=Fix("environment:settings", f"#setting-{key.replace('.', '-')}", "Change this setting"),
+        fix=Fix("environment:settings", f"#value-{key}", "Change this setting"),
     )
 
 
