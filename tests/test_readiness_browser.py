@@ -131,8 +131,10 @@ def test_sort_filter_and_export(
     open_page(page, live_server)
     table = page.get_by_test_id("actions-table")
     # Sort by title through htmx: the URL follows, the rows reorder.
-    table.get_by_role("link", name="Title").click()
+    table.get_by_role("link", name="Title").focus()
+    page.keyboard.press("Enter")
     expect(page).to_have_url(re.compile(r"sort=title"))
+    expect(page.locator("#sort-title")).to_be_focused()  # keyboard users keep their place after the swap
     titles = table.locator("tbody summary").all_inner_texts()
     assert titles == sorted(titles, key=str.lower)
     # Filter by status: only Completed rows remain.
