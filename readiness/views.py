@@ -312,6 +312,7 @@ def runs(request: HttpRequest) -> HttpResponse:
     qs = runs_for_provider(organization_id=staff.organization_id, tenant_id=tenant_id, outcome=outcome)
     page = Paginator(qs, 50).get_page(request.GET.get("page", 1))
     query = urlencode({k: v for k, v in {"outcome": outcome, "tenant": tenant_id or ""}.items() if v})
+    tenants = list(Tenant.objects.filter(provider_id=staff.organization_id).order_by("name").values_list("id", "name"))
     return render(
         request,
         "readiness/provider_runs.html",
@@ -321,6 +322,7 @@ def runs(request: HttpRequest) -> HttpResponse:
             "outcome": outcome,
             "outcomes": RunOutcome.choices,
             "tenant_id": tenant_id,
+            "tenants": tenants,
             "query": query,
         },
     )

@@ -288,7 +288,7 @@ def test_lists_export_and_provider_pages_run_fixed_queries(
         (client, reverse("readiness:identities", args=["protected"])),
         # the page's own queries less the template-only ones
         (client, reverse("readiness:export")),
-        # session, user, staff (3) + count and page of runs (2)
+        # session, user, staff (3) + count and page of runs (2) + the organization filter (1)
         (staff_client, reverse("readiness_provider:runs")),
         # + tenant, state, statuses, change detection, runs, regressions
         (staff_client, reverse("readiness_provider:tenant", args=[contoso.pk])),
@@ -313,7 +313,7 @@ def test_lists_export_and_provider_pages_run_fixed_queries(
     for (c, url), expected in zip(pages, counts, strict=True):
         with django_assert_num_queries(expected):
             assert c.get(url).status_code == 200
-    assert counts[0] == 8 and counts[3] == 5
+    assert counts[0] == 8 and counts[3] == 6
 
 
 def test_access_health_banner_and_provider_access_action(login: Any, admin: Any, contoso: Tenant) -> None:
@@ -396,3 +396,11 @@ def test_change_seen_but_not_confirmed_shows_in_progress(login: Any, admin: Any,
     html = client.get(URL).content.decode()
     assert 'data-testid="status-purview.unified_audit_log">Completed<' in html
     assert 'data-testid="pending-change"' not in html
+
+
+def test_runs_filter_by_organization(login: Any, sdm: Any, contoso: Tenant, fabrikam: Tenant) -> None:
+    refresh(contoso)
+    refresh(fabrikam)
+    html = login(sdm).get(reverse("readiness_provider:runs"), {"tenant": fabrikam.pk}).content.decode()
+    body = html.split("<tbody>")[1].split("</tbody>")[0]
+    assert "Fabrikam" in body and "Contoso" not in body
