@@ -10,6 +10,12 @@ export DATABASE_URL=${DATABASE_URL:-postgres://root@127.0.0.1:5432/defender_port
 export REDIS_URL=${REDIS_URL:-redis://127.0.0.1:6379/14}
 export CELERY_BROKER_URL=${CELERY_BROKER_URL:-redis://127.0.0.1:6379/15}
 
+# Chromium drives the browser tests; install Debian's when we can (root with apt).
+if [ ! -x /usr/bin/chromium ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+  echo "• Installing Chromium for the browser tests"
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+fi
+
 # Fail early, naming what is missing, rather than with a wall of tracebacks.
 "$PY" - <<'PYCHECK' || exit 2
 import os, sys
