@@ -4,12 +4,14 @@ audit row and queues its emails in the same transaction."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+import math
+from datetime import datetime, timedelta
+from datetime import timezone as dt_timezone
 from typing import Any
 
 import phonenumbers
 from django.db import IntegrityError, transaction
-from django.db.models import Max
+from django.db.models import Count, Max, Min
 from django.urls import reverse
 from django.utils import timezone
 
@@ -76,10 +78,15 @@ def _type_label(notification_type: str) -> str:
     return NotificationType(notification_type).label
 
 
-def _with_article(notification_type: str) -> str:
+def type_with_article(notification_type: str) -> str:
     """ "an incident contact" / "a service review contact"."""
     label = _type_label(notification_type).lower()
     return f"an {label}" if notification_type == NotificationType.INCIDENT else f"a {label}"
+
+
+def _purpose(notification_type: str) -> str:
+    """The seed's words: "chosen as a contact for incident notification or service review purposes"."""
+    return "incident notification" if notification_type == NotificationType.INCIDENT else "service review"
 
 
 def _email_context(*, tenant: Tenant, contact: NotificationContact, acting_user: User | None) -> dict[str, Any]:
@@ -90,7 +97,9 @@ def _email_context(*, tenant: Tenant, contact: NotificationContact, acting_user:
         "contact_name": contact.display_name,
         "type_label": _type_label(contact.notification_type),
         "type_help": NOTIFICATION_TYPE_HELP[contact.notification_type],
-        "type_with_article": _with_article(contact.notification_type),
+        "type_with_article": type_with_article(contact.notification_type),
+        "purpose": _purpose(contact.notification_type),
+        "contact_email": contact.current_email,
         "is_incident": contact.notification_type == NotificationType.INCIDENT,
         "is_team": contact.is_team,
         "tenant_name": tenant.name,
@@ -163,7 +172,7 @@ def contact_add(
         existing = NotificationContact.objects.active().filter(
             tenant=locked, notification_type=ntype, directory_group=group
         )
-    duplicate_message = f"{name} is already {_with_article(ntype)}."
+    duplicate_message = f"{name} is already {type_with_article(ntype)}."
     if existing.exists():
         raise DuplicateContact(duplicate_message)
 
@@ -198,7 +207,7 @@ def contact_add(
         tenant=locked,
         kind="contacts.added",
         to=[email],
-        subject=f"You've been chosen as a contact for {'incident notification' if ntype == NotificationType.INCIDENT else 'service review'} — {locked.name}",  # noqa: E501
+        subject=f"You've been chosen as a contact for {_purpose(ntype)} purposes — {locked.name}",
         template="contacts/emails/added",
         context=_email_context(tenant=locked, contact=contact, acting_user=acting_user),
         dedupe_key=f"contacts.added:{contact.pk}",
@@ -257,7 +266,7 @@ def contact_remove(
             tenant=locked,
             kind="contacts.removed",
             to=[current.current_email],
-            subject=f"You're no longer {_with_article(current.notification_type)} — {locked.name}",
+            subject=f"You're no longer a contact for {_purpose(current.notification_type)} purposes — {locked.name}",
             template="contacts/emails/removed",
             context=_email_context(tenant=locked, contact=current, acting_user=acting_user),
             dedupe_key=f"contacts.removed:{current.pk}",
@@ -374,6 +383,23 @@ def contact_set_phone(
     return current
 
 
+def _rate_limit_message(contact: NotificationContact, *, oldest: datetime, now: datetime) -> str:
+    """Say how many were sent, the limit, and exactly when the next one is allowed.
+
+    A slot frees up when the oldest test in the window leaves it, so that is
+    the earliest moment another test can go (rounded up to the minute shown).
+    """
+    window = int(TEST_NOTIFICATION_WINDOW.total_seconds() // 60)
+    allowed_at = oldest + TEST_NOTIFICATION_WINDOW
+    wait = max(1, math.ceil((allowed_at - now).total_seconds() / 60))
+    at = (allowed_at + timedelta(seconds=59)).replace(second=0, microsecond=0)
+    return (
+        f"{contact.display_name} has already been sent {TEST_NOTIFICATION_LIMIT} test notifications in the last "
+        f"{window} minutes, the most we allow for one contact. You can send another in {wait} "
+        f"minute{'s' if wait != 1 else ''}, at {timezone.localtime(at, dt_timezone.utc):%H:%M} UTC."
+    )
+
+
 @transaction.atomic
 def contact_send_test(*, tenant: Tenant, acting_user: User | None, contact: NotificationContact) -> OutboxMessage:
     """Send one test notification, at most ``TEST_NOTIFICATION_LIMIT`` per contact per window.
@@ -387,20 +413,16 @@ def contact_send_test(*, tenant: Tenant, acting_user: User | None, contact: Noti
         raise CannotReceiveEmail(
             f"{current.display_name} can't receive a test notification: {current.directory_state.label.lower()}."
         )
-    since = timezone.now() - TEST_NOTIFICATION_WINDOW
+    now = timezone.now()
     recent = AuditEvent.objects.filter(
         tenant=locked,
         action="contacts.test_sent",
         target_type=NotificationContact._meta.label_lower,
         target_id=str(current.pk),
-        created_at__gte=since,
-    ).count()
-    if recent >= TEST_NOTIFICATION_LIMIT:
-        minutes = int(TEST_NOTIFICATION_WINDOW.total_seconds() // 60)
-        raise RateLimited(
-            f"{current.display_name} has already been sent {TEST_NOTIFICATION_LIMIT} test notifications in the "
-            f"last {minutes} minutes. Try again later."
-        )
+        created_at__gte=now - TEST_NOTIFICATION_WINDOW,
+    ).aggregate(n=Count("id"), oldest=Min("created_at"))
+    if recent["n"] >= TEST_NOTIFICATION_LIMIT:
+        raise RateLimited(_rate_limit_message(current, oldest=recent["oldest"], now=now))
     message = outbox_enqueue(
         tenant=locked,
         kind="contacts.test",

@@ -26,6 +26,7 @@ from contacts.selectors import (
 )
 from contacts.services import (
     TEST_NOTIFICATION_LIMIT,
+    type_with_article,
     contact_add,
     contact_move,
     contact_remove,
@@ -160,10 +161,11 @@ def add(request: HttpRequest) -> HttpResponse:
             picker_phone=request.POST.get("phone", ""),
         )
         return render(request, "contacts/index.html", context, status=422)
+    # The email is queued in the outbox (sent right after), so say it's on its way, not sent.
     messages.success(
         request,
-        f"{contact.display_name} was added as {contact.get_notification_type_display().lower()}. "
-        f"We've emailed {contact.email} to let them know.",
+        f"{contact.display_name} was added as {type_with_article(contact.notification_type)}. "
+        f"An email letting them know is on its way to {contact.email}.",
     )
     return redirect(next_url or "contacts:index")
 
@@ -204,7 +206,7 @@ def remove(request: HttpRequest, pk: int) -> HttpResponse:
         return _after_change(request, error=exc.message)
     return _after_change(
         request,
-        success=f"{contact.display_name} was removed as {contact.get_notification_type_display().lower()}.",
+        success=f"{contact.display_name} was removed as {type_with_article(contact.notification_type)}.",
     )
 
 

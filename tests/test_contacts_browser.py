@@ -75,7 +75,7 @@ def test_search_add_both_types_phone_reorder_and_remove(
     expect(page.get_by_text("Selected: Alice Martin (Person)")).to_be_visible()
     expect(page.get_by_label("Notification type")).to_have_value("incident")
     page.get_by_role("button", name="Add", exact=True).click()
-    expect(page.get_by_text("Alice Martin was added as incident contact.")).to_be_visible()
+    expect(page.get_by_text("Alice Martin was added as an incident contact.")).to_be_visible()
     expect(_row(page, "incident", "Alice Martin")).to_be_visible()
     expect(page.get_by_test_id("warning-no-incident")).to_have_count(0)
     expect(page.get_by_test_id("warning-no-phone")).to_be_visible()
@@ -100,7 +100,7 @@ def test_search_add_both_types_phone_reorder_and_remove(
     page.get_by_label("Notification type").select_option(label="Service review contact")
     expect(page.get_by_label("Phone number for urgent calls (optional)")).to_be_hidden()
     page.get_by_role("button", name="Add", exact=True).click()
-    expect(page.get_by_text("SOC Team was added as service review contact.")).to_be_visible()
+    expect(page.get_by_text("SOC Team was added as a service review contact.")).to_be_visible()
     team_row = _row(page, "service_review", "SOC Team")
     expect(team_row).to_contain_text("soc@contoso.example")
     # Expanding the team previews who receives notifications; disabled members flagged.
@@ -167,7 +167,7 @@ def test_search_add_both_types_phone_reorder_and_remove(
     # Remove (htmx, after the browser's confirmation).
     page.once("dialog", lambda dialog: dialog.accept())
     _row(page, "incident", "Alice Martin").get_by_role("button", name="Remove Alice Martin as incident contact").click()
-    expect(page.get_by_text("Alice Martin was removed as incident contact.")).to_be_visible()
+    expect(page.get_by_text("Alice Martin was removed as an incident contact.")).to_be_visible()
     expect(_row(page, "incident", "Alice Martin")).to_have_count(0)
     expect(_row(page, "service_review", "Alice Martin")).to_be_visible()
     # Dismissing the confirmation keeps the contact.
@@ -231,7 +231,7 @@ def test_typeahead_by_keyboard_alone(live_server, page, browser_login, axe_check
     page.keyboard.press("Tab")
     expect(page.get_by_role("button", name="Add", exact=True)).to_be_focused()
     page.keyboard.press("Enter")
-    expect(page.get_by_text("Alicia Keyes was added as incident contact.")).to_be_visible()
+    expect(page.get_by_text("Alicia Keyes was added as an incident contact.")).to_be_visible()
     contact = NotificationContact.objects.get(display_name="Alicia Keyes")
     assert contact.notification_type == NotificationType.INCIDENT
     assert contact.phone == "+14255550199"
@@ -252,12 +252,12 @@ def test_works_without_javascript(live_server, browser, browser_login, admin, co
     page.get_by_label("Notification type").select_option("incident")
     page.get_by_role("button", name="Add Bob Stone").click()
     expect(page.get_by_role("heading", level=1)).to_have_text("Notification contacts")
-    expect(page.get_by_text("Bob Stone was added as incident contact.")).to_be_visible()
+    expect(page.get_by_text("Bob Stone was added as an incident contact.")).to_be_visible()
     # Removal asks on a confirmation page.
     page.get_by_role("button", name="Remove Bob Stone as incident contact").click()
     expect(page.get_by_role("heading", level=1)).to_have_text("Remove Bob Stone?")
     page.get_by_role("button", name="Remove", exact=True).click()
-    expect(page.get_by_text("Bob Stone was removed as incident contact.")).to_be_visible()
+    expect(page.get_by_text("Bob Stone was removed as an incident contact.")).to_be_visible()
     assert not NotificationContact.objects.active().exists()
     context.close()
 

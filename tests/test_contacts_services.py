@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
+from datetime import timezone as dt_timezone
 
 import pytest
 import time_machine
@@ -92,6 +93,28 @@ def test_service_review_email_says_service_review(contoso, admin, alice):
     contact = _add(contoso, admin, alice, REVIEW)
     assert "service review" in contact.welcome_message.subject
     assert "Service review contact" in contact.welcome_message.text_body
+
+
+@pytest.mark.parametrize(("ntype", "purpose"), [(INCIDENT, "incident notification"), (REVIEW, "service review")])
+def test_chosen_email_uses_the_seed_words_for_tenant_type_and_chooser(contoso, admin, alice, ntype, purpose):
+    # Seed: "...receive an email notifying them that they have been chosen as a
+    # contact for incident notification or service review purposes."
+    message = _add(contoso, admin, alice, ntype).welcome_message
+    sentence = f"You have been chosen as a contact for {purpose} purposes for Contoso"
+    assert message.subject == f"You've been chosen as a contact for {purpose} purposes — Contoso"
+    assert sentence in message.text_body
+    assert f"Chosen by: {admin.display_name} ({admin.email})" in message.text_body
+    html = " ".join(message.html_body.split())
+    assert f"chosen as a contact for <strong>{purpose}</strong> purposes for <strong>Contoso</strong>" in html
+    # They were chosen by the admin, not by Defender Experts.
+    assert "by Microsoft Defender Experts" not in message.text_body
+    assert ("available at all times" in message.text_body) is (ntype == INCIDENT)
+
+
+def test_team_email_names_the_team_and_its_address(contoso, admin, soc):
+    message = _add(contoso, admin, soc, REVIEW).welcome_message
+    assert "Hello SOC Team,\n\nYour team has been chosen as a contact for service review purposes" in message.text_body
+    assert "Notifications go to the team's address, soc@contoso.example" in message.text_body
 
 
 def test_group_email_goes_to_the_group_address(contoso, admin, soc):
@@ -253,7 +276,7 @@ def test_remove_emails_the_contact_and_audits(contoso, admin, alice):
     assert list(contacts_for_tenant(tenant=contoso)) == []
     message = OutboxMessage.objects.get(kind="contacts.removed")
     assert message.to == ["alice@contoso.example"]
-    assert "no longer an incident contact" in message.text_body
+    assert "You are no longer a contact for incident notification purposes for Contoso" in message.text_body
     event = AuditEvent.objects.get(action="contacts.removed")
     assert event.before["display_name"] == "Alice Martin"
     assert event.actor == admin
@@ -452,17 +475,31 @@ def test_failed_email_is_retried_with_backoff_and_shows_on_the_contact(contoso, 
 
 def test_test_notification_is_rate_limited_per_contact(contoso, admin, alice, bob):
     a, b = _add(contoso, admin, alice), _add(contoso, admin, bob)
-    for _ in range(TEST_NOTIFICATION_LIMIT):
-        message = contact_send_test(tenant=contoso, acting_user=admin, contact=a)
+    start = datetime(2026, 11, 27, 10, 0, 30, tzinfo=dt_timezone.utc)
+    for minute in range(TEST_NOTIFICATION_LIMIT):
+        with time_machine.travel(start + timedelta(minutes=minute), tick=False):
+            message = contact_send_test(tenant=contoso, acting_user=admin, contact=a)
         assert message.to == ["alice@contoso.example"]
-    with pytest.raises(RateLimited, match="Try again later"):
+    # The refusal says what the limit is and exactly when the next test is allowed:
+    # when the first test (10:00:30) leaves the 10-minute window, i.e. 10:10:30, shown as 10:11.
+    with time_machine.travel(start + timedelta(minutes=3), tick=False):
+        with pytest.raises(RateLimited) as refused:
+            contact_send_test(tenant=contoso, acting_user=admin, contact=a)
+    assert refused.value.message == (
+        "Alice Martin has already been sent 3 test notifications in the last 10 minutes, the most we allow for "
+        "one contact. You can send another in 7 minutes, at 10:11 UTC."
+    )
+    with time_machine.travel(start + timedelta(minutes=10), tick=False):
+        with pytest.raises(RateLimited, match="You can send another in 1 minute, at 10:11 UTC"):
+            contact_send_test(tenant=contoso, acting_user=admin, contact=a)
+    with time_machine.travel(start + timedelta(minutes=10, seconds=1), tick=False):
         contact_send_test(tenant=contoso, acting_user=admin, contact=a)
+    with time_machine.travel(start + timedelta(minutes=10, seconds=2), tick=False):
+        with pytest.raises(RateLimited, match="You can send another in 1 minute, at 10:12 UTC"):
+            contact_send_test(tenant=contoso, acting_user=admin, contact=a)
     # Another contact has its own allowance.
     contact_send_test(tenant=contoso, acting_user=admin, contact=b)
-    assert OutboxMessage.objects.filter(kind="contacts.test").count() == TEST_NOTIFICATION_LIMIT + 1
-    # After the window, it's allowed again.
-    with time_machine.travel(timezone.now() + timedelta(minutes=11)):
-        contact_send_test(tenant=contoso, acting_user=admin, contact=a)
+    assert OutboxMessage.objects.filter(kind="contacts.test").count() == TEST_NOTIFICATION_LIMIT + 2
     assert AuditEvent.objects.filter(action="contacts.test_sent").count() == TEST_NOTIFICATION_LIMIT + 2
 
 

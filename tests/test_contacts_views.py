@@ -168,7 +168,7 @@ def test_add_redirects_back_with_a_message(login, admin, contoso, alice):
         follow=True,
     )
     assert response.redirect_chain[-1][0] == INDEX
-    assert "Alice Martin was added as incident contact" in response.content.decode()
+    assert "Alice Martin was added as an incident contact" in response.content.decode()
     assert NotificationContact.objects.filter(tenant=contoso, directory_user=alice).exists()
 
 
@@ -298,7 +298,7 @@ def test_remove_without_confirm_shows_a_confirmation_page(login, admin, contoso,
     assert "Remove Alice Martin?" in page.content.decode()
     assert NotificationContact.objects.active().count() == 1
     done = client.post(reverse("contacts:remove", args=[contact.pk]), {"version": 1, "confirm": "yes"}, follow=True)
-    assert "Alice Martin was removed as incident contact." in done.content.decode()
+    assert "Alice Martin was removed as an incident contact." in done.content.decode()
     assert NotificationContact.objects.active().count() == 0
 
 
@@ -366,7 +366,8 @@ def test_send_test_notification_is_rate_limited(login, admin, contoso, alice):
         response = client.post(reverse("contacts:send_test", args=[contact.pk]), follow=True)
         assert "A test notification is on its way to alice@contoso.example." in response.content.decode()
     response = client.post(reverse("contacts:send_test", args=[contact.pk]), follow=True)
-    assert "Try again later" in response.content.decode()
+    assert "Alice Martin has already been sent 3 test notifications in the last 10 minutes" in response.content.decode()
+    assert "You can send another in 10 minutes, at " in response.content.decode()
 
 
 def test_row_shows_sent_or_failed_and_a_failed_email_can_be_retried(login, admin, reader, contoso, alice, bob):
