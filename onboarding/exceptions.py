@@ -44,8 +44,9 @@ class LinkReplaced(LinkError):
 
 class GuideNotAvailable(OnboardingError):
     message = (
-        "The Get started guide opens once the Defender Experts team is ready to onboard your organization. "
-        "Your service delivery manager will send you a welcome email."
+        # The seed's words; then what the reader can do meanwhile.
+        "Once the Defender Experts for XDR team is ready to onboard your organization, you'll receive a welcome "
+        "email to continue the setup and get you started. The Get started guide opens then."
     )
 
 

@@ -221,6 +221,7 @@ def guide_permissions_submit(
     permissions_version: int,
     confirm_skip: bool = False,
     recently_authenticated: bool = False,
+    restore_access: bool = False,
 ) -> GuideProgress:
     """Step 1: save the access levels through the Permissions service, then move on.
 
@@ -228,9 +229,17 @@ def guide_permissions_submit(
     (the seed's IMPORTANT warning). Errors of the Permissions service
     (``StaleEdit``, ``ReauthenticationRequired``, ...) propagate and roll
     the whole step back.
+
+    Service provider access removed on the Permissions page stays removed
+    unless the admin explicitly restores it here (``restore_access``, sent
+    only by the step as it is shown while access is removed); it is restored
+    through the Permissions service's ``provider_access_restore``. A form
+    rendered before someone else removed or restored access is a stale edit:
+    a removal is never undone by a plain Next.
     """
+    from permissions.exceptions import StaleEdit
     from permissions.selectors import access_levels_state
-    from permissions.services import access_levels_set
+    from permissions.services import access_levels_set, provider_access_restore
 
     progress = _locked_progress(tenant)
     _check(progress, step=GuideStep.PERMISSIONS, expected_version=expected_version)
@@ -242,7 +251,18 @@ def guide_permissions_submit(
     if not respond and not confirm_skip:
         raise SkipNeedsConfirmation()
     state = access_levels_state(tenant=tenant)
-    if (bool(state.investigate), bool(state.respond)) != (investigate, respond):
+    if state.removed or restore_access:
+        if not (state.removed and restore_access):
+            raise StaleEdit(current=state)
+        provider_access_restore(
+            tenant=tenant,
+            acting_user=acting_user,
+            expected_version=permissions_version,
+            investigate=investigate,
+            respond=respond,
+            recently_authenticated=recently_authenticated,
+        )
+    elif (bool(state.investigate), bool(state.respond)) != (investigate, respond):
         access_levels_set(
             tenant=tenant,
             acting_user=acting_user,

@@ -63,6 +63,9 @@ READ_ONLY_SENTENCE = (
     "You can view the steps and the current settings."
 )
 CONSOLE_PAGE_SIZE = 50
+# The Permissions step's button while service provider access is removed: going
+# on restores it, so the button says so (a plain "Next" never undoes a removal).
+RESTORE_LABEL = "Restore access and continue"
 
 
 def step_url(step: GuideStep | str) -> str:
@@ -74,6 +77,8 @@ def step_url(step: GuideStep | str) -> str:
 
 @tenant_view
 def index(request: HttpRequest) -> HttpResponse:
+    from permissions.selectors import access_health
+
     tenant = request.tenant  # type: ignore[attr-defined]
     progress = guide_progress(tenant=tenant)
     return render(
@@ -82,13 +87,30 @@ def index(request: HttpRequest) -> HttpResponse:
         {
             "nav": "defender_experts",
             "progress": progress,
+            "can_manage": request.membership.can_manage,  # type: ignore[attr-defined]
+            # Removed, expired or expiring access is the first thing an admin must see here.
+            "access_health": access_health(tenant=tenant),
             "current_step_label": GuideStep(progress.current_step).label,
             "step_number": step_index(progress.current_step) + 1,
             "step_total": len(GUIDE_STEPS),
             "available": tenant.service_phase != ServicePhase.NOT_INVITED,
-            "phases": [c for c in ServicePhase.choices if c[0] != ServicePhase.NOT_INVITED],
+            "phases": _phase_states(tenant.service_phase),
         },
     )
+
+
+def _phase_states(current: str) -> list[dict[str, str]]:
+    """Invited -> ... -> Active, each "done", "current" or "upcoming" (choices are in order)."""
+    values = [v for v in ServicePhase.values if v != ServicePhase.NOT_INVITED]
+    position = values.index(current) if current in values else -1
+    return [
+        {
+            "value": v,
+            "label": ServicePhase(v).label,
+            "state": "done" if i < position else "current" if i == position else "upcoming",
+        }
+        for i, v in enumerate(values)
+    ]
 
 
 def _unavailable(request: HttpRequest) -> HttpResponse:
@@ -164,6 +186,7 @@ def _submit(request: HttpRequest, step: GuideStep) -> HttpResponse:
             investigate = request.POST.get("investigate") == "on"
             respond = request.POST.get("respond") == "on"
             extra["choice"] = {"investigate": investigate, "respond": respond}
+            restoring = request.POST.get("restore") == "1"
             progress = guide_permissions_submit(
                 tenant=tenant,
                 acting_user=user,  # type: ignore[arg-type]
@@ -173,12 +196,17 @@ def _submit(request: HttpRequest, step: GuideStep) -> HttpResponse:
                 permissions_version=_int(request.POST.get("permissions_version")),
                 confirm_skip=request.POST.get("confirm_skip") == "1",
                 recently_authenticated=recently_authenticated(request),
+                restore_access=restoring,
             )
+            extra["restoring"] = restoring
         elif step == GuideStep.CLOSE:
+            was_finished = guide_progress(tenant=tenant).is_finished
             guide_finish(tenant=tenant, acting_user=user, expected_version=expected)  # type: ignore[arg-type]
             messages.success(
                 request,
-                "You've finished the Get started guide. Your readiness assessment is below; "
+                "You've closed the Get started guide. Your settings are saved; your readiness assessment is below."
+                if was_finished
+                else "You've finished the Get started guide. Your readiness assessment is below; "
                 "it can take up to 24 hours to get the latest status of your security settings.",
             )
             target = reverse("readiness:service_status")
@@ -208,6 +236,8 @@ def _submit(request: HttpRequest, step: GuideStep) -> HttpResponse:
     except (PermissionsError, OnboardingError) as exc:
         extra["error"] = exc.message
     else:
+        if extra.get("restoring"):
+            messages.success(request, "Service provider access restored. Our experts can sign in to your tenant again.")
         # Saved: show the next step (PRG without JS; with htmx, swap it in and
         # push its URL so Back/reload keep the admin where they are).
         following = GUIDE_STEPS[min(step_index(step) + 1, len(GUIDE_STEPS) - 1)]
@@ -218,19 +248,40 @@ def _submit(request: HttpRequest, step: GuideStep) -> HttpResponse:
     return _render_step(request, step, guide_progress(tenant=tenant), **extra)
 
 
-def _permissions_context(request: HttpRequest, choice: dict[str, bool] | None) -> dict[str, Any]:
-    from permissions.selectors import access_levels_state
+def _access_context(request: HttpRequest) -> dict[str, Any]:
+    """The experts' access as the Permissions page sees it: levels and health
+    from one snapshot (the permissions app's two queries)."""
+    from permissions.selectors import access_health, access_levels_state, access_snapshot
 
-    state = access_levels_state(tenant=request.tenant)  # type: ignore[attr-defined]
-    if choice is None and request.method == "GET" and "respond" in request.GET:
+    tenant = request.tenant  # type: ignore[attr-defined]
+    snapshot = access_snapshot(tenant=tenant)
+    return {
+        "access": access_levels_state(tenant=tenant, snapshot=snapshot),
+        "access_health": access_health(tenant=tenant, snapshot=snapshot),
+    }
+
+
+def _permissions_context(request: HttpRequest, choice: dict[str, bool] | None) -> dict[str, Any]:
+    ctx = _access_context(request)
+    state = ctx["access"]
+    can_manage = request.membership.can_manage  # type: ignore[attr-defined]
+    if choice is None and can_manage and request.method == "GET" and "respond" in request.GET:
         # Back from "Confirm your password": keep what the admin had chosen.
         choice = {"investigate": request.GET.get("investigate") == "1", "respond": request.GET.get("respond") == "1"}
         if recently_authenticated(request):
-            messages.info(request, "Password confirmed. Select Next to save your choice.")
+            action = RESTORE_LABEL if state.removed else "Next"
+            messages.info(request, f"Password confirmed. Select {action} to save your choice.")
     if choice is None:
-        # Nothing granted yet: Investigate is the default level.
-        choice = {"investigate": state.investigate or not state.respond, "respond": state.respond}
-    return {"access": state, "choice": choice}
+        if not can_manage or state.removed:
+            # Read-only viewers, and anyone looking at removed access, see what
+            # is actually granted: a pre-ticked default would look like access
+            # the experts don't have.
+            choice = {"investigate": state.investigate, "respond": state.respond}
+        else:
+            # Nothing granted yet: Investigate is the default level.
+            choice = {"investigate": state.investigate or not state.respond, "respond": state.respond}
+    ctx["choice"] = choice
+    return ctx
 
 
 def _contacts_context(request: HttpRequest, step: GuideStep) -> dict[str, Any]:
@@ -269,6 +320,7 @@ def _render_step(request: HttpRequest, step: GuideStep, progress: GuideProgress,
         "read_only_sentence": READ_ONLY_SENTENCE,
         "step_url": step_url(step),
         "seed_skip_warning": SkipNeedsConfirmation.message,
+        "restore_label": RESTORE_LABEL,
     }
     if step == GuideStep.PERMISSIONS:
         ctx.update(_permissions_context(request, extra.pop("choice", None)))
@@ -277,12 +329,11 @@ def _render_step(request: HttpRequest, step: GuideStep, progress: GuideProgress,
     elif step == GuideStep.CLOSE:
         from contacts.models import NotificationType
         from contacts.selectors import contacts_by_type
-        from permissions.selectors import access_levels_state
 
         grouped = contacts_by_type(tenant=request.tenant)  # type: ignore[attr-defined]
+        ctx.update(_access_context(request))
         ctx.update(
             {
-                "access": access_levels_state(tenant=request.tenant),  # type: ignore[attr-defined]
                 "incident_contacts": grouped[NotificationType.INCIDENT.value],
                 "service_review_contacts": grouped[NotificationType.SERVICE_REVIEW.value],
             }

@@ -456,7 +456,10 @@ def test_readers_and_operators_see_the_guide_read_only_and_get_403_on_submit(
     client = login(user)
     html = client.get(PERMISSIONS).content.decode()
     assert "Only a Global Administrator or a Security Administrator can complete this guide." in html
-    assert 'id="level-investigate" name="investigate" checked disabled' in html
+    # Nothing is granted yet: a viewer sees that, not the admin's pre-ticked default.
+    assert 'id="level-investigate" name="investigate" disabled' in html
+    assert 'id="level-respond" name="respond" disabled' in html
+    assert "No access level has been granted yet." in html
     assert '<button type="submit" class="btn btn--primary">Next</button>' not in html
     for url in (PERMISSIONS, INCIDENT, REVIEW, NEXT_STEPS, CLOSE):
         response = client.post(url, {"version": 0, "permissions_version": 1, "investigate": "on", "respond": "on"})
@@ -483,20 +486,90 @@ def test_a_member_of_another_tenant_sees_only_their_own_guide(login, invited, ad
     assert b"welcome email" in response.content
 
 
-def test_removed_provider_access_is_explained_and_nothing_moves(login, invited, admin):
+def remove_access(tenant, user):
     from permissions.services import provider_access_remove
+
+    provider_access_remove(tenant=tenant, acting_user=user, expected_version=perm_version(tenant))
+
+
+def test_removed_provider_access_is_explained_and_nothing_moves(login, invited, admin):
+    client = login(admin)
+    form_version = perm_version(invited)
+    submit_permissions(client, invited)
+    remove_access(invited, admin)
+    html = client.get(PERMISSIONS).content.decode()
+    assert 'data-testid="access-removed"' in html
+    assert "Service provider access was removed by" in html
+    # What is granted (nothing), not a pre-ticked default, and a button that says what it does.
+    assert 'id="level-investigate" name="investigate" aria-describedby' in html
+    assert 'name="restore" value="1"' in html
+    assert ">Restore access and continue</button>" in html
+    before = version(invited)
+    # A form rendered before the removal (no "restore") never undoes it: a conflict, nothing moves.
+    response = client.post(
+        PERMISSIONS,
+        {"version": before, "permissions_version": form_version, "investigate": "on", "respond": "on"},
+    )
+    assert response.status_code == 200
+    assert b'data-testid="conflict"' in response.content
+    assert version(invited) == before
+    assert access_levels_state(tenant=invited).removed
+
+
+def test_an_admin_can_restore_removed_access_from_the_guide(login, invited, admin):
+    client = login(admin)
+    submit_permissions(client, invited)
+    remove_access(invited, admin)
+    # Restoring without Respond still asks about the seed's IMPORTANT warning first.
+    response = submit_permissions(client, invited, respond=False, restore="1")
+    assert b'data-testid="skip-warning"' in response.content
+    assert access_levels_state(tenant=invited).removed
+    response = submit_permissions(client, invited, respond=False, confirm_skip=True, restore="1")
+    assert response.status_code == 302 and response["Location"] == INCIDENT
+    state = access_levels_state(tenant=invited)
+    assert state.provider_access_granted and state.investigate and not state.respond
+    # Through the Permissions service's own restore, audited as such.
+    assert AuditEvent.objects.filter(
+        tenant=invited, action="permissions.provider_access_restored", actor=admin
+    ).exists()
+    assert "Service provider access restored" in client.get(INCIDENT).content.decode()
+
+
+def test_a_restore_form_is_stale_once_someone_else_restored_access(login, invited, admin, secadmin):
+    from permissions.services import provider_access_restore
 
     client = login(admin)
     submit_permissions(client, invited)
-    provider_access_remove(tenant=invited, acting_user=admin, expected_version=perm_version(invited))
-    html = client.get(PERMISSIONS).content.decode()
-    assert "Service provider access was removed" in html
+    remove_access(invited, admin)
+    stale = perm_version(invited)
+    provider_access_restore(
+        tenant=invited, acting_user=secadmin, expected_version=stale, investigate=True, respond=False
+    )
     before = version(invited)
-    response = submit_permissions(client, invited)
-    assert response.status_code == 200
-    assert b'data-testid="step-error"' in response.content
-    assert b"Restore service provider access first" in response.content
+    response = client.post(
+        PERMISSIONS,
+        {"version": before, "permissions_version": stale, "investigate": "on", "restore": "1", "confirm_skip": "1"},
+    )
+    assert b'data-testid="conflict"' in response.content
     assert version(invited) == before
+
+
+@pytest.mark.parametrize("role_fixture", ["reader", "admin"])
+def test_a_finished_guide_with_removed_access_says_so_on_close(request, login, invited, admin, role_fixture):
+    client = login(admin)
+    finish(client, invited, admin)
+    remove_access(invited, admin)
+    client.force_login(request.getfixturevalue(role_fixture))
+    html = client.get(CLOSE).content.decode()
+    assert 'data-testid="access-removed"' in html
+    assert "You&#x27;ve set up Defender Experts for XDR" not in html
+    summary = html[html.index('data-testid="summary"') :]
+    assert "Removed" in summary.split("</dl>")[0]
+    index = client.get(reverse("onboarding:index")).content.decode()
+    assert 'data-testid="access-health-banner"' in index
+    # The Permissions step shows the truth to everyone: nothing is granted.
+    perms = client.get(PERMISSIONS).content.decode()
+    assert 'name="investigate" checked' not in perms and 'name="respond" checked' not in perms
 
 
 def test_htmx_reauthentication_sends_the_whole_page_to_the_password_prompt(login, invited, admin):

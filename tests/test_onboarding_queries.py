@@ -76,9 +76,14 @@ def test_landing_page_runs_a_fixed_number_of_queries(login, contoso, sdm, admin,
 
     invitation_send(tenant=contoso, acting_user=sdm)
     client = login(admin)
+    finish(client, contoso, admin)  # access granted: the snapshot reads its grants too
     client.get(reverse("onboarding:index"))
     # middleware (4) + sidebar membership count (1) + guide progress (1)
-    with django_assert_num_queries(6):
+    # + access health: the relationship and the latest grant per level (2)
+    with django_assert_num_queries(8):
+        client.get(reverse("onboarding:index"))
+    grow(contoso, admin, 10)
+    with django_assert_num_queries(8):
         client.get(reverse("onboarding:index"))
 
 
