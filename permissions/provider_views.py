@@ -24,6 +24,7 @@ from permissions.selectors import (
     provider_tenants_access,
 )
 from permissions.services import expert_action_attempt
+from permissions.views import client_ip
 from tenancy.access import provider_tenant_or_404, provider_view
 
 RECENT_ATTEMPTS = 10
@@ -80,6 +81,7 @@ def access_detail(request: HttpRequest, tenant_id: str) -> HttpResponse:
                     acting_user=request.user,  # type: ignore[arg-type]
                     action=form.cleaned_data["action"],
                     device=device,
+                    ip_address=client_ip(request),
                 )
         else:
             status = 400

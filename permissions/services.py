@@ -6,12 +6,15 @@
 * checks the caller's ``expected_version`` and raises ``StaleEdit`` on a
   mismatch, before anything is written;
 * bumps ``version`` and writes an audit row with before and after values in
-  the same transaction.
+  the same transaction, stamped with the requester's ``ip_address`` when the
+  caller (a view) passes it; the sweeps act as "system" and record none.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
+from itertools import groupby
 from typing import Any
 
 from django.db import IntegrityError, transaction
@@ -107,7 +110,13 @@ def _bump(access: ServiceProviderAccess, fields: list[str]) -> None:
 
 
 def _grant(
-    *, access: ServiceProviderAccess, level: str, acting_user: User | None, now: datetime, ends_at: datetime
+    *,
+    access: ServiceProviderAccess,
+    level: str,
+    acting_user: User | None,
+    now: datetime,
+    ends_at: datetime,
+    ip_address: str | None = None,
 ) -> AccessGrant:
     grant = AccessGrant.objects.create(
         access=access,
@@ -121,6 +130,7 @@ def _grant(
     audit_record(
         tenant=access.tenant,
         acting_user=acting_user,
+        ip_address=ip_address,
         action=AUDIT_PREFIX + "level_granted",
         summary=(
             f"Access level {grant.get_level_display()} ({grant.get_role_display()}) granted until {ends_at:%d %b %Y}"
@@ -139,7 +149,13 @@ def _grant(
 
 
 def _revoke(
-    *, access: ServiceProviderAccess, grant: AccessGrant, acting_user: User | None, now: datetime, reason: str
+    *,
+    access: ServiceProviderAccess,
+    grant: AccessGrant,
+    acting_user: User | None,
+    now: datetime,
+    reason: str,
+    ip_address: str | None = None,
 ) -> None:
     AccessGrant.objects.filter(pk=grant.pk, revoked_at__isnull=True).update(
         revoked_at=now, revoked_reason=reason, revoked_by=acting_user
@@ -147,6 +163,7 @@ def _revoke(
     audit_record(
         tenant=access.tenant,
         acting_user=acting_user,
+        ip_address=ip_address,
         action=AUDIT_PREFIX + "level_revoked",
         summary=(
             f"Access level {grant.get_level_display()} ({grant.get_role_display()}) turned off"
@@ -166,7 +183,14 @@ def _check_end(ends_at: datetime | None, now: datetime) -> datetime:
     return ends_at
 
 
-def _activate(*, access: ServiceProviderAccess, acting_user: User | None, now: datetime, restoring: bool) -> None:
+def _activate(
+    *,
+    access: ServiceProviderAccess,
+    acting_user: User | None,
+    now: datetime,
+    restoring: bool,
+    ip_address: str | None = None,
+) -> None:
     before = {"state": access.state}
     access.state = AccessState.ACTIVE
     access.granted_by = acting_user
@@ -176,6 +200,7 @@ def _activate(*, access: ServiceProviderAccess, acting_user: User | None, now: d
     audit_record(
         tenant=access.tenant,
         acting_user=acting_user,
+        ip_address=ip_address,
         action=AUDIT_PREFIX + ("provider_access_restored" if restoring else "provider_access_granted"),
         summary=("Service provider access restored" if restoring else "Service provider access granted")
         + f" to {access.provider.name}",
@@ -195,6 +220,7 @@ def _apply_levels(
     recently_authenticated: bool,
     ends_at: datetime | None,
     now: datetime,
+    ip_address: str | None = None,
 ) -> bool:
     """Turn levels on and off on a locked, active-or-pending relationship. Returns whether anything changed."""
     _expire_overdue_for(access, now)
@@ -213,10 +239,17 @@ def _apply_levels(
     for level, on in wanted.items():
         if on and level not in live:
             end = end or _check_end(ends_at, now)
-            _grant(access=access, level=level, acting_user=acting_user, now=now, ends_at=end)
+            _grant(access=access, level=level, acting_user=acting_user, now=now, ends_at=end, ip_address=ip_address)
             changed = True
         elif not on and level in live:
-            _revoke(access=access, grant=live[level], acting_user=acting_user, now=now, reason=RevokedReason.TURNED_OFF)
+            _revoke(
+                access=access,
+                grant=live[level],
+                acting_user=acting_user,
+                now=now,
+                reason=RevokedReason.TURNED_OFF,
+                ip_address=ip_address,
+            )
             changed = True
     return changed
 
@@ -232,6 +265,7 @@ def access_levels_set(
     confirm_reduced_access: bool = False,
     recently_authenticated: bool = False,
     ends_at: datetime | None = None,
+    ip_address: str | None = None,
 ) -> AccessLevelsState:
     """Turn the access levels on or off (the guide's Permissions step and the Permissions page).
 
@@ -254,7 +288,7 @@ def access_levels_set(
             raise ReauthenticationRequired()
     fields: list[str] = []
     if access.state == AccessState.PENDING and (investigate or respond):
-        _activate(access=access, acting_user=acting_user, now=now, restoring=False)
+        _activate(access=access, acting_user=acting_user, now=now, restoring=False, ip_address=ip_address)
         fields += ["state", "granted_by", "granted_at", "removed_by", "removed_at"]
     changed = _apply_levels(
         access=access,
@@ -265,6 +299,7 @@ def access_levels_set(
         recently_authenticated=recently_authenticated,
         ends_at=ends_at,
         now=now,
+        ip_address=ip_address,
     )
     if changed or fields:
         _bump(access, fields)
@@ -281,6 +316,7 @@ def provider_access_restore(
     respond: bool,
     recently_authenticated: bool = False,
     ends_at: datetime | None = None,
+    ip_address: str | None = None,
 ) -> AccessLevelsState:
     """Grant (from PENDING) or restore (from REMOVED) service provider access with the chosen levels."""
     now = timezone.now()
@@ -290,7 +326,13 @@ def provider_access_restore(
     if respond and not recently_authenticated:
         raise ReauthenticationRequired()
     _check_end(ends_at, now)
-    _activate(access=access, acting_user=acting_user, now=now, restoring=access.state == AccessState.REMOVED)
+    _activate(
+        access=access,
+        acting_user=acting_user,
+        now=now,
+        restoring=access.state == AccessState.REMOVED,
+        ip_address=ip_address,
+    )
     _apply_levels(
         access=access,
         acting_user=acting_user,
@@ -300,13 +342,16 @@ def provider_access_restore(
         recently_authenticated=recently_authenticated,
         ends_at=ends_at,
         now=now,
+        ip_address=ip_address,
     )
     _bump(access, ["state", "granted_by", "granted_at", "removed_by", "removed_at"])
     return access_levels_state(tenant=tenant)
 
 
 @transaction.atomic
-def provider_access_remove(*, tenant: Tenant, acting_user: User, expected_version: int) -> AccessLevelsState:
+def provider_access_remove(
+    *, tenant: Tenant, acting_user: User, expected_version: int, ip_address: str | None = None
+) -> AccessLevelsState:
     """Remove the provider's access entirely: every grant ends now and the evaluator refuses everything."""
     now = timezone.now()
     access = _lock(tenant=tenant, expected_version=expected_version)
@@ -315,13 +360,21 @@ def provider_access_remove(*, tenant: Tenant, acting_user: User, expected_versio
     live = _live_grants(access)
     before = _snapshot_dict(access, live)
     for grant in live.values():
-        _revoke(access=access, grant=grant, acting_user=acting_user, now=now, reason=RevokedReason.ACCESS_REMOVED)
+        _revoke(
+            access=access,
+            grant=grant,
+            acting_user=acting_user,
+            now=now,
+            reason=RevokedReason.ACCESS_REMOVED,
+            ip_address=ip_address,
+        )
     access.state = AccessState.REMOVED
     access.removed_by = acting_user
     access.removed_at = now
     audit_record(
         tenant=tenant,
         acting_user=acting_user,
+        ip_address=ip_address,
         action=AUDIT_PREFIX + "provider_access_removed",
         summary=(
             f"Service provider access removed from {access.provider.name}; experts' monitoring and response stopped"
@@ -336,7 +389,13 @@ def provider_access_remove(*, tenant: Tenant, acting_user: User, expected_versio
 
 @transaction.atomic
 def all_devices_set(
-    *, tenant: Tenant, acting_user: User, enabled: bool, expected_version: int, confirm: bool = False
+    *,
+    tenant: Tenant,
+    acting_user: User,
+    enabled: bool,
+    expected_version: int,
+    confirm: bool = False,
+    ip_address: str | None = None,
 ) -> AccessLevelsState:
     """Turn Access security data from all devices on or off. Turning it off needs confirmation."""
     access = _lock(tenant=tenant, expected_version=expected_version)
@@ -348,6 +407,7 @@ def all_devices_set(
     audit_record(
         tenant=tenant,
         acting_user=acting_user,
+        ip_address=ip_address,
         action=AUDIT_PREFIX + "all_devices_changed",
         summary=f"Access security data from all devices turned {'on' if enabled else 'off'}",
         target=access,
@@ -367,6 +427,7 @@ def access_grant_renew(
     expected_version: int,
     ends_at: datetime,
     recently_authenticated: bool = False,
+    ip_address: str | None = None,
 ) -> AccessLevelsState:
     """Move a live grant's end date later. Extending Security Operator access counts as granting it again."""
     now = timezone.now()
@@ -394,6 +455,7 @@ def access_grant_renew(
     audit_record(
         tenant=tenant,
         acting_user=acting_user,
+        ip_address=ip_address,
         action=AUDIT_PREFIX + "level_renewed",
         summary=f"Access level {grant.get_level_display()} renewed until {ends_at:%d %b %Y}",
         target=grant,
@@ -511,56 +573,82 @@ def access_grants_send_reminders(*, now: datetime | None = None, batch: int = 20
             AccessGrant.objects.filter(id__in=[g.pk for g in grants], reminder_sent_at__isnull=True).update(
                 reminder_sent_at=now
             )
-            for grant in grants:
-                sent += _queue_reminder(grant=grant, now=now)
+            # One email per tenant: levels granted together usually reach the
+            # 7-day mark in the same sweep, and admins get one message about both.
+            for _, tenant_grants in groupby(grants, key=lambda g: g.tenant_id):
+                sent += _queue_reminder(grants=list(tenant_grants), now=now)
         if len(claimed) < batch:
             return sent
 
 
-def _queue_reminder(*, grant: AccessGrant, now: datetime) -> int:
-    tenant = grant.tenant
+@dataclass(frozen=True)
+class ReminderItem:
+    """One access level in a reminder email (the templates read these fields)."""
+
+    grant: AccessGrant
+    level: str
+    role: str
+    ends_at: datetime
+    days_left: int
+
+
+def _queue_reminder(*, grants: list[AccessGrant], now: datetime) -> int:
+    """Queue one reminder about ``grants`` (all of one tenant) and audit each; returns how many were reminded."""
+    tenant = grants[0].tenant
     recipients = tenant_admin_emails(tenant)
-    left = days_left(grant.ends_at, now)
+    items = [
+        ReminderItem(
+            grant=g,
+            level=g.get_level_display(),
+            role=g.get_role_display(),
+            ends_at=g.ends_at,
+            days_left=days_left(g.ends_at, now),
+        )
+        for g in sorted(grants, key=lambda g: (g.ends_at, g.level))
+    ]
+    left = items[0].days_left
+    when = f"{left} day{'s' if left != 1 else ''}"
     if recipients:
         outbox_enqueue(
             tenant=tenant,
             kind="permissions.expiry_reminder",
             to=recipients,
             subject=(
-                f"Defender Experts access ends in {left} day{'s' if left != 1 else ''}: {grant.get_level_display()}"
+                f"Defender Experts access ends in {when}: {items[0].level}"
+                if len(items) == 1
+                else f"Defender Experts access ends in {when}: {len(items)} access levels"
             ),
             template="permissions/emails/expiry_reminder",
-            context={
-                "grant": grant,
-                "days_left": left,
-                "level": grant.get_level_display(),
-                "role": grant.get_role_display(),
-            },
-            dedupe_key=f"permissions.expiry_reminder:{grant.pk}:{grant.ends_at:%Y%m%d%H%M%S}",
+            context={"items": items, "days_left": left},
+            # One message per set of grants and their end dates: re-running the
+            # sweep can never queue it twice, and a renewal (new end) gets its own.
+            dedupe_key="permissions.expiry_reminder:"
+            + ",".join(f"{i.grant.pk}@{i.ends_at:%Y%m%d%H%M%S}" for i in items),
         )
-    audit_record(
-        tenant=tenant,
-        acting_user=None,
-        action=AUDIT_PREFIX + "expiry_reminder_queued",
-        summary=(
-            f"Reminder queued: access level {grant.get_level_display()} ends on {grant.ends_at:%d %b %Y}"
-            if recipients
-            else (
-                f"No administrator to remind: access level {grant.get_level_display()} ends on {grant.ends_at:%d %b %Y}"
-            )
-        ),
-        target=grant,
-        before=None,
-        after={"level": grant.level, "ends_at": grant.ends_at.isoformat(), "recipients": recipients},
-    )
-    return 1 if recipients else 0
+    for item in items:
+        audit_record(
+            tenant=tenant,
+            acting_user=None,
+            action=AUDIT_PREFIX + "expiry_reminder_queued",
+            summary=(
+                f"Reminder queued: access level {item.level} ends on {item.ends_at:%d %b %Y}"
+                if recipients
+                else f"No administrator to remind: access level {item.level} ends on {item.ends_at:%d %b %Y}"
+            ),
+            target=item.grant,
+            before=None,
+            after={"level": item.grant.level, "ends_at": item.ends_at.isoformat(), "recipients": recipients},
+        )
+    return len(items) if recipients else 0
 
 
 # --- Provider side ------------------------------------------------------------------
 
 
 @transaction.atomic
-def expert_action_attempt(*, tenant: Tenant, acting_user: User, action: str, device: Device | None) -> Decision:
+def expert_action_attempt(
+    *, tenant: Tenant, acting_user: User, action: str, device: Device | None, ip_address: str | None = None
+) -> Decision:
     """The provider's "attempt an action": ask the evaluator and log the outcome, allowed or refused."""
     decision = can_experts(tenant, action, device)
     label = ExpertAction(action).label if action in ExpertAction.values else action
@@ -568,6 +656,7 @@ def expert_action_attempt(*, tenant: Tenant, acting_user: User, action: str, dev
     audit_record(
         tenant=tenant,
         acting_user=acting_user,
+        ip_address=ip_address,
         action=AUDIT_PREFIX + ("expert_action_allowed" if decision.allowed else "expert_action_refused"),
         summary=f"{'Allowed' if decision.allowed else 'Refused'}: {label}{on} by Defender Experts. {decision.reason}",
         target=device,

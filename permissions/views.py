@@ -29,8 +29,8 @@ from permissions.exceptions import (
     ReducedAccessNeedsConfirmation,
     StaleEdit,
 )
-from permissions.forms import AllDevicesForm, LevelsForm, RemoveForm, RenewForm, RestoreForm, prefill
-from permissions.models import AccessGrant
+from permissions.forms import AllDevicesForm, LevelsForm, RemoveForm, RenewForm, prefill
+from permissions.models import AccessGrant, AccessState
 from permissions.selectors import access_health, access_levels_state, access_snapshot, device_scope
 from permissions.services import (
     access_grant_renew,
@@ -44,6 +44,16 @@ from tenancy.reauth import recently_authenticated
 
 RECENT_HISTORY = 10
 TEMPLATE = "permissions/index.html"
+
+
+def client_ip(request: HttpRequest) -> str | None:
+    """The requester's address for the audit trail.
+
+    REMOTE_ADDR, as the sign-in log records it: the portal trusts no
+    forwarding header (a client could forge X-Forwarded-For), so behind a
+    proxy this is the proxy's address unless the proxy rewrites REMOTE_ADDR.
+    """
+    return request.META.get("REMOTE_ADDR") or None
 
 
 def _page_context(request: HttpRequest, **forms_and_flags: Any) -> dict[str, Any]:
@@ -68,13 +78,19 @@ def _page_context(request: HttpRequest, **forms_and_flags: Any) -> dict[str, Any
         "all_devices_warning": ALL_DEVICES_WARNING,
     }
     initial_levels = {
-        # Seed: Investigate incidents and guide my responses is the default choice.
+        # Seed: Investigate incidents and guide my responses is the default choice,
+        # preselected whenever access is being granted or restored.
         "investigate": state.investigate if state.provider_access_granted else True,
         "respond": state.respond,
         "version": state.version,
     }
+    # One form chooses the access levels in every state; granting the first
+    # level grants service provider access, and after a removal the same form
+    # restores it (it then posts to ``restore``).
     ctx["levels_form"] = LevelsForm(initial=initial_levels)
-    ctx["restore_form"] = RestoreForm(initial={**initial_levels, "investigate": True, "respond": False})
+    ctx["levels_action"] = "restore" if state.removed else "levels"
+    # Durations only matter for a level that can still be turned on.
+    ctx["can_grant_more"] = not (state.provider_access_granted and state.investigate and state.respond)
     ctx["all_devices_form"] = AllDevicesForm(initial={"all_devices": state.all_devices, "version": state.version})
     ctx["remove_form"] = RemoveForm(initial={"version": state.version, "confirm": True})
     ctx["renew_initial"] = {"version": state.version}
@@ -147,7 +163,7 @@ def index(request: HttpRequest) -> HttpResponse:
             extra["levels_form"] = LevelsForm(initial=values)
             extra["pending_save"] = "levels"
         elif kind == "restore":
-            extra["restore_form"] = RestoreForm(initial=values)
+            extra["levels_form"] = LevelsForm(initial=values)
             extra["pending_save"] = "restore"
         elif kind == "renew" and params.get("grant", "").isdigit():
             extra["renew_initial"] = values
@@ -163,8 +179,12 @@ def levels(request: HttpRequest) -> HttpResponse:
     if not form.is_valid():
         return _render(request, status=400, levels_form=form)
     data = form.cleaned_data
+    was = access_levels_state(tenant=request.tenant)  # type: ignore[attr-defined]
+    if was.state == AccessState.PENDING and not (data["investigate"] or data["respond"]):
+        form.add_error(None, "Turn on at least one access level to grant service provider access.")
+        return _render(request, status=400, levels_form=form)
     try:
-        access_levels_set(
+        state = access_levels_set(
             tenant=request.tenant,  # type: ignore[attr-defined]
             acting_user=request.user,  # type: ignore[arg-type]
             investigate=data["investigate"],
@@ -173,6 +193,7 @@ def levels(request: HttpRequest) -> HttpResponse:
             confirm_reduced_access=data["confirm"],
             recently_authenticated=recently_authenticated(request),
             ends_at=form.ends_at,
+            ip_address=client_ip(request),
         )
     except StaleEdit as exc:
         return _conflict(request, exc)
@@ -184,6 +205,10 @@ def levels(request: HttpRequest) -> HttpResponse:
         # Shown at the top: the form it came from may not be on the page any more
         # (an ended grant, access removed meanwhile).
         return _render(request, status=400, notice=("error", exc.message), levels_form=form)
+    if was.state == AccessState.PENDING and state.provider_access_granted:
+        return _done(
+            request, f"Service provider access granted to {state.provider_name}, with the access levels you chose."
+        )
     return _done(request, "Access levels saved.", "#access-levels")
 
 
@@ -201,6 +226,7 @@ def all_devices(request: HttpRequest) -> HttpResponse:
             enabled=data["all_devices"],
             expected_version=data["version"],
             confirm=data["confirm"],
+            ip_address=client_ip(request),
         )
     except StaleEdit as exc:
         return _conflict(request, exc)
@@ -218,7 +244,7 @@ def all_devices(request: HttpRequest) -> HttpResponse:
 @require_POST
 def renew(request: HttpRequest, grant_id: str) -> HttpResponse:
     grant = get_tenant_object_or_404(request, AccessGrant, pk=grant_id)
-    form = RenewForm(request.POST, auto_id=f"renew{grant.pk}_%s")
+    form = RenewForm(request.POST, auto_id=f"renew{grant.pk}_%s", extend_from=grant.ends_at)
     if not form.is_valid():
         return _render(request, status=400, renew_form=form, renew_grant=grant.pk)
     ends_at = form.ends_at
@@ -231,6 +257,7 @@ def renew(request: HttpRequest, grant_id: str) -> HttpResponse:
             expected_version=form.cleaned_data["version"],
             ends_at=ends_at,
             recently_authenticated=recently_authenticated(request),
+            ip_address=client_ip(request),
         )
     except StaleEdit as exc:
         return _conflict(request, exc)
@@ -259,6 +286,7 @@ def remove(request: HttpRequest) -> HttpResponse:
             tenant=request.tenant,  # type: ignore[attr-defined]
             acting_user=request.user,  # type: ignore[arg-type]
             expected_version=form.cleaned_data["version"],
+            ip_address=client_ip(request),
         )
     except StaleEdit as exc:
         return _conflict(request, exc)
@@ -272,9 +300,9 @@ def remove(request: HttpRequest) -> HttpResponse:
 @tenant_admin_view
 @require_POST
 def restore(request: HttpRequest) -> HttpResponse:
-    form = RestoreForm(request.POST)
+    form = LevelsForm(request.POST)
     if not form.is_valid():
-        return _render(request, status=400, restore_form=form)
+        return _render(request, status=400, levels_form=form)
     data = form.cleaned_data
     try:
         state = provider_access_restore(
@@ -285,13 +313,14 @@ def restore(request: HttpRequest) -> HttpResponse:
             respond=data["respond"],
             recently_authenticated=recently_authenticated(request),
             ends_at=form.ends_at,
+            ip_address=client_ip(request),
         )
     except StaleEdit as exc:
         return _conflict(request, exc)
     except ReauthenticationRequired:
-        return _reauth(request, _choice_params(form, "restore"), "#provider-access")
+        return _reauth(request, _choice_params(form, "restore"), "#access-levels")
     except PermissionsError as exc:
         # Shown at the top: the form it came from may not be on the page any more
         # (an ended grant, access removed meanwhile).
-        return _render(request, status=400, notice=("error", exc.message), restore_form=form)
-    return _done(request, f"Service provider access granted to {state.provider_name}.", "#provider-access")
+        return _render(request, status=400, notice=("error", exc.message), levels_form=form)
+    return _done(request, f"Service provider access restored to {state.provider_name}.")

@@ -190,3 +190,55 @@ def test_the_list_shows_each_tenants_access_health(login, sdm, contoso, fabrikam
     )
     body = login(sdm).get(LIST).content.decode()
     assert f'data-testid="health-{fabrikam.pk}">Expired<' in body
+
+
+# --- review round: bad input on "attempt an action", the requester's IP ---------------------------
+
+
+@pytest.mark.parametrize(
+    ("device", "message"),
+    [
+        ("", "This field is required."),
+        ("   ", "This field is required."),
+        ("x" * 129, "Ensure this value has at most 128 characters"),
+        ("lap\x00000000", "Null characters are not allowed."),
+        ("fab-000000", "There’s no device named “fab-000000” in Contoso."),  # Fabrikam's device
+        ("999999999999999999999999", "There’s no device named “999999999999999999999999” in Contoso."),
+        ("'; DROP TABLE environment_device; --", "There’s no device named"),
+    ],
+)
+def test_a_malformed_or_foreign_device_is_a_form_error_and_nothing_is_logged(
+    login, sdm, contoso, fabrikam, admin, device, message
+):
+    _grant(contoso, admin, respond=True)
+    factories.devices(contoso, 1, prefix="lap")
+    factories.devices(fabrikam, 1, prefix="fab")
+    client = login(sdm)
+    for headers in ({}, {"HTTP_HX_REQUEST": "true"}):
+        response = client.post(_detail(contoso), {"action": "isolate_device", "device": device}, **headers)
+        body = response.content.decode()
+        assert response.status_code in (200, 400)  # htmx swaps only 2xx; the plain form gets 400
+        assert message.replace("’", "&#x27;").replace("'", "&#x27;") in body or message in body, body[:2000]
+        assert 'data-testid="decision"' not in body
+        assert "fabrikam" not in body.lower()
+    assert not AuditEvent.objects.filter(action__startswith="permissions.expert_action").exists()
+
+
+@pytest.mark.parametrize("tenant_id", ["abc", "-1", "0", "1.5", "99999999999999999999", "%00"])
+def test_malformed_tenant_ids_are_404_for_get_and_post(login, sdm, contoso, tenant_id):
+    client = login(sdm)
+    url = f"/provider/access/{tenant_id}/"
+    assert client.get(url).status_code == 404
+    assert client.post(url, {"action": "isolate_device", "device": "x"}).status_code == 404
+
+
+def test_attempts_record_the_experts_ip(login, sdm, contoso, admin):
+    from django.test import Client
+
+    _grant(contoso, admin)
+    factories.devices(contoso, 1, prefix="lap")
+    client = Client(REMOTE_ADDR="192.0.2.44")
+    client.force_login(sdm)
+    client.post(_detail(contoso), {"action": "isolate_device", "device": "lap-000000"})
+    event = AuditEvent.objects.get(action="permissions.expert_action_refused")
+    assert event.ip_address == "192.0.2.44" and event.actor == sdm

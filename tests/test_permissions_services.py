@@ -413,3 +413,81 @@ def test_two_sweeps_racing_end_each_grant_exactly_once():
     assert sum(results) == 24
     assert AuditEvent.objects.filter(action="permissions.level_expired").count() == 24
     assert not AccessGrant.objects.filter(revoked_at__isnull=True).exists()
+
+
+# --- review round: IP address, reminder content -------------------------------------------------
+
+
+def test_services_stamp_the_given_ip_on_their_audit_rows_and_the_sweep_none(contoso, admin):
+    ip = "198.51.100.23"
+    with time_machine.travel(T0, tick=False):
+        state = _set(contoso, admin, respond=True, ends_at=T0 + timedelta(days=30), ip_address=ip)
+        state = all_devices_set(
+            tenant=contoso,
+            acting_user=admin,
+            enabled=False,
+            expected_version=state.version,
+            confirm=True,
+            ip_address=ip,
+        )
+        grant = AccessGrant.objects.get(level="investigate")
+        state = access_grant_renew(
+            tenant=contoso,
+            acting_user=admin,
+            grant_id=grant.pk,
+            expected_version=state.version,
+            ends_at=T0 + timedelta(days=60),
+            ip_address=ip,
+        )
+        state = provider_access_remove(tenant=contoso, acting_user=admin, expected_version=state.version, ip_address=ip)
+        provider_access_restore(
+            tenant=contoso,
+            acting_user=admin,
+            expected_version=state.version,
+            investigate=True,
+            respond=True,
+            recently_authenticated=True,
+            ends_at=T0 + timedelta(days=10),
+            ip_address=ip,
+        )
+    by_user = AuditEvent.objects.filter(actor=admin)
+    assert by_user.count() >= 9 and set(by_user.values_list("ip_address", flat=True)) == {ip}
+    with time_machine.travel(T0 + timedelta(days=11), tick=False):
+        assert access_grants_expire_due() == 2
+    assert set(AuditEvent.objects.filter(action="permissions.level_expired").values_list("ip_address", flat=True)) == {
+        None
+    }
+
+
+def test_levels_ending_together_get_one_reminder_listing_both(contoso, admin, secadmin):
+    with time_machine.travel(T0, tick=False):
+        _set(contoso, admin, respond=True, ends_at=datetime(2026, 3, 31, 23, 59, 59, 999999, tzinfo=UTC))
+    with time_machine.travel(datetime(2026, 3, 25, 12, 0, tzinfo=UTC), tick=False):
+        assert access_grants_send_reminders() == 2
+        assert access_grants_send_reminders() == 0
+    message = OutboxMessage.objects.get(kind="permissions.expiry_reminder")
+    assert message.subject == "Defender Experts access ends in 7 days: 2 access levels"
+    assert message.to == ["admin@contoso.example", "secadmin@contoso.example"]
+    text = message.text_body
+    assert "- Investigate incidents and guide my responses (Access level: Security Reader)" in text
+    assert "- Respond directly to active threats (Access level: Security Operator)" in text
+    assert text.count("Ends on 31 March 2026 at 23:59 UTC (7 days left).") == 2
+    assert "they can only guide you through response actions" in text
+    assert "Settings > Defender Experts > Permissions, under End dates" in text
+    assert "/settings/defender-experts/permissions/#grants" in text
+    assert "If you meant to let them end, you don't need to do anything." in text
+    html = message.html_body
+    assert "Review and renew access" in html and 'href="http' in html and "#grants" in html
+    assert html.count("31 March 2026 at 23:59 UTC") == 2
+    # Each grant's reminder is audited on its own (the system acted).
+    assert AuditEvent.objects.filter(action="permissions.expiry_reminder_queued", actor__isnull=True).count() == 2
+
+
+def test_a_single_levels_reminder_names_it_in_the_subject(contoso, admin):
+    with time_machine.travel(T0, tick=False):
+        _set(contoso, admin, ends_at=T0 + timedelta(days=3))
+        assert access_grants_send_reminders() == 1
+    message = OutboxMessage.objects.get(kind="permissions.expiry_reminder")
+    assert message.subject == "Defender Experts access ends in 3 days: Investigate incidents and guide my responses"
+    assert "lose the Security Reader role" in message.text_body
+    assert "renew it in Settings" in message.text_body
