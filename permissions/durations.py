@@ -34,19 +34,29 @@ def default_end(now: datetime | None = None) -> datetime:
     return (now or timezone.now()) + timedelta(days=DEFAULT_DURATION_DAYS)
 
 
-def end_for(*, duration: str, custom_end: date | None, now: datetime | None = None) -> datetime | None:
+def custom_end_instant(day: date) -> datetime:
+    """A custom end date grants access through the whole of that day (UTC): the
+    last microsecond of it, so the end date shown is the date the admin chose."""
+    return datetime.combine(day, time.max, tzinfo=UTC)
+
+
+def end_for(
+    *, duration: str, custom_end: date | None, now: datetime | None = None, extend_from: datetime | None = None
+) -> datetime | None:
     """The end instant for a duration choice; ``None`` if the choice is invalid.
 
-    A custom end date grants access through the whole of that day (UTC), so
-    "until 31 March" still works on 31 March.
+    A duration counts from now, or, for a renewal (``extend_from``, the
+    grant's current end), from that end date: "Extend by 90 days" always adds
+    90 days. A custom end date is absolute (see ``custom_end_instant``).
     """
     now = now or timezone.now()
     if duration == Duration.CUSTOM:
         if custom_end is None:
             return None
-        end = datetime.combine(custom_end + timedelta(days=1), time.min, tzinfo=UTC)
+        end = custom_end_instant(custom_end)
     elif duration in Duration.values:
-        end = now + timedelta(days=int(duration))
+        start = max(extend_from, now) if extend_from is not None else now
+        end = start + timedelta(days=int(duration))
     else:
         return None
     if not is_valid_end(end, now=now):

@@ -24,7 +24,12 @@ class VersionedForm(forms.Form):
 
 
 class DurationMixin(forms.Form):
-    duration = forms.ChoiceField(label="Duration", choices=Duration.choices, initial=DEFAULT_DURATION)
+    # A renewal counts durations from the grant's current end (set by RenewForm).
+    extend_from: datetime | None = None
+
+    # Optional: the duration only matters when something is newly granted (the
+    # page hides it otherwise), so a missing value means the default.
+    duration = forms.ChoiceField(label="Duration", choices=Duration.choices, initial=DEFAULT_DURATION, required=False)
     custom_end = forms.DateField(
         label="Custom end date",
         required=False,
@@ -35,17 +40,26 @@ class DurationMixin(forms.Form):
     def clean(self) -> dict[str, Any]:
         super().clean()
         data = self.cleaned_data
-        duration = data.get("duration")
-        if duration is None:
+        if "duration" in self.errors:
             return data
+        duration = data.get("duration") or DEFAULT_DURATION
+        data["duration"] = duration
         custom: date | None = data.get("custom_end")
         if duration == Duration.CUSTOM and custom is None:
             self.add_error("custom_end", "Choose the end date, or pick one of the durations.")
             return data
-        end = end_for(duration=duration, custom_end=custom, now=timezone.now())
+        now = timezone.now()
+        end = end_for(duration=duration, custom_end=custom, now=now, extend_from=self.extend_from)
         if end is None:
-            latest = (timezone.now() + MAX_DURATION).date()
-            self.add_error("custom_end", f"Choose a date after today and no later than {latest:%d %b %Y}.")
+            latest = (now + MAX_DURATION).date()
+            if duration == Duration.CUSTOM:
+                self.add_error("custom_end", f"Choose a date after today and no later than {latest:%d %b %Y}.")
+            else:
+                self.add_error(
+                    "duration",
+                    f"That would end after {latest:%d %b %Y}, more than two years from today. "
+                    "Choose a shorter duration or a custom end date.",
+                )
         data["ends_at"] = end
         return data
 
@@ -68,10 +82,6 @@ class LevelsForm(DurationMixin, VersionedForm):
     )
 
 
-class RestoreForm(LevelsForm):
-    id_prefix = "restore"
-
-
 class AllDevicesForm(VersionedForm):
     id_prefix = "alldevices"
     all_devices = forms.BooleanField(
@@ -82,7 +92,14 @@ class AllDevicesForm(VersionedForm):
 
 
 class RenewForm(DurationMixin, VersionedForm):
+    """Extends a live grant: a duration is added to its current end date."""
+
     id_prefix = "renew"
+
+    def __init__(self, *args: Any, extend_from: datetime | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.extend_from = extend_from
+        self.fields["duration"].label = "Extend by"
 
 
 class RemoveForm(VersionedForm):

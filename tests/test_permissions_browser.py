@@ -35,7 +35,7 @@ def test_toggles_show_their_warnings_and_the_effective_access_panel(
 ):
     _setup(contoso, admin)
     browser_login(admin)
-    page.set_viewport_size({"width": 1400, "height": 1000})
+    page.set_viewport_size({"width": 1280, "height": 1000})
     page.goto(f"{live_server.url}{PATH}")
     expect(page.get_by_role("heading", name="Permissions", level=1)).to_be_visible()
     expect(page.get_by_test_id("access-health")).to_contain_text("Access health: Active")
@@ -108,11 +108,15 @@ def test_removal_is_confirmed_in_a_dialog_and_access_can_be_restored(
     expect(page.locator("#effective-access .badge--danger")).to_have_count(4)
     assert access_levels_state(tenant=contoso).removed
 
-    # Restore by keyboard: the switches and the button are reachable and operable without a mouse.
-    restore = page.locator(".restore-form")
-    restore.get_by_role("switch", name=re.compile("Investigate incidents")).focus()
-    expect(restore.get_by_role("switch", name=re.compile("Investigate incidents"))).to_be_checked()
-    restore.get_by_role("button", name="Restore service provider access").focus()
+    # Restore by keyboard, in the one Access levels form: Investigate is preselected.
+    expect(page.get_by_test_id("provider-next")).to_contain_text("Any administrator can restore access")
+    levels = page.locator("#access-levels")
+    expect(levels.get_by_role("switch", name="Investigate incidents and guide my responses")).to_be_checked()
+    expect(levels.get_by_role("switch", name="Respond directly to active threats")).not_to_be_checked()
+    expect(page.get_by_role("switch", name="Investigate incidents and guide my responses")).to_have_count(1)
+    axe_check(page)
+    page.screenshot(path=f"{screenshot_dir}/permissions-removed.png", full_page=True)
+    levels.get_by_role("button", name="Restore service provider access").focus()
     page.keyboard.press("Enter")
     expect(page.get_by_test_id("provider-state")).to_have_text("Active")
     assert access_levels_state(tenant=contoso).investigate
@@ -143,3 +147,56 @@ def test_granting_respond_after_a_stale_sign_in_goes_through_the_password_prompt
     page.locator("#access-levels").get_by_role("button", name="Save").click()
     expect(page.get_by_test_id("respond-status")).to_contain_text("On")
     assert access_levels_state(tenant=contoso).respond
+
+
+def test_a_first_time_admin_grants_access_with_one_form_by_keyboard(
+    page, live_server, browser_login, contoso, admin, axe_check, screenshot_dir
+):
+    """Not granted yet: one set of switches, Investigate preselected, the duration shown only
+    while a level is being turned on, and everything operable with Tab, Space and Enter."""
+    factories.devices(contoso, 5, group=factories.device_group(contoso, "Finance servers"))
+    browser_login(admin)
+    page.set_viewport_size({"width": 1280, "height": 900})
+    page.goto(f"{live_server.url}{PATH}")
+    expect(page.get_by_test_id("provider-state")).to_have_text("Not granted yet")
+    expect(page.get_by_role("switch", name="Investigate incidents and guide my responses")).to_have_count(1)
+    expect(page.get_by_role("switch", name="Respond directly to active threats")).to_have_count(1)
+    expect(page.get_by_role("button", name="Grant service provider access")).to_have_count(0)
+    axe_check(page)
+    page.screenshot(path=f"{screenshot_dir}/permissions-first-time.png", full_page=True)
+
+    investigate = page.get_by_role("switch", name="Investigate incidents and guide my responses")
+    duration = page.locator("#access-levels").get_by_label("Duration")
+    expect(investigate).to_be_checked()
+    expect(duration).to_be_visible()
+    # Space toggles a focused switch; with nothing being turned on the duration goes away.
+    investigate.focus()
+    page.keyboard.press("Space")
+    expect(investigate).not_to_be_checked()
+    expect(duration).to_be_hidden()
+    page.keyboard.press("Space")
+    expect(duration).to_be_visible()
+    # Tab reaches the duration, and arrows pick a custom end date, which reveals the date field.
+    duration.focus()
+    duration.select_option("custom")
+    expect(page.locator("#access-levels").get_by_label("Custom end date")).to_be_visible()
+    duration.select_option("90")
+    expect(page.locator("#access-levels").get_by_label("Custom end date")).to_be_hidden()
+    submit = page.get_by_role("button", name="Grant access")
+    submit.focus()
+    focused_outline = page.evaluate("() => getComputedStyle(document.activeElement).outlineStyle")
+    assert focused_outline != "none"
+    page.keyboard.press("Enter")
+    expect(page.get_by_test_id("provider-state")).to_have_text("Active")
+    expect(page.get_by_test_id("investigate-status")).to_contain_text("90 days left")
+    state = access_levels_state(tenant=contoso)
+    assert state.investigate and not state.respond and state.grants["investigate"].days_left == 90
+    # Active: the End dates table renews inline, and the levels form has no duration (Respond is off, so it
+    # appears only when Respond is switched on).
+    expect(page.locator("#access-levels").get_by_label("Duration")).to_be_hidden()
+    page.get_by_role("switch", name="Respond directly to active threats").check()
+    expect(page.locator("#access-levels").get_by_label("Duration")).to_be_visible()
+    page.get_by_role("switch", name="Respond directly to active threats").uncheck()
+    expect(page.get_by_role("table", name="End dates of the access levels granted")).to_be_visible()
+    axe_check(page)
+    page.screenshot(path=f"{screenshot_dir}/permissions-granted.png", full_page=True)

@@ -117,13 +117,15 @@ def test_global_and_security_administrators_change_permissions(request, who, con
     user = request.getfixturevalue(who)
     client = Client()
     client.force_login(user)
-    response = client.post(RESTORE, {"version": 1, "investigate": "on", "duration": "90"})
-    assert response.status_code == 302 and response["Location"].endswith("#provider-access")
+    # The one Access levels form grants service provider access with the first level.
+    response = client.post(LEVELS, {"version": 1, "investigate": "on", "duration": "90"})
+    assert response.status_code == 302 and response["Location"] == INDEX
     state = access_levels_state(tenant=contoso)
     assert state.provider_access_granted and state.investigate
     assert state.grants["investigate"].days_left == 90
     assert AuditEvent.objects.filter(actor=user, action="permissions.level_granted").count() == 1
     page = client.get(INDEX)
+    assert b"Service provider access granted to Microsoft Defender Experts" in page.content
     assert b"Access level Investigate incidents and guide my responses (Security Reader) granted" in page.content
 
 
@@ -180,9 +182,11 @@ def test_the_page_uses_the_seed_words(login, contoso, admin):
 
 def test_pending_access_is_explained_and_offers_a_grant_with_investigate_preselected(login, contoso, admin):
     page = login(admin).get(INDEX).content.decode()
-    assert "Not granted yet" in page and "Grant service provider access" in page
-    assert 'data-level="investigate" id="restore_investigate" checked>' in page
-    assert 'data-level="respond" id="restore_respond">' in page
+    assert "Not granted yet" in page
+    assert "granted together with the access levels you choose" in page
+    assert 'data-level="investigate" id="levels_investigate" checked>' in page
+    assert 'data-level="respond" id="levels_respond">' in page
+    assert f'action="{LEVELS}"' in page and ">Grant access</button>" in page
     assert 'data-state="none"' in page
 
 
@@ -298,9 +302,14 @@ def test_renewal_over_http(login, contoso, admin):
     )
     assert response.status_code == 302
     grant.refresh_from_db()
-    assert grant.ends_at.date() == end + timedelta(days=1)
+    # Access lasts through the chosen day (UTC), so the end date shown is the one chosen.
+    assert grant.ends_at.date() == end and (grant.ends_at.hour, grant.ends_at.minute) == (23, 59)
+    assert f"{end:%-d %b %Y}, 23:59" in client.get(INDEX).content.decode()
     # Renewing to an earlier date is refused with a message, not a 500.
-    response = client.post(reverse("permissions:renew", args=[grant.pk]), {"version": v + 1, "duration": "30"})
+    earlier = (timezone.now() + timedelta(days=100)).date().isoformat()
+    response = client.post(
+        reverse("permissions:renew", args=[grant.pk]), {"version": v + 1, "duration": "custom", "custom_end": earlier}
+    )
     assert response.status_code == 400 and b"later than the current one" in response.content
 
 
@@ -470,3 +479,159 @@ def test_restoring_access_that_is_already_active_explains_why(login, contoso, ad
     state = _grant(contoso, admin)
     response = login(admin).post(RESTORE, {"version": state.version, "investigate": "on", "duration": "180"})
     assert response.status_code == 400 and b"already active" in response.content
+
+
+# --- one clear way to grant each level ----------------------------------------------------------
+
+
+def _controls(body: str) -> tuple[int, int, int]:
+    return body.count('name="investigate"'), body.count('name="respond"'), body.count("<form")
+
+
+def test_each_state_has_exactly_one_control_per_access_level(login, contoso, admin):
+    client = login(admin)
+    # Not granted yet: the Access levels form grants service provider access too.
+    body = client.get(INDEX).content.decode()
+    assert _controls(body)[:2] == (1, 1)
+    assert f'action="{RESTORE}"' not in body
+    state = _grant(contoso, admin)
+    body = client.get(INDEX).content.decode()
+    assert _controls(body)[:2] == (1, 1) and ">Save</button>" in body and ">Grant access</button>" not in body
+    # Removed: the same single form restores, posting to restore.
+    from permissions.services import provider_access_remove
+
+    provider_access_remove(tenant=contoso, acting_user=admin, expected_version=state.version)
+    body = client.get(INDEX).content.decode()
+    assert _controls(body)[:2] == (1, 1)
+    assert f'action="{RESTORE}"' in body and ">Restore service provider access</button>" in body
+    assert f'action="{LEVELS}"' not in body
+    assert "Any administrator can restore access without asking the provider" in body
+
+
+def test_the_duration_is_offered_only_while_a_level_can_still_be_granted(login, contoso, admin):
+    _grant(contoso, admin)
+    client = login(admin)
+    body = client.get(INDEX).content.decode()
+    # Respond is off: the Access levels form offers a duration for it (plus one renew form).
+    assert body.count('name="duration"') == 2 and "How long newly granted access lasts" in body
+    _grant(contoso, admin, respond=True)
+    body = client.get(INDEX).content.decode()
+    # Both on: only the two renew forms carry a duration.
+    assert body.count('name="duration"') == 2 and "How long newly granted access lasts" not in body
+    assert body.count('<form method="post" action="/settings/defender-experts/permissions/grants/') == 2
+    # Saving without a duration (it was hidden) keeps working.
+    v = access_levels_state(tenant=contoso).version
+    response = client.post(LEVELS, {"version": v, "investigate": "on", "respond": "on"})
+    assert response.status_code == 302
+
+
+def test_granting_nothing_while_pending_is_an_error_not_a_silent_success(login, contoso, admin):
+    response = login(admin).post(LEVELS, {"version": 1, "duration": "180"})
+    assert response.status_code == 400
+    assert b"Turn on at least one access level to grant service provider access." in response.content
+    assert not ServiceProviderAccess.objects.filter(state=AccessState.ACTIVE).exists()
+
+
+def test_restore_validation_errors_come_back_on_the_one_levels_form(login, contoso, admin):
+    from permissions.services import provider_access_remove
+
+    state = _grant(contoso, admin)
+    provider_access_remove(tenant=contoso, acting_user=admin, expected_version=state.version)
+    v = access_levels_state(tenant=contoso).version
+    response = login(admin).post(RESTORE, {"version": v, "investigate": "on", "duration": "custom"})
+    assert response.status_code == 400
+    body = response.content.decode()
+    assert "Choose the end date" in body and body.count('name="investigate"') == 1
+    assert access_levels_state(tenant=contoso).removed
+
+
+def test_renewing_extends_from_the_current_end_date(login, contoso, admin):
+    _grant(contoso, admin)
+    grant = AccessGrant.objects.get()
+    before = grant.ends_at
+    client = login(admin)
+    v = access_levels_state(tenant=contoso).version
+    page = client.get(INDEX).content.decode()
+    assert f'<label for="renew{grant.pk}_duration">Extend by</label>' in page
+    response = client.post(reverse("permissions:renew", args=[grant.pk]), {"version": v, "duration": "90"})
+    assert response.status_code == 302
+    grant.refresh_from_db()
+    assert grant.ends_at == before + timedelta(days=90)
+    # Past the two-year limit: a clear message on the duration, nothing changed.
+    response = client.post(reverse("permissions:renew", args=[grant.pk]), {"version": v + 1, "duration": "365"})
+    assert response.status_code == 302
+    response = client.post(reverse("permissions:renew", args=[grant.pk]), {"version": v + 2, "duration": "365"})
+    assert response.status_code == 400
+    assert "more than two years from today" in response.content.decode()
+    grant.refresh_from_db()
+    assert grant.ends_at == before + timedelta(days=90 + 365)
+
+
+# --- the requester's address on every audit row -------------------------------------------------
+
+IP = "203.0.113.7"
+
+
+def test_every_permission_change_records_the_requesters_ip(contoso, admin):
+    client = Client(REMOTE_ADDR=IP)
+    client.force_login(admin)
+    _reauth(client)
+
+    def v() -> int:
+        return access_levels_state(tenant=contoso).version
+
+    assert client.post(LEVELS, {"version": v(), "investigate": "on", "respond": "on"}).status_code == 302
+    assert client.post(ALL_DEVICES, {"version": v(), "confirm": "1"}).status_code == 302
+    grant = AccessGrant.objects.get(level="investigate")
+    assert (
+        client.post(reverse("permissions:renew", args=[grant.pk]), {"version": v(), "duration": "30"}).status_code
+        == 302
+    )
+    assert client.post(LEVELS, {"version": v(), "investigate": "on", "confirm": "1"}).status_code == 302
+    assert client.post(REMOVE, {"version": v(), "confirm": "1"}).status_code == 302
+    assert client.post(RESTORE, {"version": v(), "investigate": "on"}).status_code == 302
+    events = AuditEvent.objects.filter(tenant=contoso, action__startswith="permissions.")
+    actions = set(events.values_list("action", flat=True))
+    assert actions >= {
+        "permissions.provider_access_granted",
+        "permissions.level_granted",
+        "permissions.all_devices_changed",
+        "permissions.level_renewed",
+        "permissions.level_revoked",
+        "permissions.provider_access_removed",
+        "permissions.provider_access_restored",
+    }
+    assert set(events.values_list("ip_address", flat=True)) == {IP}
+    assert set(events.values_list("actor", flat=True)) == {admin.pk}
+    # The address is in the CSV export too.
+    rows = b"".join(client.get(reverse("audit:export"), {"category": "permissions"}).streaming_content).decode()
+    assert rows.count(IP) == events.count()
+
+
+# --- end dates and days left do not depend on the time zone -----------------------------------
+
+
+@pytest.mark.parametrize("zone", ["Pacific/Kiritimati", "America/Los_Angeles", "UTC"])
+def test_end_dates_and_days_left_read_the_same_in_every_time_zone(login, contoso, admin, zone):
+    """End dates are shown in UTC (and say so) and days left count whole 24-hour periods from now,
+    so an admin's or the server's time zone never shifts them by a day."""
+    from datetime import UTC, datetime
+
+    import time_machine
+
+    now = datetime(2026, 3, 10, 22, 30, tzinfo=UTC)  # already 11 March in Kiritimati, still 10 March in LA
+    with time_machine.travel(now, tick=False):
+        access_levels_set(
+            tenant=contoso,
+            acting_user=admin,
+            investigate=True,
+            respond=False,
+            expected_version=1,
+            ends_at=datetime(2026, 3, 31, 23, 59, 59, 999999, tzinfo=UTC),
+        )
+        with timezone.override(zone):
+            body = login(admin).get(INDEX).content.decode()
+    assert "Ends on 31 Mar 2026 · 22 days left" in body
+    assert "31 Mar 2026, 23:59</span>" in body and "Ends (UTC)" in body
+    assert 'data-testid="days-left-investigate">22 days left' in body
+    assert "granted 10 Mar 2026" in body

@@ -34,11 +34,24 @@
     return (respWas && !resp.checked) || ((invWas || respWas) && !inv.checked && !resp.checked);
   }
 
+  // The duration applies only to levels being newly turned on, so it is shown
+  // only then (without this file it is always shown and simply unused).
+  function syncNewGrant(form) {
+    var box = form.querySelector("[data-new-grant-only]");
+    if (!box) return;
+    var adding = ["investigate", "respond"].some(function (level) {
+      var input = form.querySelector("input[data-level='" + level + "']");
+      return input && input.checked && form.getAttribute("data-" + level + "-was") !== "1";
+    });
+    box.classList.toggle("hidden", !adding);
+  }
+
   document.addEventListener("change", function (event) {
     var target = event.target;
     var levels = closest(target, "[data-levels-form]");
     if (levels && target.matches("input[data-level]")) {
       show(levels.querySelector("[data-confirm-box]"), levelsReduced(levels));
+      syncNewGrant(levels);
     }
     var devices = closest(target, "[data-all-devices-form]");
     if (devices && target.type === "checkbox") {
@@ -76,6 +89,7 @@
         var resp = form.querySelector("input[data-level='respond']");
         if (inv) inv.checked = form.getAttribute("data-investigate-was") === "1";
         if (resp) resp.checked = form.getAttribute("data-respond-was") === "1";
+        syncNewGrant(form);
       } else if (form.hasAttribute("data-all-devices-form")) {
         var box = form.querySelector("input[type='checkbox']");
         if (box) box.checked = form.getAttribute("data-was") === "1";
@@ -86,6 +100,7 @@
 
   function init(root) {
     root.querySelectorAll("[data-duration]").forEach(syncDuration);
+    root.querySelectorAll("[data-levels-form]").forEach(syncNewGrant);
   }
   document.addEventListener("DOMContentLoaded", function () { init(document); });
   document.addEventListener("htmx:afterSettle", function (event) {
