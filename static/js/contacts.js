@@ -63,8 +63,9 @@
     }
     this.active = -1;
     this.input.removeAttribute("aria-activedescendant");
-    var open = stateName !== "empty" && document.activeElement === this.input;
-    this.setOpen(open || (announce && stateName !== "empty"));
+    // Results that arrive after the admin tabbed away are announced but stay
+    // closed (focusing the field again opens them).
+    this.setOpen(stateName !== "empty" && document.activeElement === this.input);
     if (announce && this.status) this.status.textContent = statusText(stateName, count);
   };
 
@@ -73,6 +74,15 @@
       this.popup.querySelector("[data-picker-state]").getAttribute("data-picker-state") !== "empty";
     open = open && hasContent;
     this.popup.hidden = !open;
+    if (!open) {
+      // Never point assistive technology at an option in a hidden list.
+      this.input.removeAttribute("aria-activedescendant");
+      this.options().forEach(function (li) {
+        li.classList.remove("is-active");
+        li.setAttribute("aria-selected", "false");
+      });
+      this.active = -1;
+    }
     this.input.setAttribute("aria-expanded", open && this.options().length ? "true" : "false");
   };
 
@@ -173,21 +183,38 @@
     input.addEventListener("focus", function () {
       if (!self.entry.value) self.setOpen(true);
     });
-    // Mouse: choose on mousedown so the input keeps focus.
+    // Mouse: choose on mousedown so the input keeps focus (and the list
+    // doesn't close on blur first); a click elsewhere in the list also keeps it.
     this.popup.addEventListener("mousedown", function (event) {
-      var li = event.target.closest("li[data-value]");
-      if (!li) return;
       event.preventDefault();
-      self.choose(li);
+      var li = event.target.closest("li[data-value]");
+      if (li) self.choose(li);
     });
+    // With JavaScript the Search button searches in place, like Enter: the
+    // plain results page is for browsers without it.
+    var searchButton = this.root.querySelector("[data-picker-search]");
+    if (searchButton && window.htmx) {
+      searchButton.addEventListener("click", function (event) {
+        event.preventDefault();
+        input.focus();
+        window.htmx.trigger(input, "search");
+      });
+    }
+    // Tabbing away closes the list: left open it would cover the fields
+    // below it (the phone number and Add in the guide's narrower column).
+    input.addEventListener("blur", function () { self.setOpen(false); });
     document.addEventListener("click", function (event) {
       if (!self.root.contains(event.target)) self.setOpen(false);
     });
     this.popup.addEventListener("htmx:afterSwap", function () { self.refresh(true); });
-    if (this.type && this.phone) {
-      var syncPhone = function () { self.phone.hidden = self.type.value === "service_review"; };
-      this.type.addEventListener("change", syncPhone);
-      syncPhone();
+    if (this.type) {
+      var helps = this.root.querySelectorAll("[data-type-help]");
+      var syncType = function () {
+        if (self.phone) self.phone.hidden = self.type.value === "service_review";
+        helps.forEach(function (p) { p.hidden = p.getAttribute("data-type-help") !== self.type.value; });
+      };
+      this.type.addEventListener("change", syncType);
+      syncType();
     }
   };
 
