@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 from django.db.models import Q, QuerySet
-from django.utils import timezone
 
 from audit.models import AuditEvent
 from tenancy.models import Tenant
@@ -35,7 +34,11 @@ class AuditFilters:
 
 
 def audit_events(*, tenant: Tenant, filters: AuditFilters) -> QuerySet[AuditEvent]:
-    """The tenant's events, newest first, narrowed by the filters (never another tenant's)."""
+    """The tenant's events, newest first, narrowed by the filters (never another tenant's).
+
+    From/To are UTC days, like the page's "Time (UTC)" column and the CSV's
+    ``time_utc``, so a filtered day holds exactly the rows shown with that date.
+    """
     qs = AuditEvent.objects.for_tenant(tenant)
     if filters.category:
         qs = qs.filter(action__startswith=f"{filters.category}.")
@@ -47,10 +50,10 @@ def audit_events(*, tenant: Tenant, filters: AuditFilters) -> QuerySet[AuditEven
         qs = qs.filter(Q(summary__icontains=filters.q) | Q(target_id=filters.q))
     if filters.date_from:
         qs = qs.filter(
-            created_at__gte=datetime.combine(filters.date_from, time.min, tzinfo=timezone.get_current_timezone())
+            created_at__gte=datetime.combine(filters.date_from, time.min, tzinfo=UTC)
         )
     if filters.date_to:
-        end = datetime.combine(filters.date_to + timedelta(days=1), time.min, tzinfo=timezone.get_current_timezone())
+        end = datetime.combine(filters.date_to + timedelta(days=1), time.min, tzinfo=UTC)
         qs = qs.filter(created_at__lt=end)
     return qs.order_by("-created_at", "-id")
 

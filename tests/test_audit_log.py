@@ -151,3 +151,27 @@ def test_htmx_filtering_swaps_only_the_results(login, admin, history):
     body = response.content.decode()
     assert body.lstrip().startswith('<div id="audit-results">') and "<html" not in body
     assert "export.csv?category=permissions" in body
+
+
+def test_the_page_shows_where_a_change_came_from(login, contoso, admin):
+    audit_record(
+        tenant=contoso, acting_user=admin, action="permissions.level_granted", summary="x", ip_address="203.0.113.9"
+    )
+    body = login(admin).get(LOG).content.decode()
+    assert '<span class="muted audit-ip">from 203.0.113.9</span>' in body
+
+
+@pytest.mark.parametrize("zone", ["Pacific/Kiritimati", "America/Los_Angeles"])
+def test_day_filters_and_times_are_utc_whatever_the_active_time_zone(login, contoso, admin, zone):
+    from datetime import UTC, datetime
+
+    import time_machine
+
+    # 23:30 UTC on 10 March: 11 March in Kiritimati, still 10 March (15:30) in Los Angeles.
+    with time_machine.travel(datetime(2026, 3, 10, 23, 30, tzinfo=UTC), tick=False):
+        audit_record(tenant=contoso, acting_user=admin, action="contacts.added", summary="Late change")
+    client = login(admin)
+    with timezone.override(zone):
+        body = client.get(LOG, {"from": "2026-03-10", "to": "2026-03-10"}).content.decode()
+        assert "1 event matches" in body and "2026-03-10 23:30:00" in body
+        assert "0 events" in client.get(LOG, {"from": "2026-03-11"}).content.decode()
