@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-CATALOGUE_VERSION = "2026.11.1"
+CATALOGUE_VERSION = "2026.11.2"
 
 MDE = "Microsoft Defender for Endpoint"
 MDI = "Microsoft Defender for Identity"
@@ -56,6 +56,8 @@ class Entry:
     required: bool
     rule: Rule
     fix: Fix
+    # What the rule measures, shown in the opened row when it can't list the affected items itself.
+    measured: str = ""
 
     @property
     def product_slug(self) -> str:
@@ -222,10 +224,18 @@ ENTRIES: tuple[Entry, ...] = (
         why_it_matters=(
             "Service provider access to your tenant uses cross-tenant access settings, which need Entra ID P1 or P2."
         ),
-        how_to_fix="Buy or assign enough Entra ID P1 or P2 licences for your enabled users.",
+        how_to_fix=(
+            "Add Entra ID P1 or P2 seats until they cover your enabled users, or disable the accounts that are no "
+            "longer used."
+        ),
         required=True,
         rule=Rule("licence_covers_enabled_users", {"products": ["entra_p1", "entra_p2"]}),
         fix=Fix("environment:licences", "", "Review licences"),
+        measured=(
+            "The purchased Entra ID P1 and P2 seats (added together) against the number of enabled users in your "
+            "directory. Licences are counted as seats, not as assignments to named users, so the assessment can't "
+            "tell which users are without one and lists none."
+        ),
     ),
     Entry(
         key="entra.provider_access",

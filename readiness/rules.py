@@ -156,8 +156,11 @@ def _licence_covers_enabled_users(facts: EnvironmentFacts, params: dict[str, Any
     seats = sum(facts.seats.get(p, 0) for p in params["products"])
     users = facts.enabled_users
     if seats >= users:
-        return RuleResult(MET, f"{seats:,} licences cover all {users:,} enabled users.", users, users)
-    detail = f"{seats:,} licences for {users:,} enabled users; {users - seats:,} more are needed."
+        return RuleResult(MET, f"{seats:,} Entra ID P1 or P2 licences cover all {users:,} enabled users.", users, users)
+    detail = (
+        f"{seats:,} Entra ID P1 or P2 licences for {users:,} enabled users: {users - seats:,} more "
+        f"licence{'s are' if users - seats != 1 else ' is'} needed, or as many accounts disabled."
+    )
     return RuleResult(PARTIAL if seats else UNMET, detail, seats, users)
 
 

@@ -10,7 +10,15 @@ from django.core.paginator import Page, Paginator
 from django.db.models import Max, OuterRef, Q, QuerySet, Subquery
 from django.utils import timezone
 
-from environment.models import AntivirusMode, Device, DirectoryUser, DomainController, OnboardingState, SecuritySetting
+from environment.models import (
+    AntivirusMode,
+    Device,
+    DirectoryUser,
+    DomainController,
+    Licence,
+    OnboardingState,
+    SecuritySetting,
+)
 from readiness.catalogue import ENTRIES, PRODUCTS, Entry
 from readiness.models import ActionState, ActionStatus, ReadinessState, RefreshRun, Regression, Snapshot
 from tenancy.models import Tenant
@@ -141,22 +149,23 @@ def action_rows(*, tenant: Tenant, state: ReadinessState) -> list[ActionRow]:
             detail=a.detail if a else "",
         )
         if a is not None:
-            source = _source_of(entry)
-            seen = changed.get(source)
-            row.pending_change = seen is not None and seen > a.last_checked_at
+            seen = [changed[source] for source in _sources_of(entry) if source in changed]
+            row.pending_change = any(when > a.last_checked_at for when in seen)
         rows.append(row)
     return rows
 
 
-def _source_of(entry: Entry) -> str:
+def _sources_of(entry: Entry) -> tuple[str, ...]:
+    """The parts of the environment an entry's rule reads (for "changed since the last check")."""
     rule = entry.rule
     if rule.type == "setting_in":
-        return "setting:" + rule.params["key"]
+        return ("setting:" + rule.params["key"],)
     return {
-        "device_ratio": "devices",
-        "dc_sensor_coverage": "domain_controllers",
-        "licence_covers_enabled_users": "users",
-    }.get(rule.type, "")
+        "device_ratio": ("devices",),
+        "dc_sensor_coverage": ("domain_controllers",),
+        # Enabled users against seats: enabling a user and changing the seats both count.
+        "licence_covers_enabled_users": ("users", "licences"),
+    }.get(rule.type, ())
 
 
 def _changes_since(*, tenant: Tenant) -> dict[str, datetime]:
@@ -178,11 +187,19 @@ def _changes_since(*, tenant: Tenant) -> dict[str, datetime]:
             latest_user=Subquery(
                 DirectoryUser.objects.filter(tenant=OuterRef("pk")).order_by("-updated_at").values("updated_at")[:1]
             ),
+            latest_licence=Subquery(
+                Licence.objects.filter(tenant=OuterRef("pk")).order_by("-updated_at").values("updated_at")[:1]
+            ),
         )
-        .values("latest_device", "latest_dc", "latest_user")
+        .values("latest_device", "latest_dc", "latest_user", "latest_licence")
         .first()
     ) or {}
-    names = {"latest_device": "devices", "latest_dc": "domain_controllers", "latest_user": "users"}
+    names = {
+        "latest_device": "devices",
+        "latest_dc": "domain_controllers",
+        "latest_user": "users",
+        "latest_licence": "licences",
+    }
     for name, value in latest.items():
         if value is not None:
             sources[names[name]] = value

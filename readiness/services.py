@@ -336,6 +336,8 @@ def _apply(*, state: ReadinessState, tenant: Tenant, facts: EnvironmentFacts, no
     ):
         setattr(state, name, getattr(facts, name))
     statuses = {row.key: row.status for row in [*to_create, *to_update]}
+    # What each rule found this time ("Tamper protection is Off; it needs to be On."), for regression emails.
+    details = {row.key: row.detail for row in [*to_create, *to_update]}
     required_done = all(statuses.get(e.key) == ActionState.COMPLETED for e in ENTRIES if e.required)
     ready = required_done and state.devices_target_met and state.identities_target_met
     if ready and not state.is_ready:
@@ -364,7 +366,13 @@ def _apply(*, state: ReadinessState, tenant: Tenant, facts: EnvironmentFacts, no
         is_ready=ready,
     )
     return _review_regressions(
-        tenant=tenant, state=state, previous=previous, previous_status=previous_status, statuses=statuses, now=now
+        tenant=tenant,
+        state=state,
+        previous=previous,
+        previous_status=previous_status,
+        statuses=statuses,
+        details=details,
+        now=now,
     )
 
 
@@ -379,6 +387,7 @@ def _review_regressions(
     previous: dict[str, Any],
     previous_status: dict[str, str],
     statuses: dict[str, str],
+    details: dict[str, str],
     now: datetime,
 ) -> int:
     """Open a regression (and queue one email) for each thing that got worse; close fixed ones."""
@@ -388,6 +397,7 @@ def _review_regressions(
     resolved: list[int] = []
     opened: list[Regression] = []
     reviewing = tenant.service_phase in REVIEWED_PHASES and previous["refreshed"]
+
     for key, status in statuses.items():
         if key in open_regressions and status == ActionState.COMPLETED:
             resolved.append(open_regressions[key].pk)
@@ -402,8 +412,10 @@ def _review_regressions(
                 Regression(
                     tenant=tenant,
                     key=key,
-                    title=f"{entry.title}: no longer completed",
-                    detail=f"This action was completed and is now {ActionState(status).label}.",
+                    title=f"“{entry.title}” is no longer completed",
+                    detail=(
+                        f"Its status changed from Completed to {ActionState(status).label}. {details.get(key, '')}"
+                    ).strip()[:500],
                     detected_at=now,
                 )
             )
@@ -462,11 +474,32 @@ def _notify_regressions(*, tenant: Tenant, regressions: list[Regression]) -> Non
             tenant=tenant,
             kind="readiness.regression",
             to=recipients,
-            subject=f"Defender Experts readiness changed: {regression.title}",
+            subject=f"Your Defender Experts readiness has changed: {regression.title}",
             template="readiness/emails/regression",
-            context={"regression": regression},
+            context={"regression": regression, **_regression_links(regression)},
             dedupe_key=f"readiness.regression:{regression.pk}",
         )
+
+
+def _regression_links(regression: Regression) -> dict[str, Any]:
+    """What the email says to do: the catalogue's "How to fix it" and a link to the row or list."""
+    from django.urls import reverse
+
+    from readiness.catalogue import ENTRIES_BY_KEY
+
+    entry = ENTRIES_BY_KEY.get(regression.key)
+    if entry is not None:
+        anchor = "#action-" + entry.key.replace(".", "-")
+        return {"how_to_fix": entry.how_to_fix, "link": reverse("readiness:service_status") + anchor}
+    if regression.key == "assets.devices":
+        return {
+            "how_to_fix": "Onboard the new devices to Defender for Endpoint and set Defender Antivirus to active mode.",
+            "link": reverse("readiness:devices", args=["unprotected"]),
+        }
+    return {
+        "how_to_fix": "Install Defender for Identity sensors on the domain controllers that authenticate them.",
+        "link": reverse("readiness:identities", args=["unprotected"]),
+    }
 
 
 # --- Request refresh --------------------------------------------------------------------
@@ -555,15 +588,30 @@ def readiness_start_monitoring(*, tenant: Tenant, acting_user: User, reason: str
 
 
 def _not_met_summary(state: ReadinessState) -> str:
+    """What stands between the tenant and readiness: required actions and asset targets (one query)."""
     if not state.has_refreshed:
         return "the first assessment hasn't run yet."
+    from readiness.catalogue import ENTRIES
+
+    required = [e.key for e in ENTRIES if e.required]
+    left = (
+        ActionStatus.objects.filter(tenant_id=state.tenant_id, key__in=required)
+        .exclude(status=ActionState.COMPLETED)
+        .count()
+    )
     parts = []
-    if state.actions_complete_now or state.actions_in_progress:
-        left = state.actions_total - state.actions_completed
-        parts.append(f"{left} of {state.actions_total} actions aren't completed")
-    if not state.devices_target_met:
+    if left:
+        parts.append(
+            f"{left} of {len(required)} actions with the Complete now priority "
+            f"{'is' if left == 1 else 'are'}n't completed"
+        )
+    if not state.devices_target:
+        parts.append("no Defender for Endpoint licences set a device target")
+    elif not state.devices_target_met:
         parts.append(f"{state.devices_to_protect:,} more devices to protect")
-    if not state.identities_target_met:
+    if not state.identities_target:
+        parts.append("no Defender for Identity licences set an identity target")
+    elif not state.identities_target_met:
         parts.append(f"{state.identities_to_protect:,} more identities to protect")
     return (", ".join(parts) or "required actions aren't completed") + "."
 

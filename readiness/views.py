@@ -17,7 +17,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
 from readiness import presenters
-from readiness.catalogue import PRODUCTS
+from readiness.catalogue import ENTRIES, PRODUCTS
 from readiness.exceptions import ReadinessError
 from readiness.models import ActionState, RunOutcome
 from readiness.selectors import (
@@ -108,6 +108,11 @@ def _page_context(request: HttpRequest) -> dict[str, Any]:
     points = history(tenant=tenant)
     pending_change = state.environment_seen_at is not None and tenant.environment_changed_at > state.environment_seen_at
     now = timezone.now()
+    # A change is picked up at change time + this tenant's delay; the sweep only writes that into
+    # next_refresh_at on its next pass, so the page works it out itself rather than show tomorrow's date.
+    next_check_at = state.next_refresh_at
+    if pending_change:
+        next_check_at = min(next_check_at, tenant.environment_changed_at + state.delay)
     return {
         "nav": "service_status",
         "tenant": tenant,
@@ -118,6 +123,7 @@ def _page_context(request: HttpRequest) -> dict[str, Any]:
         "statuses": ActionState.choices,
         "products": PRODUCTS,
         "donut": presenters.donut(all_rows),
+        "catalogue_size": len(ENTRIES),
         "banner": presenters.phase_banner(tenant, state),
         "access_health": _access_health(tenant),
         "chart": history_chart(points),
@@ -130,7 +136,8 @@ def _page_context(request: HttpRequest) -> dict[str, Any]:
             state.refresh_requested_at
             and (state.last_refreshed_at is None or state.refresh_requested_at >= state.last_refreshed_at)
         ),
-        "next_refresh_overdue": state.next_refresh_at <= now,
+        "next_check_at": next_check_at,
+        "next_refresh_overdue": next_check_at <= now,
         "filtered": bool(params["status"] or params["product"]),
         "export_query": urlencode({k: v for k, v in params.items() if v}),
     }

@@ -230,3 +230,38 @@ def test_sdm_starts_the_monitoring_phase(
     expect(page.get_by_test_id("phase")).to_have_text("Monitoring")
     axe_check(page)
     page.screenshot(path=f"{screenshot_dir}/readiness-provider-tenant.png", full_page=True)
+
+
+def test_actions_table_fits_its_card_at_1280px_with_rows_open(
+    page: Page, live_server: Any, browser_login: Any, admin: Any, demo: ReadinessState, screenshot_dir: str
+) -> None:
+    """Opened rows (with their lists of affected devices and domain controllers) wrap inside the title
+    column: the table never scrolls sideways and "Last status change" is never clipped at 1280 px."""
+    page.set_viewport_size({"width": 1280, "height": 900})
+    browser_login(admin)
+    open_page(page, live_server, "?sort=changed&dir=desc")  # the sort arrow widens the last header
+    for key in ("mde-av_active", "mdi-sensors", "entra-licences"):
+        page.locator(f"#action-{key} summary").click()
+    expect(page.locator("#action-mde-av_active .readiness-embedded")).to_contain_text("Page 1 of")
+    expect(page.locator("#action-mdi-sensors .readiness-embedded table")).to_be_visible()
+    expect(page.get_by_test_id("measured-entra.licences")).to_be_visible()
+    sizes = page.evaluate(
+        """() => {
+          const wrap = document.querySelector('#actions-section > .table-wrap');
+          const right = wrap.getBoundingClientRect().right;
+          const cells = [...wrap.querySelectorAll('thead th, tbody > tr > td')];
+          return {
+            client: wrap.clientWidth, scroll: wrap.scrollWidth,
+            overflowing: cells.filter(c => c.getBoundingClientRect().right > right + 0.5 || c.scrollWidth > c.clientWidth + 1)
+                              .map(c => c.textContent.trim().slice(0, 40)),
+            inner: [...wrap.querySelectorAll('.readiness-affected .table-wrap')].map(w => w.scrollWidth - w.clientWidth),
+          };
+        }"""
+    )
+    assert sizes["scroll"] <= sizes["client"], sizes
+    assert sizes["overflowing"] == [], sizes
+    assert sizes["inner"] and all(extra <= 0 for extra in sizes["inner"]), sizes
+    header = page.locator("#sort-changed")
+    header.scroll_into_view_if_needed()
+    expect(header).to_be_in_viewport(ratio=1)  # wholly visible: not clipped on the right
+    page.locator("#actions-section").screenshot(path=f"{screenshot_dir}/readiness-actions-1280.png")

@@ -13,6 +13,7 @@ import time_machine
 from django.db import OperationalError, connection, connections
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
+from django.utils.html import escape
 
 from audit.models import AuditEvent
 from environment import services as env
@@ -526,3 +527,61 @@ def test_history_chart_has_one_point_per_refresh(contoso: Tenant) -> None:
         assert all(chart.pad_left <= p.x <= chart.width - chart.pad_right for p in series["points"])
     assert chart.xlabels[0]["anchor"] == "start" and chart.xlabels[-1]["anchor"] == "end"
     assert len(chart.rows) == 12
+
+
+# --- Review round: what the messages say ---------------------------------------------------------------
+
+
+def test_refusal_names_what_blocks_readiness(contoso: Tenant, admin: Any, sdm: Any) -> None:
+    make_ready(contoso, admin)
+    # Two required actions undone, one recommended undone (which doesn't block readiness), 10 devices short.
+    env.security_setting_set(tenant=contoso, acting_user=admin, key="mde.tamper_protection", value="off")
+    env.security_setting_set(tenant=contoso, acting_user=admin, key="purview.unified_audit_log", value="off")
+    env.security_setting_set(tenant=contoso, acting_user=admin, key="mdo.safe_links", value="off")
+    factories.devices(contoso, 10, onboarded=False)
+    env.licence_set_seats(tenant=contoso, acting_user=admin, product="mde_p2", seats=210)
+    refresh(contoso)
+    _preparing(contoso)
+    required = sum(1 for e in catalogue.ENTRIES if e.required)
+    with pytest.raises(ReadinessNotMet) as exc:
+        readiness_start_monitoring(tenant=contoso, acting_user=sdm, reason="   ")
+    message = exc.value.message
+    assert f"2 of {required} actions with the Complete now priority aren't completed" in message
+    assert "10 more devices to protect" in message and "identities" not in message
+    assert message.endswith("Give a reason to start the monitoring phase anyway.")
+
+
+def test_refusal_without_licences_says_there_is_no_target(contoso: Tenant, sdm: Any) -> None:
+    seed_environment(contoso, devices=20, device_seats=0)
+    refresh(contoso)
+    _preparing(contoso)
+    with pytest.raises(ReadinessNotMet) as exc:
+        readiness_start_monitoring(tenant=contoso, acting_user=sdm)
+    assert "no Defender for Endpoint licences set a device target" in exc.value.message
+    assert "0 more devices" not in exc.value.message
+
+
+def test_regression_email_says_what_changed_and_how_to_fix_it(contoso: Tenant, admin: Any) -> None:
+    make_ready(contoso, admin)
+    refresh(contoso)
+    Tenant.objects.filter(pk=contoso.pk).update(service_phase=ServicePhase.ACTIVE)
+    env.security_setting_set(tenant=contoso, acting_user=admin, key="mde.tamper_protection", value="off")
+    factories.devices(contoso, 3, onboarded=False)
+    refresh(contoso)
+    mails = {m.subject: m for m in OutboxMessage.objects.filter(tenant=contoso, kind="readiness.regression")}
+    assert set(mails) == {
+        "Your Defender Experts readiness has changed: “Turn on tamper protection” is no longer completed",
+        "Your Defender Experts readiness has changed: 3 new unprotected devices",
+    }
+    setting = mails["Your Defender Experts readiness has changed: “Turn on tamper protection” is no longer completed"]
+    entry = catalogue.ENTRIES_BY_KEY["mde.tamper_protection"]
+    text = setting.text_body
+    assert "Its status changed from Completed to Complete now. Tamper protection is Off; it needs to be On." in text
+    assert f"How to fix it: {entry.how_to_fix}" in text
+    assert "/settings/defender-experts/service-status/#action-mde-tamper_protection" in text
+    assert "is now Complete now" not in text  # the old, confusing wording
+    assert escape(entry.how_to_fix) in setting.html_body and "Review it in Service status" in setting.html_body
+    devices = mails["Your Defender Experts readiness has changed: 3 new unprotected devices"]
+    assert "3 devices are now unprotected, up from 0." in devices.text_body
+    assert "/settings/defender-experts/service-status/devices/unprotected/" in devices.text_body
+    assert "Onboard the new devices" in devices.text_body

@@ -195,7 +195,7 @@ def test_constant_query_count_from_1500_to_100000_devices(
     client = login(admin)
     client.get(URL)  # warm the session
     # session, user, provider-staff and membership lookups (4); readiness state (1);
-    # action statuses (1); change detection (2: latest device/DC/user change in one
+    # action statuses (1); change detection (2: latest device/DC/user/licence change in one
     # statement, settings); access health (1, Permissions); history (1); open
     # regressions (1); the organisation switcher's membership count in base.html (1).
     with django_assert_num_queries(12) as small:
@@ -404,3 +404,80 @@ def test_runs_filter_by_organization(login: Any, sdm: Any, contoso: Tenant, fabr
     html = login(sdm).get(reverse("readiness_provider:runs"), {"tenant": fabrikam.pk}).content.decode()
     body = html.split("<tbody>")[1].split("</tbody>")[0]
     assert "Fabrikam" in body and "Contoso" not in body
+
+
+# --- Review round: first run, pending changes, what the Entra ID licences action measures ---------------
+
+
+def test_first_run_shows_no_made_up_figures(login: Any, admin: Any, contoso: Tenant) -> None:
+    seed_environment(contoso, devices=40)
+    html = login(admin).get(URL).content.decode()
+    assert 'data-testid="first-run"' in html and "usually ready within a few minutes" in html
+    # Before the first assessment there are no figures: no zero donut, no "0 protected" against a 0 target.
+    assert 'data-testid="actions-not-assessed"' in html and f"The {len(ENTRIES)} actions" in html
+    assert 'data-testid="assets-not-assessed"' in html
+    assert 'data-testid="devices-protected"' not in html and 'data-testid="count-completed"' not in html
+    assert "The next refresh is running now" not in html
+    # The ways to act are still offered.
+    assert "onboard more devices" in html and "install more Defender for Identity sensors" in html
+    refresh(contoso)
+    html = login(admin).get(URL).content.decode()
+    assert 'data-testid="first-run"' not in html and 'data-testid="devices-protected"' in html
+
+
+def test_change_is_expected_at_change_time_plus_the_tenants_delay(login: Any, admin: Any, contoso: Tenant) -> None:
+    from datetime import timedelta
+
+    from django.utils.dateformat import format as date_format
+
+    from environment import services as env
+
+    seed_environment(contoso, devices=30)
+    state = refresh(contoso)
+    client = login(admin)
+    daily = timezone.localtime(state.next_refresh_at)
+    assert f">{date_format(daily, 'd M Y H:i')} UTC<" in client.get(URL).content.decode()
+    ReadinessState.objects.filter(pk=state.pk).update(delay=timedelta(minutes=40))
+    env.security_setting_set(tenant=contoso, acting_user=admin, key="purview.unified_audit_log", value="on")
+    changed_at = Tenant.objects.get(pk=contoso.pk).environment_changed_at
+    expected = date_format(timezone.localtime(changed_at + timedelta(minutes=40)), "d M Y H:i")
+    # Before any sweep has pulled the due time in, the page already says when the change is picked up,
+    # not tomorrow's daily refresh.
+    html = client.get(URL).content.decode()
+    assert f'data-testid="next-refresh">{expected} UTC<' in html
+    assert f"once the next refresh confirms them, by {expected} UTC." in html
+    assert f"Next check due by {expected} UTC" in html
+
+
+def test_licence_seat_change_marks_the_entra_action_as_changed(login: Any, admin: Any, contoso: Tenant) -> None:
+    from environment import services as env
+    from environment.models import LicenceProduct
+
+    seed_environment(contoso, devices=30, domain_controllers=2, identities_per_dc=20, entra_seats=30)
+    refresh(contoso)
+    client = login(admin)
+    html = client.get(URL).content.decode()
+    assert 'data-testid="status-entra.licences">In progress<' in html
+    detail = html.split('data-testid="detail-entra.licences">')[1].split("</p>")[0]
+    assert "A change was seen" not in detail
+    env.licence_set_seats(tenant=contoso, acting_user=admin, product=LicenceProduct.ENTRA_ID_P1, seats=500)
+    html = client.get(URL).content.decode()
+    detail = html.split('data-testid="detail-entra.licences">')[1].split("</p>")[0]
+    assert "A change was seen in your environment; the next refresh confirms it." in detail
+
+
+def test_entra_licences_row_says_what_is_measured(login: Any, admin: Any, contoso: Tenant) -> None:
+    # 2 domain controllers x 20 identities = 40 enabled users, 30 seats.
+    seed_environment(contoso, devices=30, domain_controllers=2, identities_per_dc=20, entra_seats=30)
+    refresh(contoso)
+    html = login(admin).get(URL).content.decode()
+    detail = html.split('data-testid="detail-entra.licences">')[1].split("</p>")[0]
+    assert "30 Entra ID P1 or P2 licences for 40 enabled users: 10 more licences are needed" in detail
+    measured = html.split('data-testid="measured-entra.licences">')[1].split("</p>")[0]
+    assert "seats" in measured and "can&#x27;t tell which users are without one" in measured
+    # No list of users is pretended; the enabled users it counts are one click away.
+    link = html.split('data-testid="enabled-users-entra.licences"')[0].rsplit("<a ", 1)[1]
+    assert 'href="/environment/directory/?status=enabled"' in link
+    assert "Review the 40 enabled users in your directory" in html
+    # Only the one action that can't list what it counts carries the explanation.
+    assert html.count('data-testid="measured-') == 1
