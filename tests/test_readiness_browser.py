@@ -252,9 +252,11 @@ def test_actions_table_fits_its_card_at_1280px_with_rows_open(
           const cells = [...wrap.querySelectorAll('thead th, tbody > tr > td')];
           return {
             client: wrap.clientWidth, scroll: wrap.scrollWidth,
-            overflowing: cells.filter(c => c.getBoundingClientRect().right > right + 0.5 || c.scrollWidth > c.clientWidth + 1)
-                              .map(c => c.textContent.trim().slice(0, 40)),
-            inner: [...wrap.querySelectorAll('.readiness-affected .table-wrap')].map(w => w.scrollWidth - w.clientWidth),
+            overflowing: cells
+              .filter(c => c.getBoundingClientRect().right > right + 0.5 || c.scrollWidth > c.clientWidth + 1)
+              .map(c => c.textContent.trim().slice(0, 40)),
+            inner: [...wrap.querySelectorAll('.readiness-affected .table-wrap')]
+              .map(w => w.scrollWidth - w.clientWidth),
           };
         }"""
     )
