@@ -66,6 +66,7 @@ CONSOLE_PAGE_SIZE = 50
 # The Permissions step's button while service provider access is removed: going
 # on restores it, so the button says so (a plain "Next" never undoes a removal).
 RESTORE_LABEL = "Restore access and continue"
+CONTACTS_ANCHOR = "added-heading"
 
 
 def step_url(step: GuideStep | str) -> str:
@@ -298,7 +299,10 @@ def _contacts_context(request: HttpRequest, step: GuideStep) -> dict[str, Any]:
         "contacts": guide_contacts(tenant=request.tenant, notification_type=notification_type),  # type: ignore[attr-defined]
         "q": q,
         "results": results,
-        "next": step_url(step),
+        # Back from contacts:add (a full-page POST) at the list that just grew:
+        # keyboard users go on from there (Tab reaches the search, then Next)
+        # instead of starting again at the top of the page.
+        "next": f"{step_url(step)}#{CONTACTS_ANCHOR}",
     }
 
 

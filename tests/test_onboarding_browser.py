@@ -18,7 +18,8 @@ from tests import factories
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 LINK_RE = re.compile(r"https?://[^\s\"<]+/get-started/invitation/[^\s\"<]+/")
-STEP_URL = r"/settings/defender-experts/get-started/{}/$"
+# A step's URL; back from adding a contact it ends at the contact list (#added-heading).
+STEP_URL = r"/settings/defender-experts/get-started/{}/(#[\w-]+)?$"
 
 
 @pytest.fixture
@@ -113,6 +114,9 @@ def add_contact(page: Page, name: str, *, keyboard: bool) -> None:
         expect(page.get_by_text(f"Selected: {name}")).to_be_visible()
         page.get_by_role("button", name="Add", exact=True).click()
     expect(page.get_by_test_id("contact-list")).to_contain_text(name)
+    # Back on the step at the list that just grew, not at the top of the page.
+    expect(page).to_have_url(re.compile(r"#added-heading$"))
+    expect(page.get_by_role("heading", name=re.compile(r"contacts added$"))).to_be_focused()
 
 
 def next_step(page: Page, *, keyboard: bool) -> None:

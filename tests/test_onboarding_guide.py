@@ -260,7 +260,7 @@ def test_incident_contact_step_shows_the_note_the_picker_and_the_added_contacts(
     assert SEED_NOTE in html
     assert "Adele Vance" in html and "Not Shown Here" not in html
     assert reverse("contacts:search") in html and reverse("contacts:add") in html
-    assert f'name="next" value="{INCIDENT}"' in html
+    assert f'name="next" value="{INCIDENT}#added-heading"' in html
 
 
 def test_next_without_a_contact_asks_for_one(login, invited, admin):
@@ -278,9 +278,11 @@ def test_the_contacts_add_view_returns_to_the_step(login, invited, admin):
     person = factories.directory_user(invited, "Lynne Robbins")
     response = client.post(
         reverse("contacts:add"),
-        {"notification_type": "incident", "entry": f"user:{person.pk}", "next": INCIDENT},
+        {"notification_type": "incident", "entry": f"user:{person.pk}", "next": INCIDENT + "#added-heading"},
     )
-    assert response.status_code == 302 and response["Location"] == INCIDENT
+    assert response.status_code == 302 and response["Location"] == INCIDENT + "#added-heading"
+    # The step hands the picker that "next", so the admin lands back at the contact list.
+    assert f'name="next" value="{INCIDENT}#added-heading"' in client.get(INCIDENT).content.decode()
     assert "Lynne Robbins" in client.get(INCIDENT).content.decode()
     assert client.post(INCIDENT, {"version": version(invited)})["Location"] == REVIEW
 
