@@ -196,6 +196,14 @@ def levels(request: HttpRequest) -> HttpResponse:
             ip_address=client_ip(request),
         )
     except StaleEdit as exc:
+        cur = exc.current
+        if (
+            cur
+            and cur.provider_access_granted
+            and (cur.investigate, cur.respond) == (data["investigate"], data["respond"])
+        ):
+            # A double submit (or two admins making the same change): nothing would be overwritten.
+            return _done(request, "Access levels saved.", "#access-levels")
         return _conflict(request, exc)
     except ReauthenticationRequired:
         return _reauth(request, _choice_params(form, "levels"), "#access-levels")
@@ -205,6 +213,8 @@ def levels(request: HttpRequest) -> HttpResponse:
         # Shown at the top: the form it came from may not be on the page any more
         # (an ended grant, access removed meanwhile).
         return _render(request, status=400, notice=("error", exc.message), levels_form=form)
+    if state.version == was.version:
+        return _done(request, "Nothing changed: the access levels were already as you chose.", "#access-levels")
     if was.state == AccessState.PENDING and state.provider_access_granted:
         return _done(
             request, f"Service provider access granted to {state.provider_name}, with the access levels you chose."
@@ -229,6 +239,9 @@ def all_devices(request: HttpRequest) -> HttpResponse:
             ip_address=client_ip(request),
         )
     except StaleEdit as exc:
+        if exc.current and exc.current.all_devices == data["all_devices"]:
+            on = data["all_devices"]  # already as requested (a double submit): nothing to overwrite
+            return _done(request, f"Access security data from all devices is {'on' if on else 'off'}.", "#all-devices")
         return _conflict(request, exc)
     except AllDevicesNeedsConfirmation as exc:
         return _render(request, all_devices_form=form, confirm_all_devices=exc)
@@ -289,7 +302,9 @@ def remove(request: HttpRequest) -> HttpResponse:
             ip_address=client_ip(request),
         )
     except StaleEdit as exc:
-        return _conflict(request, exc)
+        if not (exc.current and exc.current.removed):
+            return _conflict(request, exc)
+        # Already removed (a double submit): the outcome the admin asked for.
     return _done(
         request,
         "Service provider access removed. Our experts' monitoring and response have stopped.",

@@ -200,3 +200,19 @@ def test_a_first_time_admin_grants_access_with_one_form_by_keyboard(
     expect(page.get_by_role("table", name="End dates of the access levels granted")).to_be_visible()
     axe_check(page)
     page.screenshot(path=f"{screenshot_dir}/permissions-granted.png", full_page=True)
+
+
+def test_a_reader_sees_the_page_without_any_control_to_change_it(
+    page, live_server, browser_login, contoso, admin, reader, axe_check, screenshot_dir
+):
+    _setup(contoso, admin)
+    browser_login(reader)
+    page.set_viewport_size({"width": 1280, "height": 900})
+    page.goto(f"{live_server.url}{PATH}")
+    expect(page.get_by_test_id("read-only")).to_be_visible()
+    expect(page.get_by_role("switch", name="Respond directly to active threats")).to_be_disabled()
+    expect(page.get_by_role("button")).to_have_count(1)  # Sign out only
+    expect(page.get_by_role("link", name="Remove service provider access")).to_have_count(0)
+    expect(page.get_by_role("table", name="End dates of the access levels granted")).to_be_visible()
+    axe_check(page)
+    page.screenshot(path=f"{screenshot_dir}/permissions-reader.png", full_page=True)

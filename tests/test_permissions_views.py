@@ -635,3 +635,41 @@ def test_end_dates_and_days_left_read_the_same_in_every_time_zone(login, contoso
     assert "31 Mar 2026, 23:59</span>" in body and "Ends (UTC)" in body
     assert 'data-testid="days-left-investigate">22 days left' in body
     assert "granted 10 Mar 2026" in body
+
+
+# --- double submits --------------------------------------------------------------------------------
+
+
+def test_a_double_submit_is_not_reported_as_someone_elses_change(login, contoso, admin, secadmin):
+    _grant(contoso, admin)
+    client = login(admin)
+    v = access_levels_state(tenant=contoso).version
+    # The same "turn off all devices" twice with the version the page had.
+    first = client.post(ALL_DEVICES, {"version": v, "confirm": "1"})
+    second = client.post(ALL_DEVICES, {"version": v, "confirm": "1"})
+    assert first.status_code == second.status_code == 302
+    assert AuditEvent.objects.filter(action="permissions.all_devices_changed").count() == 1
+    # The same levels twice: the second finds them already so.
+    v = access_levels_state(tenant=contoso).version
+    _reauth(client)
+    assert client.post(LEVELS, {"version": v, "investigate": "on", "respond": "on"}).status_code == 302
+    assert client.post(LEVELS, {"version": v, "investigate": "on", "respond": "on"}).status_code == 302
+    assert AuditEvent.objects.filter(action="permissions.level_granted", after__level="respond").count() == 1
+    # Remove twice.
+    v = access_levels_state(tenant=contoso).version
+    assert client.post(REMOVE, {"version": v, "confirm": "1"}).status_code == 302
+    assert client.post(REMOVE, {"version": v, "confirm": "1"}).status_code == 302
+    assert AuditEvent.objects.filter(action="permissions.provider_access_removed").count() == 1
+    # A stale form asking for something different is still a conflict, with nothing overwritten.
+    response = client.post(RESTORE, {"version": v, "investigate": "on"})
+    assert response.status_code == 409 and access_levels_state(tenant=contoso).removed
+
+
+def test_an_unchanged_submit_says_nothing_changed(login, contoso, admin):
+    _grant(contoso, admin)
+    client = login(admin)
+    v = access_levels_state(tenant=contoso).version
+    client.post(LEVELS, {"version": v, "investigate": "on"})
+    page = client.get(INDEX).content.decode()
+    assert "Nothing changed: the access levels were already as you chose." in page
+    assert access_levels_state(tenant=contoso).version == v
