@@ -32,8 +32,14 @@ RANK_SUBSTRING = 2
 
 
 def normalize_query(query: str) -> str:
-    """The query as ``search_text`` is stored: lower-case, accent-free, single-spaced."""
-    return " ".join(normalize(query or "").split())
+    """The query as ``search_text`` is stored: lower-case, accent-free, single-spaced.
+
+    Control characters (a NUL byte, which PostgreSQL refuses in text) can't be
+    in a name or address, so they are dropped rather than searched for;
+    tabs and newlines count as spaces.
+    """
+    cleaned = "".join(ch for ch in (query or "") if ch.isprintable() or ch.isspace())
+    return " ".join(normalize(cleaned).split())
 
 
 @dataclass(frozen=True)

@@ -5,8 +5,7 @@ audit row and queues its emails in the same transaction."""
 from __future__ import annotations
 
 import math
-from datetime import datetime, timedelta
-from datetime import timezone as dt_timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import phonenumbers
@@ -249,7 +248,7 @@ def _locked_active(
 
 @transaction.atomic
 def contact_remove(
-    *, tenant: Tenant, acting_user: User | None, contact: NotificationContact, expected_version: int | None
+    *, tenant: Tenant, acting_user: User | None, contact: NotificationContact, expected_version: int
 ) -> NotificationContact:
     """Stop notifying a contact for one type; they get a short email saying so."""
     locked = _lock_tenant(tenant)
@@ -293,7 +292,7 @@ def contact_move(
     acting_user: User | None,
     contact: NotificationContact,
     direction: str,
-    expected_version: int | None,
+    expected_version: int,
     expected_neighbour_id: int | str | None,
 ) -> NotificationContact:
     """Swap a contact with the one above ("up") or below ("down") in the call order.
@@ -352,7 +351,7 @@ def contact_move(
 
 @transaction.atomic
 def contact_set_phone(
-    *, tenant: Tenant, acting_user: User | None, contact: NotificationContact, phone: str, expected_version: int | None
+    *, tenant: Tenant, acting_user: User | None, contact: NotificationContact, phone: str, expected_version: int
 ) -> NotificationContact:
     """Set or clear the phone number used for urgent calls (incident contacts only)."""
     phone_e164 = phone_normalize(phone)
@@ -396,7 +395,7 @@ def _rate_limit_message(contact: NotificationContact, *, oldest: datetime, now: 
     return (
         f"{contact.display_name} has already been sent {TEST_NOTIFICATION_LIMIT} test notifications in the last "
         f"{window} minutes, the most we allow for one contact. You can send another in {wait} "
-        f"minute{'s' if wait != 1 else ''}, at {timezone.localtime(at, dt_timezone.utc):%H:%M} UTC."
+        f"minute{'s' if wait != 1 else ''}, at {timezone.localtime(at, UTC):%H:%M} UTC."
     )
 
 

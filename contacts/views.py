@@ -26,7 +26,6 @@ from contacts.selectors import (
 )
 from contacts.services import (
     TEST_NOTIFICATION_LIMIT,
-    type_with_article,
     contact_add,
     contact_move,
     contact_remove,
@@ -34,6 +33,7 @@ from contacts.services import (
     contact_send_test,
     contact_set_phone,
     phone_display,
+    type_with_article,
 )
 from tenancy.access import get_tenant_object_or_404, tenant_admin_view, tenant_view
 
@@ -174,6 +174,11 @@ def _contact(request: HttpRequest, pk: int) -> NotificationContact:
     return get_tenant_object_or_404(request, NotificationContact, pk=pk)
 
 
+# A change form without a readable version can't be checked for staleness,
+# so it is refused rather than applied blindly.
+OUT_OF_DATE_FORM = "This form was out of date, so nothing was changed. The current contacts are shown; try again."
+
+
 def _version(request: HttpRequest) -> int | None:
     try:
         return int(request.POST.get("version", ""))
@@ -195,12 +200,15 @@ def remove(request: HttpRequest, pk: int) -> HttpResponse:
             "contacts/remove_confirm.html",
             {"nav": "contacts", "contact": contact, "version": request.POST.get("version") or contact.version},
         )
+    version = _version(request)
+    if version is None:
+        return _after_change(request, error=OUT_OF_DATE_FORM)
     try:
         contact_remove(
             tenant=request.tenant,  # type: ignore[attr-defined]
             acting_user=request.user,  # type: ignore[arg-type]
             contact=contact,
-            expected_version=_version(request),
+            expected_version=version,
         )
     except ContactError as exc:
         return _after_change(request, error=exc.message)
@@ -226,13 +234,16 @@ def _after_change(request: HttpRequest, *, success: str = "", error: str = "") -
 @tenant_admin_view
 def move(request: HttpRequest, pk: int) -> HttpResponse:
     contact = _contact(request, pk)
+    version = _version(request)
+    if version is None:
+        return _after_change(request, error=OUT_OF_DATE_FORM)
     try:
         moved = contact_move(
             tenant=request.tenant,  # type: ignore[attr-defined]
             acting_user=request.user,  # type: ignore[arg-type]
             contact=contact,
             direction=request.POST.get("direction", ""),
-            expected_version=_version(request),
+            expected_version=version,
             expected_neighbour_id=request.POST.get("neighbour"),
         )
     except ContactError as exc:
@@ -246,13 +257,16 @@ def move(request: HttpRequest, pk: int) -> HttpResponse:
 def phone(request: HttpRequest, pk: int) -> HttpResponse:
     contact = _contact(request, pk)
     raw = request.POST.get("phone", "")
+    version = _version(request)
+    if version is None:
+        return _after_change(request, error=OUT_OF_DATE_FORM)
     try:
         updated = contact_set_phone(
             tenant=request.tenant,  # type: ignore[attr-defined]
             acting_user=request.user,  # type: ignore[arg-type]
             contact=contact,
             phone=raw,
-            expected_version=_version(request),
+            expected_version=version,
         )
     except InvalidPhone as exc:
         # Re-render with the number as typed, so nothing is lost.

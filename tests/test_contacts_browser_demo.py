@@ -126,9 +126,7 @@ def test_accented_search_by_mouse_and_the_search_button_stays_in_place(live_serv
     expect(page.get_by_text(f"{name} was added as a service review contact.")).to_be_visible()
 
 
-def test_page_with_several_contacts_of_both_types_fits_1280px(
-    live_server, page, demo, axe_check, screenshot_dir
-):
+def test_page_with_several_contacts_of_both_types_fits_1280px(live_server, page, demo, axe_check, screenshot_dir):
     admin = User.objects.get(email="admin@contoso.example")
     users = list(DirectoryUser.objects.filter(tenant=demo, enabled=True).order_by("search_text")[:4])
     teams = list(DirectoryGroup.objects.filter(tenant=demo, mail_enabled=True).order_by("display_name")[:3])

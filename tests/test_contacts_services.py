@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
-from datetime import timezone as dt_timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import time_machine
@@ -475,7 +474,7 @@ def test_failed_email_is_retried_with_backoff_and_shows_on_the_contact(contoso, 
 
 def test_test_notification_is_rate_limited_per_contact(contoso, admin, alice, bob):
     a, b = _add(contoso, admin, alice), _add(contoso, admin, bob)
-    start = datetime(2026, 11, 27, 10, 0, 30, tzinfo=dt_timezone.utc)
+    start = datetime(2026, 11, 27, 10, 0, 30, tzinfo=UTC)
     for minute in range(TEST_NOTIFICATION_LIMIT):
         with time_machine.travel(start + timedelta(minutes=minute), tick=False):
             message = contact_send_test(tenant=contoso, acting_user=admin, contact=a)

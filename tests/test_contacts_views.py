@@ -227,6 +227,37 @@ def test_bad_add_input_never_500s(login, admin):
         assert client.post(reverse("contacts:add"), data).status_code == 422
 
 
+@pytest.mark.parametrize("version", [None, "", "abc", "1.0", "99999999999999999999999"])
+def test_a_change_without_a_readable_version_is_refused_not_applied(login, admin, contoso, alice, bob, version):
+    a, b = _add(contoso, admin, alice), _add(contoso, admin, bob)
+    extra = {} if version is None else {"version": version}
+    client = login(admin)
+    posts = [
+        (reverse("contacts:remove", args=[a.pk]), {"confirm": "yes"}),
+        (reverse("contacts:move", args=[a.pk]), {"direction": "down", "neighbour": b.pk}),
+        (reverse("contacts:phone", args=[a.pk]), {"phone": "+14255550100"}),
+    ]
+    for url, data in posts:
+        response = client.post(url, {**data, **extra}, follow=True)
+        assert response.status_code == 200
+        body = response.content.decode()
+        assert "nothing was changed" in body or "changed by someone else" in body
+    a.refresh_from_db()
+    assert (a.removed_at, a.position, a.phone, a.version) == (None, 1, "", 1)
+    assert not AuditEvent.objects.filter(action__in=["contacts.removed", "contacts.reordered"]).exists()
+
+
+def test_control_characters_in_a_search_are_ignored_not_a_500(login, admin, contoso, alice):
+    client = login(admin)
+    url = reverse("contacts:search")
+    response = client.get(url, {"q": "ali\x00ce"}, HTTP_HX_REQUEST="true")
+    assert response.status_code == 200
+    assert "Alice Martin" in response.content.decode()
+    assert client.get(url, {"q": "\x00\x00"}).status_code == 200
+    response = client.post(reverse("contacts:add"), {"entry": "user:1\x00", "q": "al\x00i"})
+    assert response.status_code == 422
+
+
 # --- Roles and tenants ---------------------------------------------------------------------
 
 
