@@ -101,6 +101,17 @@ def test_removal_is_confirmed_in_a_dialog_and_access_can_be_restored(
     expect(dialog).to_be_hidden()
     assert access_levels_state(tenant=contoso).provider_access_granted
 
+    # By keyboard: Enter opens it with the focus on the safe choice, Escape closes it.
+    opener = page.get_by_role("link", name="Remove service provider access")
+    opener.focus()
+    page.keyboard.press("Enter")
+    expect(dialog).to_be_visible()
+    expect(dialog.get_by_role("button", name="Cancel")).to_be_focused()
+    page.keyboard.press("Escape")
+    expect(dialog).to_be_hidden()
+    expect(opener).to_be_focused()
+    assert access_levels_state(tenant=contoso).provider_access_granted
+
     page.get_by_role("link", name="Remove service provider access").click()
     dialog.get_by_role("button", name="Remove access").click()
     expect(page.get_by_test_id("provider-state")).to_have_text("Removed")
