@@ -514,10 +514,17 @@ def readiness_request_refresh(*, tenant: Tenant, acting_user: User) -> Readiness
     window = timedelta(seconds=settings.READINESS_REQUEST_RATE_LIMIT)
     if state.refresh_requested_at is not None and now - state.refresh_requested_at < window:
         allowed_at = state.refresh_requested_at + window
+        requested = f"{timezone.localtime(state.refresh_requested_at):%H:%M} UTC"
+        if state.last_refreshed_at is not None and state.last_refreshed_at > state.refresh_requested_at:
+            ran = f"{timezone.localtime(state.last_refreshed_at):%H:%M} UTC"
+            outcome = f"A refresh was requested at {requested} and ran at {ran}."
+        else:
+            outcome = (
+                f"A refresh was already requested at {requested}; expect the latest status by "
+                f"{timezone.localtime(state.next_refresh_at):%H:%M} UTC."
+            )
         raise RefreshRateLimited(
-            "A refresh was already requested at "
-            f"{timezone.localtime(state.refresh_requested_at):%H:%M} UTC. You can request another after "
-            f"{timezone.localtime(allowed_at):%H:%M} UTC.",
+            f"{outcome} You can request another after {timezone.localtime(allowed_at):%H:%M} UTC.",
             allowed_at=allowed_at,
         )
     # Still the emulated delay: somewhere in the next few minutes, never at once.

@@ -360,6 +360,10 @@ def provider_tenant(request: HttpRequest, tenant_id: int) -> HttpResponse:
             "rows": rows,
             "runs": recent,
             "regressions": open_regressions(tenant=tenant),
+            # What blocks readiness: required actions not completed (Complete now or In progress), not just
+            # those with the Complete now status.
+            "required_left": sum(1 for r in rows if r.entry.required and r.status != ActionState.COMPLETED),
+            "required_total": sum(1 for r in rows if r.entry.required),
             "monitoring_ends_at": monitoring_ends_at(tenant),
             "now": timezone.now(),
             "is_sdm": request.provider_staff.is_service_delivery_manager,  # type: ignore[attr-defined]

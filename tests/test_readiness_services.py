@@ -328,6 +328,8 @@ def test_racing_sweeps_claim_disjoint_sets() -> None:
 
 
 def test_request_refresh_is_rate_limited_and_still_delayed(contoso: Tenant, admin: Any, settings: Any) -> None:
+    settings.READINESS_REQUEST_DELAY = 5 * 60
+    settings.READINESS_REQUEST_RATE_LIMIT = 15 * 60
     t0 = timezone.now().replace(microsecond=0) + timedelta(seconds=1)
     with time_machine.travel(t0, tick=False):
         readiness_sweep()
@@ -337,7 +339,12 @@ def test_request_refresh_is_rate_limited_and_still_delayed(contoso: Tenant, admi
     with time_machine.travel(t0 + timedelta(minutes=14), tick=False):
         with pytest.raises(RefreshRateLimited) as exc:
             readiness_request_refresh(tenant=contoso, acting_user=admin)
-    assert "You can request another after" in exc.value.message
+    expected = f"{timezone.localtime(state.next_refresh_at):%H:%M} UTC"
+    allowed = f"{timezone.localtime(t0 + timedelta(seconds=settings.READINESS_REQUEST_RATE_LIMIT)):%H:%M} UTC"
+    assert exc.value.message == (
+        f"A refresh was already requested at {timezone.localtime(t0):%H:%M} UTC; expect the latest status by "
+        f"{expected}. You can request another after {allowed}."
+    )
     assert AuditEvent.objects.filter(tenant=contoso, action="readiness.refresh_requested").count() == 1
     # Not yet due right after the request (the emulated delay), due by the end of it.
     with time_machine.travel(t0, tick=False):
@@ -345,6 +352,12 @@ def test_request_refresh_is_rate_limited_and_still_delayed(contoso: Tenant, admi
     with time_machine.travel(t0 + timedelta(seconds=settings.READINESS_REQUEST_DELAY), tick=False):
         assert readiness_sweep().claimed_count == 1
     assert RefreshRun.objects.filter(tenant=contoso).first().trigger == "requested"
+    # Once the requested refresh has run, the refusal says so rather than promise it again.
+    ran_at = ReadinessState.objects.get(tenant=contoso).last_refreshed_at
+    with time_machine.travel(t0 + timedelta(seconds=settings.READINESS_REQUEST_DELAY + 1), tick=False):
+        with pytest.raises(RefreshRateLimited) as exc:
+            readiness_request_refresh(tenant=contoso, acting_user=admin)
+    assert f"and ran at {timezone.localtime(ran_at):%H:%M} UTC. You can request another after" in exc.value.message
     with time_machine.travel(t0 + timedelta(minutes=16), tick=False):
         readiness_request_refresh(tenant=contoso, acting_user=admin)
 

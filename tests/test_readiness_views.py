@@ -14,7 +14,7 @@ from audit.models import AuditEvent
 from environment.models import AntivirusMode
 from readiness.catalogue import ENTRIES
 from readiness.demo import seed_environment
-from readiness.models import ReadinessState, RefreshRun
+from readiness.models import ActionStatus, ReadinessState, RefreshRun
 from readiness.presenters import NOTE_24H
 from readiness.services import readiness_state_for, readiness_sweep
 from tenancy.models import ProviderRole, ServicePhase, Tenant
@@ -228,6 +228,11 @@ def test_provider_tenant_page_and_start_monitoring(login: Any, sdm: Any, contoso
     client = login(sdm)
     html = client.get(reverse("readiness_provider:tenant", args=[contoso.pk])).content.decode()
     assert "Not ready" in html and "Start the monitoring phase" in html
+    # The verdict counts every required action not completed, In progress ones included.
+    required = [e.key for e in ENTRIES if e.required]
+    left = ActionStatus.objects.filter(tenant=contoso, key__in=required).exclude(status="completed").count()
+    assert left > assessed.actions_complete_now  # the demo has required actions In progress
+    assert f"{left} of {len(required)} actions with the Complete now priority aren&#x27;t completed" in html
     url = reverse("readiness_provider:start_monitoring", args=[contoso.pk])
     response = client.post(url, follow=True)
     assert "Readiness isn&#x27;t met" in response.content.decode()
