@@ -63,6 +63,15 @@ class GuideConflict(OnboardingError):
         )
 
 
+class StepAlreadySaved(GuideConflict):
+    """The same admin already saved this step since the page was loaded: a
+    double-click, a resubmitted form, a second tab. Nothing to save again;
+    the guide simply moves on."""
+
+    def __init__(self, progress: GuideProgress) -> None:
+        super().__init__(progress, "You already saved this step.")
+
+
 class StepIncomplete(OnboardingError):
     """The step can't be completed yet (e.g. no contact added)."""
 

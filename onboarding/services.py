@@ -17,6 +17,7 @@ from onboarding.exceptions import (
     GuideNotAvailable,
     InvitationError,
     SkipNeedsConfirmation,
+    StepAlreadySaved,
     StepIncomplete,
 )
 from onboarding.links import link_max_age, link_url, new_nonce
@@ -180,8 +181,11 @@ def step_reachable(progress: GuideProgress, step: GuideStep | str) -> bool:
     return progress.is_finished or step_index(step) <= step_index(progress.current_step)
 
 
-def _check(progress: GuideProgress, *, step: GuideStep, expected_version: int) -> None:
+def _check(progress: GuideProgress, *, step: GuideStep, expected_version: int, acting_user: User) -> None:
     if progress.version != expected_version:
+        if progress.updated_by_id == acting_user.pk and step.value in progress.completed_steps:
+            # Their own earlier submit of this very step (double-click, resubmitted form).
+            raise StepAlreadySaved(progress)
         raise GuideConflict(progress)
     if not step_reachable(progress, step):
         raise StepIncomplete(f"Complete {GuideStep(progress.current_step).label} first.")
@@ -242,7 +246,14 @@ def guide_permissions_submit(
     from permissions.services import access_levels_set, provider_access_restore
 
     progress = _locked_progress(tenant)
-    _check(progress, step=GuideStep.PERMISSIONS, expected_version=expected_version)
+    try:
+        _check(progress, step=GuideStep.PERMISSIONS, expected_version=expected_version, acting_user=acting_user)
+    except StepAlreadySaved:
+        # Saved already, but only "the same" if what is granted now is what this form asks for.
+        current = access_levels_state(tenant=tenant)
+        if (current.investigate, current.respond) != (investigate, respond):
+            raise GuideConflict(progress) from None
+        raise
     if not investigate and not respond:
         raise StepIncomplete(
             "Choose at least one access level. Our experts need Investigate incidents and guide my responses "
@@ -287,7 +298,7 @@ def guide_step_complete(*, tenant: Tenant, acting_user: User, step: GuideStep, e
     if step in (GuideStep.PERMISSIONS, GuideStep.CLOSE):
         raise ValueError(f"{step} has its own service")
     progress = _locked_progress(tenant)
-    _check(progress, step=step, expected_version=expected_version)
+    _check(progress, step=step, expected_version=expected_version, acting_user=acting_user)
     if step in CONTACT_STEPS:
         from onboarding.selectors import guide_has_contact
 
@@ -306,7 +317,7 @@ def guide_finish(*, tenant: Tenant, acting_user: User, expected_version: int) ->
     """
     locked = Tenant.objects.select_for_update().get(pk=tenant.pk)
     progress = _locked_progress(locked)
-    _check(progress, step=GuideStep.CLOSE, expected_version=expected_version)
+    _check(progress, step=GuideStep.CLOSE, expected_version=expected_version, acting_user=acting_user)
     missing = [s.label for s in GUIDE_STEPS[:-1] if s.value not in progress.completed_steps]
     if missing:
         raise StepIncomplete(f"Complete {', '.join(missing)} first.")

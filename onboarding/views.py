@@ -28,6 +28,7 @@ from onboarding.exceptions import (
     LinkReplaced,
     OnboardingError,
     SkipNeedsConfirmation,
+    StepAlreadySaved,
 )
 from onboarding.links import link_lifetime_text
 from onboarding.models import GUIDE_STEPS, GuideProgress, GuideStep, Invitation
@@ -171,6 +172,27 @@ def _int(value: Any) -> int:
 
 
 def _submit(request: HttpRequest, step: GuideStep) -> HttpResponse:
+    try:
+        return _save_step(request, step, _int(request.POST.get("version")), {})
+    except StepAlreadySaved as exc:
+        # A double-click or a resubmitted form: already saved, so carry on as if
+        # this submit had saved it (no second audit row, no conflict message).
+        if step == GuideStep.CLOSE:
+            target = reverse("readiness:service_status")
+            return HttpResponseClientRedirect(target) if request.htmx else redirect(target)  # type: ignore[attr-defined]
+        return _moved_on(request, step, exc.progress)
+
+
+def _moved_on(request: HttpRequest, step: GuideStep, progress: GuideProgress) -> HttpResponse:
+    """Show the step after ``step``: PRG without JS; with htmx, swap it in and
+    push its URL so Back/reload keep the admin where they are."""
+    following = GUIDE_STEPS[min(step_index(step) + 1, len(GUIDE_STEPS) - 1)]
+    if not request.htmx:  # type: ignore[attr-defined]
+        return redirect(step_url(following))
+    return push_url(_render_step(request, following, progress), step_url(following))
+
+
+def _save_step(request: HttpRequest, step: GuideStep, expected: int, extra: dict[str, Any]) -> HttpResponse:
     from permissions.exceptions import (
         PermissionsError,
         ReauthenticationRequired,
@@ -180,8 +202,6 @@ def _submit(request: HttpRequest, step: GuideStep) -> HttpResponse:
 
     tenant = request.tenant  # type: ignore[attr-defined]
     user = request.user
-    expected = _int(request.POST.get("version"))
-    extra: dict[str, Any] = {}
     try:
         if step == GuideStep.PERMISSIONS:
             investigate = request.POST.get("investigate") == "on"
@@ -229,6 +249,8 @@ def _submit(request: HttpRequest, step: GuideStep) -> HttpResponse:
     except StaleEdit as exc:
         extra["conflict"] = exc.message
         extra.pop("choice", None)  # show the current settings, not the stale form
+    except StepAlreadySaved:
+        raise
     except GuideConflict as exc:
         extra["conflict"] = exc.message
         extra.pop("choice", None)
@@ -239,13 +261,7 @@ def _submit(request: HttpRequest, step: GuideStep) -> HttpResponse:
     else:
         if extra.get("restoring"):
             messages.success(request, "Service provider access restored. Our experts can sign in to your tenant again.")
-        # Saved: show the next step (PRG without JS; with htmx, swap it in and
-        # push its URL so Back/reload keep the admin where they are).
-        following = GUIDE_STEPS[min(step_index(step) + 1, len(GUIDE_STEPS) - 1)]
-        if not request.htmx:  # type: ignore[attr-defined]
-            return redirect(step_url(following))
-        response = _render_step(request, following, progress)
-        return push_url(response, step_url(following))
+        return _moved_on(request, step, progress)
     return _render_step(request, step, guide_progress(tenant=tenant), **extra)
 
 

@@ -240,6 +240,42 @@ def test_two_admins_in_parallel_the_second_gets_a_conflict_and_sees_the_current_
     assert resumed["Location"] == INCIDENT
 
 
+def test_a_double_submitted_step_moves_on_once(login, invited, admin):
+    client = login(admin)
+    client.get(PERMISSIONS)
+    loaded = {"version": version(invited), "permissions_version": perm_version(invited)}
+    both = {**loaded, "investigate": "on", "respond": "on"}
+    assert client.post(PERMISSIONS, both)["Location"] == INCIDENT
+    # The same form again (a double-click): already saved, so it just moves on.
+    assert client.post(PERMISSIONS, both)["Location"] == INCIDENT
+    # The same admin's stale form asking for something else is a real conflict.
+    response = client.post(PERMISSIONS, {**loaded, "investigate": "on", "confirm_skip": "1"})
+    assert b'data-testid="conflict"' in response.content
+    assert access_levels_state(tenant=invited).respond
+    add_contact(invited, admin, NotificationType.INCIDENT)
+    form = {"version": version(invited)}
+    assert client.post(INCIDENT, form)["Location"] == REVIEW
+    second = client.post(INCIDENT, form, headers={"HX-Request": "true"})
+    assert second.status_code == 200 and second["HX-Push-Url"] == REVIEW
+    assert b'data-testid="conflict"' not in second.content
+    steps = AuditEvent.objects.filter(tenant=invited, action="onboarding.guide_step_completed")
+    assert steps.count() == 2  # Permissions and Incident contact, once each
+
+
+def test_a_double_submitted_close_finishes_once(login, invited, admin):
+    client = login(admin)
+    client.get(reverse("onboarding:get_started"))
+    through_contacts(client, invited, admin)
+    client.post(NEXT_STEPS, {"version": version(invited)})
+    form = {"version": version(invited)}
+    status = reverse("readiness:service_status")
+    assert client.post(CLOSE, form)["Location"] == status
+    assert client.post(CLOSE, form)["Location"] == status
+    assert client.post(CLOSE, form, headers={"HX-Request": "true"})["HX-Redirect"] == status
+    assert AuditEvent.objects.filter(tenant=invited, action="onboarding.guide_finished").count() == 1
+    assert not AuditEvent.objects.filter(tenant=invited, action="onboarding.guide_closed").exists()
+
+
 def test_a_malformed_version_is_a_conflict_not_a_500(login, invited, admin):
     client = login(admin)
     client.get(PERMISSIONS)

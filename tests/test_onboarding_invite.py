@@ -103,7 +103,13 @@ def test_a_tenant_without_admins_cannot_be_invited(login, sdm, contoso, reader):
 def test_an_analyst_sees_the_console_but_cannot_invite(login, contoso, admin):
     analyst = factories.staff(ProviderRole.ANALYST, "analyst@experts.example")
     client = login(analyst)
-    assert client.get(reverse("onboarding_provider:console")).status_code == 200
+    console = client.get(reverse("onboarding_provider:console"))
+    assert console.status_code == 200
+    # No "Ready to onboard" button an analyst can't use; the tenant page says who can.
+    assert b"Ready to onboard" not in console.content
+    assert b"Only a service delivery manager can send the welcome email." in client.get(
+        reverse("onboarding_provider:tenant", args=[contoso.pk])
+    ).content
     assert client.post(reverse("onboarding_provider:invite", args=[contoso.pk])).status_code == 403
     assert not OutboxMessage.objects.exists()
 
