@@ -384,6 +384,8 @@ def invitation(request: HttpRequest, token: str) -> HttpResponse:
     except LinkError as exc:
         return _link_problem(request, exc)
     if not request.user.is_authenticated:
+        # Say why they're asked to sign in (naming no organization: the link may have been forwarded).
+        messages.info(request, "Sign in to open the Defender Experts Get started guide from your welcome email.")
         return redirect_to_login(request.get_full_path())
     membership = (
         Membership.objects.select_related("tenant").filter(user_id=request.user.pk, tenant_id=found.tenant_id).first()

@@ -183,3 +183,45 @@ def test_console_with_progress_and_readiness(
     expect(row.get_by_test_id("readiness")).to_contain_text("5 of 17")
     axe_check(page)
     page.screenshot(path=f"{screenshot_dir}/onboarding-console-progress.png", full_page=True)
+
+
+def test_removed_access_is_shown_and_restored_from_the_guide_by_keyboard(
+    page, live_server, invited, admin, browser_login, axe_check, screenshot_dir
+):
+    """Service provider access removed on the Permissions page: the guide shows
+    it as it is (nothing ticked), says who removed it, and restores it only
+    through a button that says so."""
+    from permissions.services import access_levels_set, provider_access_remove
+    from tests.test_onboarding_browser import tab_to
+
+    access_levels_set(
+        tenant=invited,
+        acting_user=admin,
+        investigate=True,
+        respond=False,
+        expected_version=access_levels_state(tenant=invited).version,
+    )
+    provider_access_remove(
+        tenant=invited, acting_user=admin, expected_version=access_levels_state(tenant=invited).version
+    )
+    browser_login(admin)
+    page.goto(f"{live_server.url}/settings/defender-experts/")
+    expect(page.get_by_test_id("access-health-banner")).to_contain_text("Service provider access was removed")
+    page.goto(f"{live_server.url}/settings/defender-experts/get-started/")
+    expect(page.get_by_test_id("access-removed")).to_contain_text(f"removed by {admin.display_name}")
+    investigate = page.get_by_role("checkbox", name=re.compile("Investigate incidents"))
+    expect(investigate).not_to_be_checked()
+    expect(page.get_by_role("button", name="Next", exact=True)).to_have_count(0)
+    axe_check(page)
+    page.screenshot(path=f"{screenshot_dir}/onboarding-access-removed.png", full_page=True)
+    tab_to(page, investigate)
+    page.keyboard.press("Space")
+    tab_to(page, page.get_by_role("button", name="Restore access and continue"))
+    page.keyboard.press("Enter")
+    confirm = page.get_by_role("button", name="Continue without additional permissions")
+    expect(confirm).to_be_focused()  # the question the step asks gets the focus
+    page.keyboard.press("Enter")
+    expect(page).to_have_url(re.compile(STEP_URL.format("incident-contact")))
+    expect(page.get_by_text("Service provider access restored.")).to_be_visible()
+    state = access_levels_state(tenant=invited)
+    assert state.provider_access_granted and state.investigate and not state.respond

@@ -36,6 +36,10 @@ def test_anonymous_goes_to_sign_in_and_comes_back(client, link, admin, contoso):
     response = client.get(link)
     assert response.status_code == 302
     assert response["Location"] == f"{reverse('login')}?next={link.replace(':', '%3A')}"
+    # The sign-in page says why, naming no organization (the link may have been forwarded).
+    page = client.get(response["Location"]).content.decode()
+    assert "Sign in to open the Defender Experts Get started guide from your welcome email." in page
+    assert "Contoso" not in page
     signed_in = client.post(
         response["Location"], {"username": admin.email, "password": factories.PASSWORD}, follow=True
     )
