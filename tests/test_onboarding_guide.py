@@ -81,6 +81,22 @@ def test_landing_page_shows_get_started(login, invited, admin):
         assert reverse(name) in html
 
 
+def test_landing_page_before_the_invitation_and_for_viewers(login, contoso, sdm, admin, reader):
+    client = login(admin)
+    html = client.get(reverse("onboarding:index")).content.decode()
+    # Not invited yet: the seed's sentence, and no button into a guide that isn't open.
+    assert "you'll receive a welcome email to continue the setup" in html
+    assert 'data-testid="open-guide"' not in html
+    invitation_send(tenant=contoso, acting_user=sdm)
+    html = client.get(reverse("onboarding:index")).content.decode()
+    assert 'data-testid="open-guide">Get started</a>' in html
+    client.get(reverse("onboarding:get_started"))
+    assert 'data-testid="open-guide">Continue</a>' in client.get(reverse("onboarding:index")).content.decode()
+    viewer = login(reader).get(reverse("onboarding:index")).content.decode()
+    assert 'data-testid="open-guide">View the guide</a>' in viewer
+    assert "A Global Administrator or a Security Administrator completes it" in viewer
+
+
 def test_admin_opening_the_guide_moves_invited_to_setting_up_once(login, invited, admin):
     client = login(admin)
     response = client.get(reverse("onboarding:get_started"))
