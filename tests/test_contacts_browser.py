@@ -160,14 +160,16 @@ def test_search_add_both_types_phone_reorder_and_remove(
     # Reorder: Bob becomes the primary incident contact.
     expect(_row(page, "incident", "Alice Martin")).to_contain_text("Primary")
     _row(page, "incident", "Bob Stone").get_by_role("button", name="Move Bob Stone up").click()
-    expect(page.get_by_text("Bob Stone is now the primary contact.")).to_be_visible()
+    expect(page.locator("#contacts-board").get_by_text("Bob Stone is now the primary contact.")).to_be_visible()
     expect(_row(page, "incident", "Bob Stone")).to_contain_text("Primary")
     expect(_row(page, "incident", "Alice Martin")).to_contain_text("Backup 1")
 
     # Remove (htmx, after the browser's confirmation).
     page.once("dialog", lambda dialog: dialog.accept())
     _row(page, "incident", "Alice Martin").get_by_role("button", name="Remove Alice Martin as incident contact").click()
-    expect(page.get_by_text("Alice Martin was removed as an incident contact.")).to_be_visible()
+    expect(
+        page.locator("#contacts-board").get_by_text("Alice Martin was removed as an incident contact.")
+    ).to_be_visible()
     expect(_row(page, "incident", "Alice Martin")).to_have_count(0)
     expect(_row(page, "service_review", "Alice Martin")).to_be_visible()
     # Dismissing the confirmation keeps the contact.
@@ -285,3 +287,43 @@ def test_reader_sees_contacts_but_no_controls(
     expect(page.get_by_role("button", name="Remove Alice Martin as incident contact")).to_have_count(0)
     axe_check(page)
     page.screenshot(path=f"{screenshot_dir}/contacts-reader-flagged.png", full_page=True)
+
+
+def test_board_changes_by_keyboard_keep_focus_and_announce(live_server, page, browser_login, admin, contoso, directory):
+    from contacts.services import TEST_NOTIFICATION_LIMIT, contact_add
+
+    for name in ("alice", "bob"):
+        contact_add(
+            tenant=contoso, acting_user=admin, notification_type="incident", directory_user_id=directory[name].pk
+        )
+    browser_login(admin)
+    page.goto(_url(live_server))
+    live = page.locator("[data-board-live]")
+    expect(live).to_have_attribute("aria-live", "polite")
+    # Move Bob up by keyboard: the board is redrawn in place (no page load),
+    # focus stays on Bob's remaining arrow, and the change is announced.
+    page.get_by_role("button", name="Move Bob Stone up").focus()
+    page.keyboard.press("Enter")
+    expect(live).to_have_text("Bob Stone is now the primary contact.")
+    expect(page.get_by_role("button", name="Move Bob Stone down")).to_be_focused()
+    expect(_row(page, "incident", "Bob Stone")).to_contain_text("Primary")
+    # And back down again, without leaving the keyboard.
+    page.keyboard.press("Enter")
+    expect(live).to_have_text("Bob Stone is now backup 1.")
+    expect(page.get_by_role("button", name="Move Bob Stone up")).to_be_focused()
+    # Test notifications up to the limit keep focus on the button; the refusal
+    # is focused so it is read out, and it says when the next one is allowed.
+    send = page.get_by_role("button", name="Send test notification to Alice Martin")
+    for _ in range(TEST_NOTIFICATION_LIMIT):
+        send.focus()
+        page.keyboard.press("Enter")
+        expect(live).to_have_text("A test notification is on its way to alice@contoso.example.")
+        expect(send).to_be_focused()
+        live.evaluate("el => { el.textContent = ''; }")
+    page.keyboard.press("Enter")
+    notice = page.locator("[data-board-notice]")
+    expect(notice).to_be_focused()
+    expect(notice).to_contain_text(
+        "Alice Martin has already been sent 3 test notifications in the last 10 minutes, the most we allow for one "
+        "contact. You can send another in 10 minutes, at "
+    )

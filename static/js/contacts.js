@@ -239,6 +239,46 @@
     }
   }, true);
 
+  // htmx changes on the contacts board (move, test notification, remove)
+  // replace the whole board. Keep keyboard users where they were: back on the
+  // same button (e.g. to move a contact up again), else on the same contact's
+  // other arrow, else on the message saying what happened.
+  var focusKey = null;
+  document.addEventListener("htmx:beforeRequest", function (event) {
+    var board = document.getElementById("contacts-board");
+    var el = document.activeElement;
+    focusKey = null;
+    if (board && board.contains(event.target) && el && el.getAttribute) {
+      focusKey = el.getAttribute("data-focus-key") || "";
+    }
+  });
+  document.addEventListener("htmx:afterSettle", function () {
+    if (focusKey === null) return;
+    var board = document.getElementById("contacts-board");
+    var key = focusKey;
+    focusKey = null;
+    if (!board) return;
+    var target = null;
+    if (key) {
+      target = board.querySelector('[data-focus-key="' + key + '"]');
+      var move = /^move-(up|down)-(\d+)$/.exec(key);
+      if (!target && move) {
+        var other = move[1] === "up" ? "down" : "up";
+        target = board.querySelector('[data-focus-key="move-' + other + "-" + move[2] + '"]');
+      }
+    }
+    var notice = board.querySelector("[data-board-notice]");
+    // An error is read out first, from the message itself (focused); a
+    // success is announced while focus stays on the control.
+    if (notice && (!target || notice.querySelector(".messagebar--error"))) {
+      target = notice;
+    } else {
+      var live = document.querySelector("[data-board-live]");
+      if (live && notice) live.textContent = notice.textContent.replace(/\s+/g, " ").trim();
+    }
+    if (target) target.focus();
+  });
+
   if (document.readyState === "loading") {
     document.addEventListener("DOMContentLoaded", function () { init(document); });
   } else {
