@@ -198,6 +198,11 @@ def _advance(progress: GuideProgress, *, tenant: Tenant, step: GuideStep, acting
     idx = step_index(step)
     if idx + 1 < len(GUIDE_STEPS) and step_index(progress.current_step) <= idx and not progress.is_finished:
         progress.current_step = GUIDE_STEPS[idx + 1].value
+    if before == {"current_step": progress.current_step, "completed_steps": list(progress.completed_steps)}:
+        # Next on a step that was already done (Back, or a reopened guide):
+        # the guide's progress doesn't change, so nothing is written or audited
+        # (a changed setting is audited by the service that changed it).
+        return progress
     progress.version += 1
     progress.updated_at = timezone.now()
     progress.updated_by = acting_user

@@ -410,6 +410,11 @@ def test_reopening_a_finished_guide_shows_current_settings_and_never_resets(logi
     assert progress.finished_at == finished_at and progress.finished_by == admin
     assert len(progress.completed_steps) == 5
     assert not access_levels_state(tenant=invited).respond
+    # Going through a finished guide again records nothing new unless a setting changed.
+    steps_before = AuditEvent.objects.filter(action="onboarding.guide_step_completed").count()
+    assert client.post(INCIDENT, {"version": version(invited)})["Location"] == REVIEW
+    assert client.post(REVIEW, {"version": version(invited)})["Location"] == NEXT_STEPS
+    assert AuditEvent.objects.filter(action="onboarding.guide_step_completed").count() == steps_before
     # Closing again keeps the original record and the phase.
     client.post(CLOSE, {"version": version(invited)})
     invited.refresh_from_db()

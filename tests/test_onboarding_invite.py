@@ -107,9 +107,10 @@ def test_an_analyst_sees_the_console_but_cannot_invite(login, contoso, admin):
     assert console.status_code == 200
     # No "Ready to onboard" button an analyst can't use; the tenant page says who can.
     assert b"Ready to onboard" not in console.content
-    assert b"Only a service delivery manager can send the welcome email." in client.get(
-        reverse("onboarding_provider:tenant", args=[contoso.pk])
-    ).content
+    assert (
+        b"Only a service delivery manager can send the welcome email."
+        in client.get(reverse("onboarding_provider:tenant", args=[contoso.pk])).content
+    )
     assert client.post(reverse("onboarding_provider:invite", args=[contoso.pk])).status_code == 403
     assert not OutboxMessage.objects.exists()
 
