@@ -118,7 +118,7 @@ def can_experts(tenant: Tenant, action: str, target: Any = None, *, snapshot: Ac
 
     if act not in DEVICE_ACTIONS:
         subject = "incidents" if act == ExpertAction.VIEW_INCIDENTS else "identities"
-        return yes(f"Allowed: {_until(snap, read_via)}, which lets our experts see {subject}.")
+        return yes(f"{_until(snap, read_via)}, which lets our experts see {subject}.")
 
     # Device actions: scope checks on the target.
     group_id: int | None
@@ -153,14 +153,12 @@ def can_experts(tenant: Tenant, action: str, target: Any = None, *, snapshot: Ac
                 "so no response action can run on it.",
                 "not_onboarded",
             )
-        return yes(f"Allowed: {_until(snap, AccessLevel.RESPOND)}.")
+        return yes(f"{_until(snap, AccessLevel.RESPOND)}.")
 
-    scope = (
-        "all devices"
-        if access.all_devices
-        else ("this device group" if isinstance(target, DeviceGroup) else "devices outside device groups")
-    )
-    return yes(f"Allowed on {scope}: {_until(snap, read_via)}.")
+    if access.all_devices or target is not None:
+        # The badge already says "Allowed"; the reason says which grant allows it.
+        return yes(f"{_until(snap, read_via)}.")
+    return yes(f"{_until(snap, read_via)}, on devices outside device groups.")
 
 
 # --- The Effective access panel -------------------------------------------------------
