@@ -69,7 +69,7 @@ def phase_banner(tenant: Tenant, state: ReadinessState, *, now: datetime | None 
         )
     return PhaseBanner(
         phase.label,
-        f"{phase.label}: prepare your environment",
+        "Prepare your environment for the Defender Experts service",
         "Prioritize the actions that have the Complete now status and reach your protected asset targets to get the "
         "Defender Experts for XDR service started sooner. Once readiness is met, your service delivery manager (SDM) "
         "initiates the monitoring phase.",

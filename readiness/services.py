@@ -476,12 +476,12 @@ def _notify_regressions(*, tenant: Tenant, regressions: list[Regression]) -> Non
             to=recipients,
             subject=f"Your Defender Experts readiness has changed: {regression.title}",
             template="readiness/emails/regression",
-            context={"regression": regression, **_regression_links(regression)},
+            context={"regression": regression, **regression_links(regression)},
             dedupe_key=f"readiness.regression:{regression.pk}",
         )
 
 
-def _regression_links(regression: Regression) -> dict[str, Any]:
+def regression_links(regression: Regression) -> dict[str, Any]:
     """What the email says to do: the catalogue's "How to fix it" and a link to the row or list."""
     from django.urls import reverse
 

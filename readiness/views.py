@@ -44,6 +44,7 @@ from readiness.services import (
     readiness_request_refresh,
     readiness_start_monitoring,
     readiness_state_for,
+    regression_links,
 )
 from tenancy.access import provider_tenant_or_404, provider_view, tenant_admin_view, tenant_view
 from tenancy.models import Tenant
@@ -127,7 +128,9 @@ def _page_context(request: HttpRequest) -> dict[str, Any]:
         "banner": presenters.phase_banner(tenant, state),
         "access_health": _access_health(tenant),
         "chart": history_chart(points),
-        "regressions": open_regressions(tenant=tenant),
+        "regressions": [
+            {"regression": r, "link": regression_links(r)["link"]} for r in open_regressions(tenant=tenant)
+        ],
         "pending_change": pending_change,
         "note": presenters.NOTE_24H,
         "devices_pct": presenters.percent(state.devices_protected, state.devices_target),

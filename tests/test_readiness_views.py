@@ -381,6 +381,9 @@ def test_page_shows_open_regressions(login: Any, admin: Any, contoso: Tenant) ->
     refresh(contoso)
     html = login(admin).get(URL).content.decode()
     assert 'data-testid="regressions"' in html and "4 new unprotected devices" in html
+    # Each regression links to what to fix: here, the list of unprotected devices.
+    regressions = html.split('data-testid="regressions"')[1].split("</ul>")[0]
+    assert f'href="{reverse("readiness:devices", args=["unprotected"])}"' in regressions
 
 
 def test_change_seen_but_not_confirmed_shows_in_progress(login: Any, admin: Any, contoso: Tenant) -> None:
@@ -418,6 +421,8 @@ def test_first_run_shows_no_made_up_figures(login: Any, admin: Any, contoso: Ten
     seed_environment(contoso, devices=40)
     html = login(admin).get(URL).content.decode()
     assert 'data-testid="first-run"' in html and "usually ready within a few minutes" in html
+    # The phase banner uses the seed's heading; the phase itself is in its badge.
+    assert "Prepare your environment for the Defender Experts service" in html and "Phase: " in html
     # Before the first assessment there are no figures: no zero donut, no "0 protected" against a 0 target.
     assert 'data-testid="actions-not-assessed"' in html and f"The {len(ENTRIES)} actions" in html
     assert 'data-testid="assets-not-assessed"' in html
