@@ -227,3 +227,29 @@ def test_a_reader_sees_the_page_without_any_control_to_change_it(
     expect(page.get_by_role("table", name="End dates of the access levels granted")).to_be_visible()
     axe_check(page)
     page.screenshot(path=f"{screenshot_dir}/permissions-reader.png", full_page=True)
+
+
+def test_renewing_from_the_end_dates_table(page, live_server, browser_login, contoso, admin, axe_check):
+    from datetime import timedelta
+
+    from permissions.models import AccessGrant
+
+    access_levels_set(tenant=contoso, acting_user=admin, investigate=True, respond=False, expected_version=1)
+    grant = AccessGrant.objects.get()
+    before = grant.ends_at
+    browser_login(admin)
+    page.set_viewport_size({"width": 1280, "height": 900})
+    page.goto(f"{live_server.url}{PATH}")
+    row = page.get_by_role("row", name=re.compile("Investigate incidents and guide my responses"))
+    extend = row.get_by_label("Extend by")
+    expect(row.get_by_label("Custom end date")).to_be_hidden()
+    extend.select_option("custom")
+    expect(row.get_by_label("Custom end date")).to_be_visible()
+    extend.select_option("90")
+    row.get_by_role("button", name="Renew").focus()
+    page.keyboard.press("Enter")
+    expect(page.get_by_test_id("notice")).to_contain_text("renewed until")
+    grant.refresh_from_db()
+    assert grant.ends_at == before + timedelta(days=90) and grant.renewed_by == admin
+    expect(page.get_by_test_id("days-left-investigate")).to_have_text("270 days left")
+    axe_check(page)
