@@ -85,6 +85,9 @@ def _page_context(request: HttpRequest, **extra: Any) -> dict[str, Any]:
         "sections": sections,
         "types": _types(),
         "no_incident_contact": not incident,
+        # Contacts stay listed when their directory entry goes away; if that
+        # leaves nobody reachable, say so as plainly as having nobody at all.
+        "no_reachable_incident_contact": bool(incident) and not any(c.can_receive for c in incident),
         "no_incident_phone": bool(incident) and not any(c.phone for c in incident),
         "flagged_contacts": flagged,
         "history": contact_history(tenant=tenant),

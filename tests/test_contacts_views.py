@@ -56,6 +56,24 @@ def test_warning_when_no_incident_contact_has_a_phone(login, admin, contoso, ali
     assert "+1 425-555-0100" in html
 
 
+def test_warning_when_no_incident_contact_can_receive_notifications(login, admin, contoso, alice, bob):
+    _add(contoso, admin, alice, phone="+14255550100")
+    _add(contoso, admin, bob, NotificationType.SERVICE_REVIEW)
+    client = login(admin)
+    assert 'data-testid="warning-no-reachable-incident"' not in client.get(INDEX).content.decode()
+    # The only incident contact leaves the directory: still listed, but nobody can be notified.
+    alice.enabled = False
+    alice.save(update_fields=["enabled"])
+    html = client.get(INDEX).content.decode()
+    assert 'data-testid="warning-no-reachable-incident"' in html
+    assert "None of your incident contacts can receive notifications." in html
+    assert 'data-testid="warning-no-incident"' not in html
+    assert 'data-testid="warning-flagged"' in html
+    # Another, reachable incident contact clears it.
+    _add(contoso, admin, bob)
+    assert 'data-testid="warning-no-reachable-incident"' not in client.get(INDEX).content.decode()
+
+
 def test_readers_and_operators_view_without_controls(login, reader, operator, admin, contoso, alice):
     _add(contoso, admin, alice)
     for user in (reader, operator):
