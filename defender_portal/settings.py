@@ -165,6 +165,9 @@ SECURE_HSTS_INCLUDE_SUBDOMAINS = SECURE_HSTS_SECONDS > 0
 SECURE_HSTS_PRELOAD = SECURE_HSTS_SECONDS > 0
 if env_bool("SECURE_PROXY_SSL_HEADER", False):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+# How many reverse proxies we run in front of the portal; their X-Forwarded-For
+# entries give the client's address for the audit trail. 0 trusts none.
+TRUSTED_PROXY_HOPS = env_int("TRUSTED_PROXY_HOPS", 0, minimum=0)
 SECURE_CONTENT_TYPE_NOSNIFF = True
 # Container health checks probe over plain HTTP from inside the container.
 SECURE_REDIRECT_EXEMPT = [r"^healthz/$"]

@@ -24,8 +24,8 @@ from permissions.selectors import (
     provider_tenants_access,
 )
 from permissions.services import expert_action_attempt
-from permissions.views import client_ip
 from tenancy.access import provider_tenant_or_404, provider_view
+from tenancy.request_ip import client_ip
 
 RECENT_ATTEMPTS = 10
 

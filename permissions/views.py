@@ -41,19 +41,10 @@ from permissions.services import (
 )
 from tenancy.access import get_tenant_object_or_404, tenant_admin_view, tenant_view
 from tenancy.reauth import recently_authenticated
+from tenancy.request_ip import client_ip
 
 RECENT_HISTORY = 10
 TEMPLATE = "permissions/index.html"
-
-
-def client_ip(request: HttpRequest) -> str | None:
-    """The requester's address for the audit trail.
-
-    REMOTE_ADDR, as the sign-in log records it: the portal trusts no
-    forwarding header (a client could forge X-Forwarded-For), so behind a
-    proxy this is the proxy's address unless the proxy rewrites REMOTE_ADDR.
-    """
-    return request.META.get("REMOTE_ADDR") or None
 
 
 def _page_context(request: HttpRequest, **forms_and_flags: Any) -> dict[str, Any]:

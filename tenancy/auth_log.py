@@ -10,14 +10,13 @@ from django.http import HttpRequest
 
 from audit.services import audit_record
 from tenancy.reauth import mark_authenticated
+from tenancy.request_ip import client_ip
 
 logger = logging.getLogger("portal.auth")
 
 
 def _ip(request: HttpRequest | None) -> str | None:
-    if request is None:
-        return None
-    return request.META.get("REMOTE_ADDR") or None
+    return client_ip(request)
 
 
 def on_logged_in(sender: Any, request: HttpRequest, user: Any, **kwargs: Any) -> None:

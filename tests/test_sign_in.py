@@ -51,3 +51,26 @@ def test_provider_staff_land_on_the_provider_console(client, sdm):
     response = client.post(reverse("login"), {"username": sdm.email, "password": PASSWORD})
     assert response["Location"] == reverse("home")
     assert client.get(reverse("home"))["Location"] == reverse("onboarding_provider:console")
+
+
+def test_sign_in_records_the_client_address(client, admin, settings):
+    client.post(reverse("login"), {"username": admin.email, "password": PASSWORD}, REMOTE_ADDR="203.0.113.7")
+    assert AuditEvent.objects.get(action="auth.sign_in").ip_address == "203.0.113.7"
+
+
+@pytest.mark.parametrize(
+    ("hops", "forwarded", "expected"),
+    [
+        (0, "198.51.100.1", "10.0.0.2"),  # no trusted proxy: a forwarded header is ignored
+        (1, "198.51.100.1", "198.51.100.1"),
+        (1, "6.6.6.6, 198.51.100.1", "198.51.100.1"),  # a client-forged entry on the left is ignored
+        (2, "198.51.100.1", "10.0.0.2"),  # fewer entries than trusted hops
+        (1, "not-an-ip", "10.0.0.2"),
+    ],
+)
+def test_client_ip_trusts_only_our_own_proxies(rf, settings, hops, forwarded, expected):
+    from tenancy.request_ip import client_ip
+
+    settings.TRUSTED_PROXY_HOPS = hops
+    request = rf.get("/", REMOTE_ADDR="10.0.0.2", HTTP_X_FORWARDED_FOR=forwarded)
+    assert client_ip(request) == expected
