@@ -130,6 +130,13 @@ class NotificationContact(models.Model):
         return self.directory_state == DirectoryState.OK
 
     @property
+    def phone_international(self) -> str:
+        """The phone number as people read it ("+33 1 42 68 53 00"); ``phone`` is E.164."""
+        from contacts.services import phone_display
+
+        return phone_display(self.phone)
+
+    @property
     def current_email(self) -> str:
         """The address notifications go to now (the directory's, else the snapshot)."""
         if self.kind == EntryKind.USER and self.directory_user is not None:

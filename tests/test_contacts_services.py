@@ -211,6 +211,13 @@ def test_positions_follow_the_order_of_adding(contoso, admin, alice, bob, soc):
 # --- Phone numbers -------------------------------------------------------------------
 
 
+def test_phone_international_is_the_readable_form(contoso, admin, alice):
+    contact = _add(contoso, admin, alice, phone="+33142685300")
+    assert (contact.phone, contact.phone_international) == ("+33142685300", "+33 1 42 68 53 00")
+    contact.phone = ""
+    assert contact.phone_international == ""
+
+
 @pytest.mark.parametrize(
     "raw, expected",
     [("+1 425 555 0100", "+14255550100"), ("+44 20 7946 0958", "+442079460958"), ("+33 1 42 68 53 00", "+33142685300"),
