@@ -54,7 +54,15 @@ def _notification_type_param(request: HttpRequest) -> str:
 
 
 def _types() -> list[dict[str, str]]:
-    return [{"value": t.value, "label": t.label, "help": NOTIFICATION_TYPE_HELP[t.value]} for t in NotificationType]
+    return [
+        {
+            "value": t.value,
+            "label": t.label,
+            "help": NOTIFICATION_TYPE_HELP[t.value],
+            "with_article": type_with_article(t.value),
+        }
+        for t in NotificationType
+    ]
 
 
 def _page_context(request: HttpRequest, **extra: Any) -> dict[str, Any]:

@@ -440,3 +440,11 @@ def test_row_shows_sent_or_failed_and_a_failed_email_can_be_retried(login, admin
     assert OutboxMessage.objects.filter(kind="contacts.added").count() == 2
     assert AuditEvent.objects.filter(action="contacts.email_retried", actor=admin).count() == 1
     assert login(reader).post(reverse("contacts:retry_email", args=[failed.pk])).status_code == 403
+
+
+def test_remove_asks_in_plain_words(login, admin, contoso, alice):
+    _add(contoso, admin, alice)
+    _add(contoso, admin, alice, NotificationType.SERVICE_REVIEW)
+    html = login(admin).get(INDEX).content.decode()
+    assert "Remove Alice Martin as an incident contact? They&#x27;ll get an email saying so." in html
+    assert "Remove Alice Martin as a service review contact? They&#x27;ll get an email saying so." in html
