@@ -446,5 +446,5 @@ def test_remove_asks_in_plain_words(login, admin, contoso, alice):
     _add(contoso, admin, alice)
     _add(contoso, admin, alice, NotificationType.SERVICE_REVIEW)
     html = login(admin).get(INDEX).content.decode()
-    assert "Remove Alice Martin as an incident contact? They&#x27;ll get an email saying so." in html
-    assert "Remove Alice Martin as a service review contact? They&#x27;ll get an email saying so." in html
+    assert "Remove Alice Martin as an incident contact? They'll get an email saying so." in html
+    assert "Remove Alice Martin as a service review contact? They'll get an email saying so." in html
