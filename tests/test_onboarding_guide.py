@@ -613,6 +613,19 @@ def test_a_restore_form_is_stale_once_someone_else_restored_access(login, invite
     assert version(invited) == before
 
 
+def test_a_finished_guide_without_contacts_says_so_on_close(login, invited, admin):
+    from contacts.models import NotificationContact
+
+    client = login(admin)
+    finish(client, invited, admin)
+    assert "You've set up Defender Experts for XDR" in client.get(CLOSE).content.decode()
+    NotificationContact.objects.filter(tenant=invited, notification_type=NotificationType.INCIDENT).delete()
+    html = client.get(CLOSE).content.decode()
+    assert 'data-testid="contacts-missing"' in html and "No incident contact" in html
+    assert f'href="{INCIDENT}"' in html
+    assert "You've set up Defender Experts for XDR" not in html
+
+
 @pytest.mark.parametrize("role_fixture", ["reader", "admin"])
 def test_a_finished_guide_with_removed_access_says_so_on_close(request, login, invited, admin, role_fixture):
     client = login(admin)
@@ -621,7 +634,7 @@ def test_a_finished_guide_with_removed_access_says_so_on_close(request, login, i
     client.force_login(request.getfixturevalue(role_fixture))
     html = client.get(CLOSE).content.decode()
     assert 'data-testid="access-removed"' in html
-    assert "You&#x27;ve set up Defender Experts for XDR" not in html
+    assert "You've set up Defender Experts for XDR" not in html
     summary = html[html.index('data-testid="summary"') :]
     assert "Removed" in summary.split("</dl>")[0]
     index = client.get(reverse("onboarding:index")).content.decode()
