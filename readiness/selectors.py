@@ -19,6 +19,7 @@ from environment.models import (
     OnboardingState,
     SecuritySetting,
 )
+from permissions.models import ServiceProviderAccess
 from readiness.catalogue import ENTRIES, PRODUCTS, Entry
 from readiness.models import ActionState, ActionStatus, ReadinessState, RefreshRun, Regression, Snapshot
 from tenancy.models import Tenant
@@ -110,6 +111,8 @@ class ActionRow:
     total: int | None
     detail: str
     pending_change: bool = False
+    # When the environment this action reads last changed, if after its last check.
+    changed_at: datetime | None = None
 
     @property
     def key(self) -> str:
@@ -150,7 +153,9 @@ def action_rows(*, tenant: Tenant, state: ReadinessState) -> list[ActionRow]:
         )
         if a is not None:
             seen = [changed[source] for source in _sources_of(entry) if source in changed]
-            row.pending_change = any(when > a.last_checked_at for when in seen)
+            newer = [when for when in seen if when > a.last_checked_at]
+            row.pending_change = bool(newer)
+            row.changed_at = max(newer) if newer else None
         rows.append(row)
     return rows
 
@@ -165,6 +170,8 @@ def _sources_of(entry: Entry) -> tuple[str, ...]:
         "dc_sensor_coverage": ("domain_controllers",),
         # Enabled users against seats: enabling a user and changing the seats both count.
         "licence_covers_enabled_users": ("users", "licences"),
+        # Granted or removed in Permissions: not an environment change, but the admin expects to see it.
+        "provider_access_granted": ("provider_access",),
     }.get(rule.type, ())
 
 
@@ -190,8 +197,11 @@ def _changes_since(*, tenant: Tenant) -> dict[str, datetime]:
             latest_licence=Subquery(
                 Licence.objects.filter(tenant=OuterRef("pk")).order_by("-updated_at").values("updated_at")[:1]
             ),
+            latest_access=Subquery(
+                ServiceProviderAccess.objects.filter(tenant=OuterRef("pk")).values("updated_at")[:1]
+            ),
         )
-        .values("latest_device", "latest_dc", "latest_user", "latest_licence")
+        .values("latest_device", "latest_dc", "latest_user", "latest_licence", "latest_access")
         .first()
     ) or {}
     names = {
@@ -199,6 +209,7 @@ def _changes_since(*, tenant: Tenant) -> dict[str, datetime]:
         "latest_dc": "domain_controllers",
         "latest_user": "users",
         "latest_licence": "licences",
+        "latest_access": "provider_access",
     }
     for name, value in latest.items():
         if value is not None:

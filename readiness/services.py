@@ -32,7 +32,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import DatabaseError, connection, transaction
-from django.db.models import DateTimeField, ExpressionWrapper, F, OuterRef, Q, Subquery
+from django.db.models import DateTimeField, Exists, ExpressionWrapper, F, OuterRef, Q, Subquery
 from django.utils import timezone
 
 from audit.services import audit_record
@@ -116,13 +116,40 @@ def readiness_pull_in_changed(*, now: datetime | None = None) -> int:
     """
     changed_at = Subquery(Tenant.objects.filter(pk=OuterRef("tenant_id")).values("environment_changed_at")[:1])
     pick_up = ExpressionWrapper(changed_at + F("delay"), output_field=DateTimeField())
-    return ReadinessState.objects.filter(
+    pulled = ReadinessState.objects.filter(
         environment_seen_at__isnull=False,
         tenant__environment_changed_at__gt=F("environment_seen_at"),
         next_refresh_at__gt=ExpressionWrapper(
             F("tenant__environment_changed_at") + F("delay"), output_field=DateTimeField()
         ),
     ).update(next_refresh_at=pick_up)
+    # Service provider access is granted or removed in Permissions, which doesn't stamp the environment;
+    # a change there after the last refresh is picked up the same way.
+    from permissions.models import ServiceProviderAccess
+
+    access_at = Subquery(ServiceProviderAccess.objects.filter(tenant_id=OuterRef("tenant_id")).values("updated_at")[:1])
+    access_pick_up = ExpressionWrapper(access_at + F("delay"), output_field=DateTimeField())
+    pulled += (
+        ReadinessState.objects.filter(last_refreshed_at__isnull=False)
+        .filter(
+            Exists(
+                ServiceProviderAccess.objects.filter(
+                    tenant_id=OuterRef("tenant_id"), updated_at__gt=OuterRef("last_refreshed_at")
+                )
+            )
+        )
+        .filter(
+            Exists(
+                ServiceProviderAccess.objects.filter(tenant_id=OuterRef("tenant_id")).filter(
+                    updated_at__lt=ExpressionWrapper(
+                        OuterRef("next_refresh_at") - OuterRef("delay"), output_field=DateTimeField()
+                    )
+                )
+            )
+        )
+        .update(next_refresh_at=access_pick_up)
+    )
+    return pulled
 
 
 def _due_filter(now: datetime) -> Q:

@@ -107,13 +107,18 @@ def _page_context(request: HttpRequest) -> dict[str, Any]:
         row.fix_url = presenters.fix_url(row.entry)  # type: ignore[attr-defined]
         row.badge = presenters.status_badge(row.shown_status)  # type: ignore[attr-defined]
     points = history(tenant=tenant)
-    pending_change = state.environment_seen_at is not None and tenant.environment_changed_at > state.environment_seen_at
+    # Changes since the last refresh: the environment's own stamp, and what each action reads (which
+    # includes service provider access, granted in Permissions rather than in the environment).
+    changes = [r.changed_at for r in all_rows if r.changed_at is not None]
+    if state.environment_seen_at is not None and tenant.environment_changed_at > state.environment_seen_at:
+        changes.append(tenant.environment_changed_at)
+    pending_change = bool(changes)
     now = timezone.now()
     # A change is picked up at change time + this tenant's delay; the sweep only writes that into
     # next_refresh_at on its next pass, so the page works it out itself rather than show tomorrow's date.
     next_check_at = state.next_refresh_at
     if pending_change:
-        next_check_at = min(next_check_at, tenant.environment_changed_at + state.delay)
+        next_check_at = min(next_check_at, max(changes) + state.delay)
     return {
         "nav": "service_status",
         "tenant": tenant,
@@ -132,6 +137,7 @@ def _page_context(request: HttpRequest) -> dict[str, Any]:
             {"regression": r, "link": regression_links(r)["link"]} for r in open_regressions(tenant=tenant)
         ],
         "pending_change": pending_change,
+        "changed_at": max(changes) if changes else None,
         "note": presenters.NOTE_24H,
         "devices_pct": presenters.percent(state.devices_protected, state.devices_target),
         "identities_pct": presenters.percent(state.identities_protected, state.identities_target),

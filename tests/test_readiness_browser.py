@@ -233,7 +233,13 @@ def test_sdm_starts_the_monitoring_phase(
 
 
 def test_actions_table_fits_its_card_at_1280px_with_rows_open(
-    page: Page, live_server: Any, browser_login: Any, admin: Any, demo: ReadinessState, screenshot_dir: str
+    page: Page,
+    live_server: Any,
+    browser_login: Any,
+    admin: Any,
+    demo: ReadinessState,
+    screenshot_dir: str,
+    axe_check: Any,
 ) -> None:
     """Opened rows (with their lists of affected devices and domain controllers) wrap inside the title
     column: the table never scrolls sideways and "Last status change" is never clipped at 1280 px."""
@@ -267,3 +273,15 @@ def test_actions_table_fits_its_card_at_1280px_with_rows_open(
     header.scroll_into_view_if_needed()
     expect(header).to_be_in_viewport(ratio=1)  # wholly visible: not clipped on the right
     page.locator("#actions-section").screenshot(path=f"{screenshot_dir}/readiness-actions-1280.png")
+    axe_check(page)  # with the rows open: the embedded lists, "What's measured" and the directory link
+
+
+def test_first_run_page_is_accessible(
+    page: Page, live_server: Any, browser_login: Any, admin: Any, contoso: Tenant, axe_check: Any
+) -> None:
+    seed_environment(contoso, devices=40)
+    browser_login(admin)
+    open_page(page, live_server)
+    expect(page.get_by_test_id("first-run")).to_have_text("The first readiness assessment is being prepared.")
+    expect(page.get_by_test_id("assets-not-assessed")).to_be_visible()
+    axe_check(page)

@@ -598,3 +598,30 @@ def test_regression_email_says_what_changed_and_how_to_fix_it(contoso: Tenant, a
     assert "3 devices are now unprotected, up from 0." in devices.text_body
     assert "/settings/defender-experts/service-status/devices/unprotected/" in devices.text_body
     assert "Onboard the new devices" in devices.text_body
+
+
+def test_granting_provider_access_is_picked_up_after_the_delay(contoso: Tenant, admin: Any, settings: Any) -> None:
+    """Permissions doesn't stamp the environment; granting access is still picked up within the delay,
+    not left to the daily refresh, and only ever pulls the due time in."""
+    settings.READINESS_MIN_DELAY = 2 * 3600
+    settings.READINESS_MAX_DELAY = 2 * 3600
+    seed_environment(contoso, devices=20)
+    t0 = timezone.now().replace(microsecond=0) + timedelta(seconds=1)
+    with time_machine.travel(t0, tick=False):
+        readiness_sweep()
+    assert statuses(contoso)["entra.provider_access"] == ActionState.COMPLETE_NOW
+    with time_machine.travel(t0 + timedelta(hours=1), tick=False):
+        grant_provider_access(contoso, admin)
+        assert readiness_sweep().pulled_in == 1
+        assert readiness_sweep().pulled_in == 0  # idempotent: already pulled in
+    assert ReadinessState.objects.get(tenant=contoso).next_refresh_at == t0 + timedelta(hours=3)
+    with time_machine.travel(t0 + timedelta(hours=3) - timedelta(seconds=1), tick=False):
+        assert readiness_sweep().claimed_count == 0
+    assert statuses(contoso)["entra.provider_access"] == ActionState.COMPLETE_NOW
+    with time_machine.travel(t0 + timedelta(hours=3), tick=False):
+        assert readiness_sweep().claimed_count == 1
+    assert statuses(contoso)["entra.provider_access"] == ActionState.COMPLETED
+    # Refreshed since: no further pull-in from the same grant.
+    with time_machine.travel(t0 + timedelta(hours=4), tick=False):
+        assert readiness_sweep().pulled_in == 0
+    assert ReadinessState.objects.get(tenant=contoso).next_refresh_at == t0 + timedelta(hours=27)

@@ -491,3 +491,38 @@ def test_entra_licences_row_says_what_is_measured(login: Any, admin: Any, contos
     assert "Review the 40 enabled users in your directory" in html
     # Only the one action that can't list what it counts carries the explanation.
     assert html.count('data-testid="measured-') == 1
+
+
+def test_granting_provider_access_shows_in_progress_until_the_refresh(login: Any, admin: Any, contoso: Tenant) -> None:
+    from datetime import timedelta
+
+    from django.utils.dateformat import format as date_format
+
+    from permissions.models import ServiceProviderAccess
+    from permissions.selectors import access_levels_state
+    from permissions.services import access_levels_set
+
+    seed_environment(contoso, devices=30)
+    state = refresh(contoso)
+    ReadinessState.objects.filter(pk=state.pk).update(delay=timedelta(minutes=30))
+    client = login(admin)
+    assert 'data-testid="status-entra.provider_access">Complete now<' in client.get(URL).content.decode()
+    access_levels_set(
+        tenant=contoso,
+        acting_user=admin,
+        investigate=True,
+        respond=False,
+        expected_version=access_levels_state(tenant=contoso).version,
+    )
+    granted_at = ServiceProviderAccess.objects.get(tenant=contoso).updated_at
+    html = client.get(URL).content.decode()
+    assert 'data-testid="status-entra.provider_access">In progress<' in html
+    detail = html.split('data-testid="detail-entra.provider_access">')[1].split("</p>")[0]
+    assert "A change was seen in your environment; the next refresh confirms it." in detail
+    expected = date_format(timezone.localtime(granted_at + timedelta(minutes=30)), "d M Y H:i")
+    assert f'data-testid="next-refresh">{expected} UTC<' in html
+    assert 'data-testid="pending-change"' in html
+    refresh(contoso)
+    html = client.get(URL).content.decode()
+    assert 'data-testid="status-entra.provider_access">Completed<' in html
+    assert 'data-testid="pending-change"' not in html
