@@ -37,7 +37,9 @@ RESENDABLE_PHASES = frozenset({ServicePhase.INVITED, ServicePhase.SETTING_UP})
 
 
 @transaction.atomic
-def invitation_send(*, tenant: Tenant, acting_user: User, resend: bool = False) -> Invitation:
+def invitation_send(
+    *, tenant: Tenant, acting_user: User, resend: bool = False, expected_latest_id: int | None = None
+) -> Invitation:
     """ "Ready to onboard": email the tenant's admins a link to the guide.
 
     The first send moves the tenant from Not invited to Invited. A resend
@@ -45,8 +47,21 @@ def invitation_send(*, tenant: Tenant, acting_user: User, resend: bool = False) 
     the most recent welcome email works, so a forwarded or stale email can't
     be used once the provider has sent a new one). The tenant row is locked
     so two staff members clicking at once send one email, not two.
+
+    ``expected_latest_id``: the newest invitation the staff member saw when
+    they chose Resend. If another one was sent since (a double-click, a second
+    tab, a colleague), nothing is sent again: each resend kills the previous
+    link, so a second email seconds later would only confuse the recipients.
     """
     locked = Tenant.objects.select_for_update().get(pk=tenant.pk)
+    if resend and expected_latest_id is not None:
+        latest = Invitation.objects.filter(tenant=locked).order_by("-created_at", "-id").first()
+        if latest is not None and latest.pk != expected_latest_id:
+            raise InvitationError(
+                f"The welcome email was already resent to {', '.join(latest.recipients)} at "
+                f"{latest.created_at:%H:%M} UTC by {latest.invited_by_label}, so it wasn't sent again. "
+                "Its link is the one that works."
+            )
     phase = ServicePhase(locked.service_phase)
     if resend and phase not in RESENDABLE_PHASES:
         raise InvitationError(

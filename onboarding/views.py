@@ -503,7 +503,13 @@ def _send(request: HttpRequest, tenant_id: int, *, resend: bool) -> HttpResponse
     _require_sdm(request)
     tenant = provider_tenant_or_404(request, tenant_id)
     try:
-        sent: Invitation = invitation_send(tenant=tenant, acting_user=request.user, resend=resend)  # type: ignore[arg-type]
+        sent: Invitation = invitation_send(
+            tenant=tenant,
+            acting_user=request.user,  # type: ignore[arg-type]
+            resend=resend,
+            # The newest link the page showed: a second click doesn't send (and kill) another one.
+            expected_latest_id=_int(request.POST["latest"]) if request.POST.get("latest") else None,
+        )
     except InvitationError as exc:
         messages.error(request, exc.message)
         return redirect("onboarding_provider:tenant", tenant_id=tenant.pk)

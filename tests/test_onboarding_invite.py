@@ -11,7 +11,7 @@ from django.urls import reverse
 from audit.models import AuditEvent
 from onboarding.exceptions import InvitationError
 from onboarding.models import Invitation
-from onboarding.services import invitation_send
+from onboarding.services import WELCOME_KIND, invitation_send
 from outbox.models import MessageStatus, OutboxMessage
 from outbox.services import outbox_deliver, outbox_due_ids
 from tenancy.models import ProviderOrganization, ProviderRole, ServicePhase, Tenant, TenantRole
@@ -158,6 +158,24 @@ def test_resend_issues_a_new_link_and_the_old_one_stops_working(login, client, s
     assert b"resend the welcome email" in old.content
     new = client.get(new_link.split("127.0.0.1:8000", 1)[1])
     assert new.status_code == 302 and new["Location"] == reverse("onboarding:get_started")
+
+
+def test_a_double_clicked_resend_sends_one_email(login, sdm, contoso, admin):
+    first = invitation_send(tenant=contoso, acting_user=sdm)
+    client = login(sdm)
+    page = client.get(reverse("onboarding_provider:tenant", args=[contoso.pk])).content.decode()
+    assert f'name="latest" value="{first.pk}"' in page
+    url = reverse("onboarding_provider:resend", args=[contoso.pk])
+    assert client.post(url, {"latest": first.pk}).status_code == 302
+    # The same form again: a newer link exists now, so nothing is sent and that link keeps working.
+    response = client.post(url, {"latest": first.pk}, follow=True)
+    assert b"already resent" in response.content
+    assert Invitation.objects.filter(tenant=contoso).count() == 2
+    assert Invitation.objects.filter(tenant=contoso, revoked_at__isnull=True).count() == 1
+    assert OutboxMessage.objects.filter(kind=WELCOME_KIND).count() == 2
+    # A malformed value is just a stale form, not a 500.
+    assert client.post(url, {"latest": "abc"}).status_code == 302
+    assert Invitation.objects.filter(tenant=contoso).count() == 2
 
 
 def test_resend_is_refused_before_the_first_invite_and_after_the_guide_is_finished(sdm, contoso, admin):
