@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from permissions.exceptions import SKIP_PERMISSIONS_WARNING
+
 if TYPE_CHECKING:
     from onboarding.models import GuideProgress
 
@@ -77,7 +79,5 @@ class StepIncomplete(OnboardingError):
 
 
 class SkipNeedsConfirmation(OnboardingError):
-    message = (
-        "If you skip providing additional permissions, our experts won't be able to take certain response actions "
-        "to secure your organization."
-    )
+    # The seed's IMPORTANT text, from the one place the Permissions page uses too.
+    message = SKIP_PERMISSIONS_WARNING
