@@ -161,6 +161,7 @@ class RunTrigger(models.TextChoices):
     FIRST = "first", "First assessment"
     SCHEDULED = "scheduled", "Scheduled (daily)"
     ENVIRONMENT = "environment", "Environment change"
+    ACCESS = "access", "Service provider access change"
     REQUESTED = "requested", "Requested by an admin"
 
 

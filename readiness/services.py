@@ -246,6 +246,9 @@ def _trigger(state: ReadinessState, tenant: Tenant) -> str:
         return RunTrigger.REQUESTED
     if state.environment_seen_at is None or tenant.environment_changed_at > state.environment_seen_at:
         return RunTrigger.ENVIRONMENT
+    access_changed_at = getattr(state, "access_changed_at", None)
+    if access_changed_at is not None and access_changed_at > state.last_refreshed_at:
+        return RunTrigger.ACCESS
     return RunTrigger.SCHEDULED
 
 
@@ -264,7 +267,19 @@ def readiness_refresh(*, tenant_id: int, generation: int) -> str:
     clock = time.perf_counter()
     try:
         with transaction.atomic():
-            state = ReadinessState.objects.select_for_update().select_related("tenant").get(tenant_id=tenant_id)
+            from permissions.models import ServiceProviderAccess
+
+            state = (
+                ReadinessState.objects.select_for_update()
+                .select_related("tenant")
+                # When service provider access last changed, read in the same statement (for the run's trigger).
+                .annotate(
+                    access_changed_at=Subquery(
+                        ServiceProviderAccess.objects.filter(tenant_id=OuterRef("tenant_id")).values("updated_at")[:1]
+                    )
+                )
+                .get(tenant_id=tenant_id)
+            )
             if state.generation != generation or state.completed_generation >= generation:
                 # Another execution of the same message finished first.
                 RefreshRun.objects.filter(pk=run.pk).update(

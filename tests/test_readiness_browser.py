@@ -218,6 +218,13 @@ def test_sdm_starts_the_monitoring_phase(
     page.goto(f"{live_server.url}/provider/readiness-runs/")
     expect(page.get_by_role("heading", name="Readiness runs")).to_be_visible()
     expect(page.get_by_test_id("runs-table")).to_contain_text("Succeeded")
+    # Ten columns, all visible at 1280 px without scrolling sideways.
+    page.set_viewport_size({"width": 1280, "height": 900})
+    wrap = page.evaluate(
+        "(() => { const w = document.querySelector('[data-testid=runs-table]').parentElement;"
+        " return [w.scrollWidth, w.clientWidth]; })()"
+    )
+    assert wrap[0] <= wrap[1], wrap
     axe_check(page)
     page.get_by_test_id("runs-table").get_by_role("link", name="Contoso").first.click()
     expect(page.get_by_test_id("readiness-verdict")).to_contain_text("Not ready")

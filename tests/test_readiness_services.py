@@ -621,6 +621,7 @@ def test_granting_provider_access_is_picked_up_after_the_delay(contoso: Tenant, 
     with time_machine.travel(t0 + timedelta(hours=3), tick=False):
         assert readiness_sweep().claimed_count == 1
     assert statuses(contoso)["entra.provider_access"] == ActionState.COMPLETED
+    assert RefreshRun.objects.filter(tenant=contoso).first().trigger == "access"
     # Refreshed since: no further pull-in from the same grant.
     with time_machine.travel(t0 + timedelta(hours=4), tick=False):
         assert readiness_sweep().pulled_in == 0
