@@ -343,6 +343,20 @@ def guide_finish(*, tenant: Tenant, acting_user: User, expected_version: int) ->
         raise StepIncomplete(f"Complete {', '.join(missing)} first.")
     first_finish = not progress.is_finished
     if first_finish:
+        from permissions.selectors import access_levels_state
+
+        # Permissions was done, but access may have been removed (or run out) since:
+        # the service can't start without it, so the first Close waits for it.
+        access = access_levels_state(tenant=locked)
+        if access.removed:
+            raise StepIncomplete(
+                "Service provider access was removed, so our experts can't sign in to your tenant. "
+                "Restore it in Permissions (step 1), then select Close."
+            )
+        if not (access.provider_access_granted and access.any_level):
+            raise StepIncomplete(
+                "Our experts have no access level. Choose one in Permissions (step 1), then select Close."
+            )
         progress.finished_at = timezone.now()
         progress.finished_by = acting_user
     if GuideStep.CLOSE.value not in progress.completed_steps:

@@ -613,6 +613,28 @@ def test_a_restore_form_is_stale_once_someone_else_restored_access(login, invite
     assert version(invited) == before
 
 
+def test_the_first_close_waits_for_removed_access_to_be_restored(login, invited, admin):
+    client = login(admin)
+    client.get(reverse("onboarding:get_started"))
+    through_contacts(client, invited, admin)
+    client.post(NEXT_STEPS, {"version": version(invited)})
+    remove_access(invited, admin)
+    response = client.post(CLOSE, {"version": version(invited)})
+    assert response.status_code == 200
+    assert b'data-testid="step-error"' in response.content
+    assert b"Restore it in Permissions (step 1), then select Close." in response.content
+    invited.refresh_from_db()
+    assert invited.service_phase == ServicePhase.SETTING_UP
+    assert not guide_progress(tenant=invited).is_finished
+    # Restored from the guide's Permissions step, the guide stays at Close and finishes.
+    restored = submit_permissions(client, invited, respond=False, confirm_skip=True, restore="1")
+    assert restored.status_code == 302
+    assert client.get(reverse("onboarding:get_started"))["Location"] == CLOSE
+    assert client.post(CLOSE, {"version": version(invited)})["Location"] == reverse("readiness:service_status")
+    invited.refresh_from_db()
+    assert invited.service_phase == ServicePhase.PREPARING
+
+
 def test_a_finished_guide_without_contacts_says_so_on_close(login, invited, admin):
     from contacts.models import NotificationContact
 
