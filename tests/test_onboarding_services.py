@@ -171,3 +171,86 @@ def test_the_console_shows_the_readiness_summary(login, contoso, fabrikam, sdm, 
     html = login(sdm).get(reverse("onboarding_provider:console")).content.decode()
     assert "Not ready · 4 of 10 actions completed" in html
     assert "Not assessed yet" in html  # Fabrikam, never refreshed
+
+
+# --- Removed service provider access -----------------------------------------------
+
+
+def _levels(tenant: Any) -> Any:
+    from permissions.selectors import access_levels_state
+
+    return access_levels_state(tenant=tenant)
+
+
+def _submit(tenant: Any, user: Any, **kwargs: Any) -> GuideProgress:
+    from onboarding.services import guide_permissions_submit
+
+    defaults = {
+        "investigate": True,
+        "respond": False,
+        "confirm_skip": True,
+        "expected_version": guide_progress(tenant=tenant).version,
+        "permissions_version": _levels(tenant).version,
+    }
+    return guide_permissions_submit(tenant=tenant, acting_user=user, **{**defaults, **kwargs})
+
+
+@pytest.mark.django_db
+def test_a_plain_permissions_submit_never_undoes_a_removal(contoso, sdm, admin):
+    from permissions.exceptions import StaleEdit
+    from permissions.services import provider_access_remove
+
+    invitation_send(tenant=contoso, acting_user=sdm)
+    guide_start(tenant=contoso, acting_user=admin)
+    _submit(contoso, admin)
+    provider_access_remove(tenant=contoso, acting_user=admin, expected_version=_levels(contoso).version)
+    with pytest.raises(StaleEdit):
+        _submit(contoso, admin)  # rendered before the removal: no restore flag
+    assert _levels(contoso).removed
+    # "Restore" on a form rendered while access was active is stale too.
+    with pytest.raises(StaleEdit):
+        _submit(contoso, admin, restore_access=True, permissions_version=_levels(contoso).version - 1)
+    assert _levels(contoso).removed
+    _submit(contoso, admin, restore_access=True)
+    state = _levels(contoso)
+    assert state.provider_access_granted and state.investigate and not state.respond
+    assert AuditEvent.objects.filter(action="permissions.provider_access_restored", actor=admin).count() == 1
+    # Restore asked for on access that is active (someone restored it meanwhile): stale.
+    with pytest.raises(StaleEdit):
+        _submit(contoso, admin, restore_access=True)
+
+
+@pytest.mark.django_db
+def test_the_first_close_needs_active_access_but_a_re_close_does_not(contoso, sdm, admin):
+    from permissions.services import provider_access_remove
+
+    invitation_send(tenant=contoso, acting_user=sdm)
+    guide_start(tenant=contoso, acting_user=admin)
+    _submit(contoso, admin)
+    for step, notification_type in (
+        (GuideStep.INCIDENT_CONTACT, NotificationType.INCIDENT),
+        (GuideStep.SERVICE_REVIEW_CONTACT, NotificationType.SERVICE_REVIEW),
+    ):
+        add_contact(contoso, admin, notification_type, name=f"Person {step.value}")
+        guide_step_complete(
+            tenant=contoso, acting_user=admin, step=step, expected_version=guide_progress(tenant=contoso).version
+        )
+    guide_step_complete(
+        tenant=contoso,
+        acting_user=admin,
+        step=GuideStep.NEXT_STEPS,
+        expected_version=guide_progress(tenant=contoso).version,
+    )
+    provider_access_remove(tenant=contoso, acting_user=admin, expected_version=_levels(contoso).version)
+    with pytest.raises(StepIncomplete, match="Service provider access was removed"):
+        guide_finish(tenant=contoso, acting_user=admin, expected_version=guide_progress(tenant=contoso).version)
+    contoso.refresh_from_db()
+    assert contoso.service_phase == ServicePhase.SETTING_UP
+    _submit(contoso, admin, restore_access=True)
+    guide_finish(tenant=contoso, acting_user=admin, expected_version=guide_progress(tenant=contoso).version)
+    contoso.refresh_from_db()
+    assert contoso.service_phase == ServicePhase.PREPARING
+    # Removed again after finishing: closing a reopened guide still works (it only exits).
+    provider_access_remove(tenant=contoso, acting_user=admin, expected_version=_levels(contoso).version)
+    guide_finish(tenant=contoso, acting_user=admin, expected_version=guide_progress(tenant=contoso).version)
+    assert guide_progress(tenant=contoso).finished_by == admin
