@@ -130,6 +130,8 @@ def _page_context(request: HttpRequest) -> dict[str, Any]:
         "products": PRODUCTS,
         "donut": presenters.donut(all_rows),
         "catalogue_size": len(ENTRIES),
+        # The required actions not done, listed under the chart so the admin can go straight to them.
+        "complete_now_rows": [r for r in all_rows if r.shown_status == ActionState.COMPLETE_NOW],
         "banner": presenters.phase_banner(tenant, state),
         "access_health": _access_health(tenant),
         "chart": history_chart(points),

@@ -292,3 +292,17 @@ def test_first_run_page_is_accessible(
     expect(page.get_by_test_id("first-run")).to_have_text("The first readiness assessment is being prepared.")
     expect(page.get_by_test_id("assets-not-assessed")).to_be_visible()
     axe_check(page)
+
+
+def test_a_link_to_an_action_opens_its_row(
+    page: Page, live_server: Any, browser_login: Any, admin: Any, demo: ReadinessState
+) -> None:
+    browser_login(admin)
+    open_page(page, live_server)
+    link = page.get_by_test_id("complete-now-list").get_by_role("link").first
+    target = link.get_attribute("href").split("#")[1]
+    link.click()
+    row = page.locator(f"#{target}")
+    expect(row.locator("details")).to_have_attribute("open", "")
+    expect(row.locator("summary")).to_be_focused()
+    expect(row.get_by_text("How to fix it")).to_be_visible()

@@ -526,3 +526,16 @@ def test_granting_provider_access_shows_in_progress_until_the_refresh(login: Any
     html = client.get(URL).content.decode()
     assert 'data-testid="status-entra.provider_access">Completed<' in html
     assert 'data-testid="pending-change"' not in html
+
+
+def test_complete_now_actions_are_listed_under_the_chart(login: Any, admin: Any, assessed: ReadinessState) -> None:
+    from readiness.models import ActionState
+
+    html = login(admin).get(URL, {"status": "completed"}).content.decode()
+    listed = html.split('data-testid="complete-now-list">')[1].split("</ul>")[0]
+    keys = ActionStatus.objects.filter(status=ActionState.COMPLETE_NOW).values_list("key", flat=True)
+    assert len(keys) == assessed.actions_complete_now > 0
+    # Every Complete now action, whatever the table's filter, each linking to its row on the unfiltered page.
+    assert listed.count("<li>") == len(keys)
+    for key in keys:
+        assert f'href="{URL}#action-{key.replace(".", "-")}"' in listed
