@@ -171,10 +171,14 @@ def request_refresh(request: HttpRequest) -> HttpResponse:
     except ReadinessError as exc:
         messages.warning(request, exc.message)
     else:
-        messages.success(
-            request,
-            f"Refresh requested. Expect the latest status by {timezone.localtime(state.next_refresh_at):%H:%M} UTC.",
-        )
+        if state.next_refresh_at <= timezone.now():
+            # Already due (the first assessment, or a change whose delay has passed): the next sweep runs it.
+            text = "Refresh requested. A refresh is already due; expect the latest status within a few minutes."
+        else:
+            text = (
+                f"Refresh requested. Expect the latest status by {timezone.localtime(state.next_refresh_at):%H:%M} UTC."
+            )
+        messages.success(request, text)
     return redirect("readiness:service_status")
 
 

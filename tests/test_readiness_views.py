@@ -539,3 +539,13 @@ def test_complete_now_actions_are_listed_under_the_chart(login: Any, admin: Any,
     assert listed.count("<li>") == len(keys)
     for key in keys:
         assert f'href="{URL}#action-{key.replace(".", "-")}"' in listed
+
+
+def test_request_refresh_when_one_is_already_due_promises_no_past_time(login: Any, admin: Any, contoso: Tenant) -> None:
+    # A freshly seeded tenant: the first assessment is due at once and hasn't run yet.
+    seed_environment(contoso, devices=20)
+    readiness_state_for(tenant=contoso)
+    response = login(admin).post(reverse("readiness:request_refresh"), follow=True)
+    html = response.content.decode()
+    assert "A refresh is already due; expect the latest status within a few minutes." in html
+    assert "Expect the latest status by" not in html
