@@ -235,10 +235,16 @@ def export_csv(request: HttpRequest) -> HttpResponse:
                 )
             ]
         )
-    for title, done, target in (
-        ("Protected devices", state.devices_protected, state.devices_target),
-        ("Protected identities", state.identities_protected, state.identities_target),
-    ):
+    # Before the first assessment there are no asset figures to export (not zeros).
+    assets = (
+        (
+            ("Protected devices", state.devices_protected, state.devices_target),
+            ("Protected identities", state.identities_protected, state.identities_target),
+        )
+        if state.has_refreshed
+        else ()
+    )
+    for title, done, target in assets:
         writer.writerow(
             [
                 "Protected assets",

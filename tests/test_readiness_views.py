@@ -549,3 +549,9 @@ def test_request_refresh_when_one_is_already_due_promises_no_past_time(login: An
     html = response.content.decode()
     assert "A refresh is already due; expect the latest status within a few minutes." in html
     assert "Expect the latest status by" not in html
+
+
+def test_export_before_the_first_assessment_has_no_asset_figures(login: Any, reader: Any, contoso: Tenant) -> None:
+    rows = list(csv.reader(io.StringIO(login(reader).get(reverse("readiness:export")).content.decode())))
+    assert [r[0] for r in rows[1:]] == ["Action"] * len(ENTRIES)
+    assert all(r[3] == "Not checked yet" for r in rows[1:])
