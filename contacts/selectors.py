@@ -31,6 +31,45 @@ RANK_PREFIX = 1
 RANK_SUBSTRING = 2
 
 
+# Letters that Unicode doesn't decompose into a base letter plus an accent,
+# so ``normalize`` (NFKD) leaves them: "Yılmaz", "Søren", "Łukasz" in the demo
+# directory. The search folds them on both sides (the query here, the stored
+# ``search_text`` through ``fold_sql``, which migration 0005 indexes), so
+# typing "yilmaz", "soren" or "lukasz" finds them.
+FOLDS: tuple[tuple[str, str], ...] = (
+    ("ı", "i"),
+    ("ø", "o"),
+    ("ł", "l"),
+    ("đ", "d"),
+    ("ð", "d"),
+    ("ħ", "h"),
+    ("ŧ", "t"),
+    ("ŀ", "l"),
+    ("ĸ", "k"),
+    ("æ", "ae"),
+    ("œ", "oe"),
+    ("þ", "th"),
+)
+
+
+def fold_text(text: str) -> str:
+    for letter, plain in FOLDS:
+        text = text.replace(letter, plain)
+    return text
+
+
+def fold_sql(column: str) -> str:
+    """``column`` with ``FOLDS`` applied, in SQL both PostgreSQL and SQLite run.
+
+    Migration 0005 indexes exactly this expression (over ``search_text``), so
+    it must stay the same here and there.
+    """
+    expr = column
+    for letter, plain in FOLDS:
+        expr = f"REPLACE({expr}, '{letter}', '{plain}')"
+    return expr
+
+
 def normalize_query(query: str) -> str:
     """The query as ``search_text`` is stored: lower-case, accent-free, single-spaced.
 
@@ -39,7 +78,7 @@ def normalize_query(query: str) -> str:
     tabs and newlines count as spaces.
     """
     cleaned = "".join(ch for ch in (query or "") if ch.isprintable() or ch.isspace())
-    return " ".join(normalize(cleaned).split())
+    return " ".join(fold_text(normalize(cleaned)).split())
 
 
 @dataclass(frozen=True)
@@ -122,6 +161,11 @@ def directory_search(*, tenant: Tenant, query: str, limit: int = MAX_RESULTS) ->
     # Sorting with the "C" collation matches the b-tree index on PostgreSQL;
     # SQLite's default (BINARY) is the same order already.
     c = ' COLLATE "C"' if connection.vendor == "postgresql" else ""
+
+    def st(t: str) -> str:
+        # The folded search_text of table alias t (see FOLDS).
+        return fold_sql(f"{t}.search_text")
+
     users = DirectoryUser._meta.db_table
     groups = DirectoryGroup._meta.db_table
     members = GroupMembership._meta.db_table
@@ -156,7 +200,7 @@ def directory_search(*, tenant: Tenant, query: str, limit: int = MAX_RESULTS) ->
         # One range, [q, q + "!") in byte order, holds q itself and every
         # "q <more>"; PostgreSQL scans just that slice of the covering index
         # and checks "the next word is an address" from the index entry.
-        rest = f"SUBSTR({t}.search_text, %(rest_from)s)"
+        rest = f"SUBSTR({st(t)}, %(rest_from)s)"
         if connection.vendor == "postgresql":
             next_is_address = f"SPLIT_PART({rest}, ' ', 1) LIKE '%%@%%'"
         else:
@@ -164,29 +208,29 @@ def directory_search(*, tenant: Tenant, query: str, limit: int = MAX_RESULTS) ->
                 f"INSTR({rest}, '@') > 0 AND (INSTR({rest}, ' ') = 0 OR INSTR({rest}, '@') < INSTR({rest}, ' '))"
             )
         return (
-            f"({t}.search_text{c} >= %(q)s AND {t}.search_text{c} < %(q_bang)s AND ({t}.search_text{c} = %(q)s"
-            f" OR ({t}.search_text{c} >= %(q_space)s AND {next_is_address})))"
+            f"({st(t)}{c} >= %(q)s AND {st(t)}{c} < %(q_bang)s AND ({st(t)}{c} = %(q)s"
+            f" OR ({st(t)}{c} >= %(q_space)s AND {next_is_address})))"
         )
 
     def exact_address(t: str) -> str:
         # A whole address: a space-delimited word after the name.
-        return f"({t}.search_text LIKE %(addr_mid)s ESCAPE '\\' OR {t}.search_text LIKE %(addr_end)s ESCAPE '\\')"
+        return f"({st(t)} LIKE %(addr_mid)s ESCAPE '\\' OR {st(t)} LIKE %(addr_end)s ESCAPE '\\')"
 
     def exact(t: str) -> str:
         return f"({exact_name(t)} OR {exact_address(t)})" if is_address else exact_name(t)
 
     def prefix(t: str) -> str:
-        return f"({t}.search_text LIKE %(starts)s ESCAPE '\\' OR {t}.search_text LIKE %(word_starts)s ESCAPE '\\')"
+        return f"({st(t)} LIKE %(starts)s ESCAPE '\\' OR {st(t)} LIKE %(word_starts)s ESCAPE '\\')"
 
     def starts(t: str) -> str:
-        return f"({t}.search_text LIKE %(starts)s ESCAPE '\\')"
+        return f"({st(t)} LIKE %(starts)s ESCAPE '\\')"
 
     def pool(table: str, t: str) -> str:
         # Up to pool + 1 substring matches: one pg_trgm index scan (or a
         # sequential scan that stops early when matches are common).
         return (
-            f"SELECT {t}.id AS id, {t}.search_text AS st FROM {table} {t}"  # noqa: S608
-            f" WHERE {t}.tenant_id = %(tenant)s AND {t}.search_text LIKE %(contains)s ESCAPE '\\' LIMIT %(pool_probe)s"
+            f"SELECT {t}.id AS id, {st(t)} AS st FROM {table} {t}"  # noqa: S608
+            f" WHERE {t}.tenant_id = %(tenant)s AND {st(t)} LIKE %(contains)s ESCAPE '\\' LIMIT %(pool_probe)s"
         )
 
     def tiers(kind: str, table: str, t: str, pool_name: str) -> list[str]:
@@ -194,7 +238,7 @@ def directory_search(*, tenant: Tenant, query: str, limit: int = MAX_RESULTS) ->
         address = (
             [
                 f"SELECT kind, id FROM (SELECT '{kind}' AS kind, {t}.id AS id {base} AND {exact_address(t)}"  # noqa: S608
-                f" ORDER BY {t}.search_text{c} LIMIT %(limit)s) AS {t}_address"
+                f" ORDER BY {st(t)}{c} LIMIT %(limit)s) AS {t}_address"
             ]
             if is_address
             else []
@@ -202,9 +246,9 @@ def directory_search(*, tenant: Tenant, query: str, limit: int = MAX_RESULTS) ->
         return address + [
             # Exact and name-prefix matches: range scans of the ordered b-tree.
             f"SELECT kind, id FROM (SELECT '{kind}' AS kind, {t}.id AS id {base} AND {exact_name(t)}"  # noqa: S608
-            f" ORDER BY {t}.search_text{c} LIMIT %(limit)s) AS {t}_exact",
+            f" ORDER BY {st(t)}{c} LIMIT %(limit)s) AS {t}_exact",
             f"SELECT kind, id FROM (SELECT '{kind}' AS kind, {t}.id AS id {base} AND {starts(t)}"  # noqa: S608
-            f" ORDER BY {t}.search_text{c} LIMIT %(limit)s) AS {t}_starts",
+            f" ORDER BY {st(t)}{c} LIMIT %(limit)s) AS {t}_starts",
             # Substrings: the best of the pool. When the pool holds every
             # match (the usual case) that is exact.
             f"SELECT kind, id FROM (SELECT '{kind}' AS kind, id FROM {pool_name}"  # noqa: S608
@@ -213,7 +257,7 @@ def directory_search(*, tenant: Tenant, query: str, limit: int = MAX_RESULTS) ->
             # a pool of word-prefix matches, so a prefix match is never
             # displaced by a substring match. PostgreSQL skips this scan
             # entirely otherwise (a one-time filter).
-            f"SELECT kind, id FROM (SELECT '{kind}' AS kind, id FROM (SELECT {t}.id AS id, {t}.search_text AS st"  # noqa: S608
+            f"SELECT kind, id FROM (SELECT '{kind}' AS kind, id FROM (SELECT {t}.id AS id, {st(t)} AS st"  # noqa: S608
             f" {base} AND (SELECT COUNT(*) FROM {pool_name}) > %(pool)s AND {prefix(t)} LIMIT %(pool)s) AS {t}_pp"
             f" ORDER BY st{c} LIMIT %(limit)s) AS {t}_prefix",
         ]
@@ -228,7 +272,7 @@ def directory_search(*, tenant: Tenant, query: str, limit: int = MAX_RESULTS) ->
     def name_start(t: str) -> str:
         # Within the prefix rank, names that start with q come before names
         # with a later word starting with q (and before address prefixes).
-        return f"CASE WHEN {t}.search_text LIKE %(starts)s ESCAPE '\\' THEN 0 ELSE 1 END"
+        return f"CASE WHEN {st(t)} LIKE %(starts)s ESCAPE '\\' THEN 0 ELSE 1 END"
 
     held_sql = (
         "(SELECT COUNT(*) FROM {contacts} c WHERE c.tenant_id = %(tenant)s AND c.removed_at IS NULL"
@@ -244,11 +288,11 @@ def directory_search(*, tenant: Tenant, query: str, limit: int = MAX_RESULTS) ->
         SELECT 'user' AS kind, u.id AS id, u.display_name AS display_name, u.mail AS mail,
                u.user_principal_name AS upn, CASE WHEN u.enabled THEN 1 ELSE 0 END AS enabled,
                1 AS mail_enabled, {rank_sql("u", exact("u"))} AS rank, {name_start("u")} AS name_start,
-               u.search_text AS sort_key
+               {st("u")} AS sort_key
         FROM candidates k JOIN {users} u ON k.kind = 'user' AND u.id = k.id
         UNION ALL
         SELECT 'group', g.id, g.display_name, g.mail, '', 1, CASE WHEN g.mail_enabled THEN 1 ELSE 0 END,
-               {rank_sql("g", exact("g"))}, {name_start("g")}, g.search_text
+               {rank_sql("g", exact("g"))}, {name_start("g")}, {st("g")}
         FROM candidates k JOIN {groups} g ON k.kind = 'group' AND g.id = k.id
     ),
     top AS (
