@@ -133,7 +133,8 @@ def directory_search(*, tenant: Tenant, query: str, limit: int = MAX_RESULTS) ->
     """Users and groups of the tenant matching ``query``, best first, in ONE query.
 
     Matching is on the normalised ``search_text`` ("name mail upn", lower-case,
-    accent-free), so case and accents never matter. Ranking: an exact display
+    accent-free), folded further by ``fold_sql`` (ı, ø, ł, æ, ...), so case and
+    accents never matter. Ranking: an exact display
     name, mail or UPN first; then a prefix (of the name first, then of any
     word of it, of the mail or of the UPN); then any substring; ties in
     alphabetical order.
@@ -144,11 +145,11 @@ def directory_search(*, tenant: Tenant, query: str, limit: int = MAX_RESULTS) ->
     includes the better tiers, so the true top ``limit`` are always among
     these at most 8 x ``limit`` candidates (anything cut from a tier has
     ``limit`` entries at least as good ahead of it). Exact and name-prefix
-    tiers are index-only range scans of the covering
-    ``(tenant_id, search_text COLLATE "C") INCLUDE (id)`` b-tree; substrings
-    come from a pool of at most ``CANDIDATE_POOL`` matches found through the
-    pg_trgm GIN index, plus a word-prefix pool only when the substring pool
-    overflows (migrations 0002-0004). Only the candidates are then ranked,
+    tiers are range scans of the ``(tenant_id, folded search_text COLLATE "C")
+    INCLUDE (id)`` b-tree; substrings come from a pool of at most
+    ``CANDIDATE_POOL`` matches found through the pg_trgm GIN index on the
+    folded text, plus a word-prefix pool only when the substring pool
+    overflows (migrations 0002-0005). Only the candidates are then ranked,
     and only the returned rows get their member count and "already a
     contact" subqueries. Queries shorter than two characters return nothing
     without touching the database.
