@@ -52,6 +52,9 @@ FOLDS: tuple[tuple[str, str], ...] = (
 )
 
 
+FOLD_PRODUCTS = frozenset("".join(plain for _letter, plain in FOLDS))
+
+
 def fold_text(text: str) -> str:
     for letter, plain in FOLDS:
         text = text.replace(letter, plain)
@@ -68,6 +71,31 @@ def fold_sql(column: str) -> str:
     for letter, plain in FOLDS:
         expr = f"REPLACE({expr}, '{letter}', '{plain}')"
     return expr
+
+
+def has_fold_letters(column: str) -> str:
+    """SQL: ``column`` holds at least one letter of ``FOLDS``.
+
+    On PostgreSQL this is the predicate of migration 0006's partial indexes,
+    written identically so the planner uses them.
+    """
+    letters = "".join(letter for letter, _plain in FOLDS)
+    if connection.vendor == "postgresql":
+        return f"{column} ~ '[{letters}]'"
+    return "(" + " OR ".join(f"INSTR({column}, '{letter}') > 0" for letter, _plain in FOLDS) + ")"
+
+
+def has_fold_letters_short(column: str) -> str:
+    """The same test as ``has_fold_letters``, written differently on purpose.
+
+    Migration 0006's ``*_search_fold_rows`` index (the tenant's rows to fold,
+    for queries too short for a trigram index) uses this predicate, which
+    PostgreSQL can't derive from ``has_fold_letters``: so only searches that
+    add it (two-letter ones) use that index, and longer ones keep using the
+    trigram index of the folded text.
+    """
+    letters = "".join(letter for letter, _plain in reversed(FOLDS))
+    return f"{column} ~ '[{letters}]'"
 
 
 def normalize_query(query: str) -> str:
@@ -145,11 +173,12 @@ def directory_search(*, tenant: Tenant, query: str, limit: int = MAX_RESULTS) ->
     includes the better tiers, so the true top ``limit`` are always among
     these at most 8 x ``limit`` candidates (anything cut from a tier has
     ``limit`` entries at least as good ahead of it). Exact and name-prefix
-    tiers are range scans of the ``(tenant_id, folded search_text COLLATE "C")
-    INCLUDE (id)`` b-tree; substrings come from a pool of at most
-    ``CANDIDATE_POOL`` matches found through the pg_trgm GIN index on the
-    folded text, plus a word-prefix pool only when the substring pool
-    overflows (migrations 0002-0005). Only the candidates are then ranked,
+    tiers are index-only range scans of the covering
+    ``(tenant_id, search_text COLLATE "C") INCLUDE (id)`` b-tree; substrings
+    come from a pool of at most ``CANDIDATE_POOL`` matches found through the
+    pg_trgm GIN index, plus a word-prefix pool only when the substring pool
+    overflows. Rows holding a letter to fold (few) are folded and ranked on
+    their own, found through a partial index (migrations 0002-0006). Only the candidates are then ranked,
     and only the returned rows get their member count and "already a
     contact" subqueries. Queries shorter than two characters return nothing
     without touching the database.
@@ -163,8 +192,13 @@ def directory_search(*, tenant: Tenant, query: str, limit: int = MAX_RESULTS) ->
     # SQLite's default (BINARY) is the same order already.
     c = ' COLLATE "C"' if connection.vendor == "postgresql" else ""
 
-    def st(t: str) -> str:
-        # The folded search_text of table alias t (see FOLDS).
+    def raw(t: str) -> str:
+        # The stored search_text: what the indexes of migration 0006 cover.
+        return f"{t}.search_text"
+
+    def folded(t: str) -> str:
+        # search_text with FOLDS applied; computed only for candidates and for
+        # the few rows that hold a letter to fold (see special_pool).
         return fold_sql(f"{t}.search_text")
 
     users = DirectoryUser._meta.db_table
@@ -190,6 +224,9 @@ def directory_search(*, tenant: Tenant, query: str, limit: int = MAX_RESULTS) ->
     }
     is_address = "@" in q and " " not in q
 
+    # Each condition below takes the text to test as an SQL expression: the
+    # raw column where an index must answer, the folded text for ranking.
+    #
     # search_text is directory_search_text(name, mail, upn) for users and
     # (name, mail) for groups: normalised parts joined by single spaces, empty
     # parts skipped. Addresses contain "@" and no spaces; names contain no
@@ -197,11 +234,11 @@ def directory_search(*, tenant: Tenant, query: str, limit: int = MAX_RESULTS) ->
     # q + space and the next word is an address". Comparing against
     # search_text (never the raw columns) keeps accents and case out of the
     # exact test, and lets PostgreSQL decide it from the index alone.
-    def exact_name(t: str) -> str:
+    def exact_name(col: str) -> str:
         # One range, [q, q + "!") in byte order, holds q itself and every
         # "q <more>"; PostgreSQL scans just that slice of the covering index
         # and checks "the next word is an address" from the index entry.
-        rest = f"SUBSTR({st(t)}, %(rest_from)s)"
+        rest = f"SUBSTR({col}, %(rest_from)s)"
         if connection.vendor == "postgresql":
             next_is_address = f"SPLIT_PART({rest}, ' ', 1) LIKE '%%@%%'"
         else:
@@ -209,71 +246,110 @@ def directory_search(*, tenant: Tenant, query: str, limit: int = MAX_RESULTS) ->
                 f"INSTR({rest}, '@') > 0 AND (INSTR({rest}, ' ') = 0 OR INSTR({rest}, '@') < INSTR({rest}, ' '))"
             )
         return (
-            f"({st(t)}{c} >= %(q)s AND {st(t)}{c} < %(q_bang)s AND ({st(t)}{c} = %(q)s"
-            f" OR ({st(t)}{c} >= %(q_space)s AND {next_is_address})))"
+            f"({col}{c} >= %(q)s AND {col}{c} < %(q_bang)s AND ({col}{c} = %(q)s"
+            f" OR ({col}{c} >= %(q_space)s AND {next_is_address})))"
         )
 
-    def exact_address(t: str) -> str:
+    def exact_address(col: str) -> str:
         # A whole address: a space-delimited word after the name.
-        return f"({st(t)} LIKE %(addr_mid)s ESCAPE '\\' OR {st(t)} LIKE %(addr_end)s ESCAPE '\\')"
+        return f"({col} LIKE %(addr_mid)s ESCAPE '\\' OR {col} LIKE %(addr_end)s ESCAPE '\\')"
 
-    def exact(t: str) -> str:
-        return f"({exact_name(t)} OR {exact_address(t)})" if is_address else exact_name(t)
+    def exact(col: str) -> str:
+        return f"({exact_name(col)} OR {exact_address(col)})" if is_address else exact_name(col)
 
-    def prefix(t: str) -> str:
-        return f"({st(t)} LIKE %(starts)s ESCAPE '\\' OR {st(t)} LIKE %(word_starts)s ESCAPE '\\')"
+    def prefix(col: str) -> str:
+        return f"({col} LIKE %(starts)s ESCAPE '\\' OR {col} LIKE %(word_starts)s ESCAPE '\\')"
 
-    def starts(t: str) -> str:
-        return f"({st(t)} LIKE %(starts)s ESCAPE '\\')"
+    def starts(col: str) -> str:
+        return f"({col} LIKE %(starts)s ESCAPE '\\')"
+
+    def rank_sql(col: str) -> str:
+        return (
+            f"CASE WHEN {exact(col)} THEN {RANK_EXACT} WHEN {prefix(col)} THEN {RANK_PREFIX} ELSE {RANK_SUBSTRING} END"
+        )
+
+    def name_start(col: str) -> str:
+        # Within the prefix rank, names that start with q come before names
+        # with a later word starting with q (and before address prefixes).
+        return f"CASE WHEN {col} LIKE %(starts)s ESCAPE '\\' THEN 0 ELSE 1 END"
 
     def pool(table: str, t: str) -> str:
         # Up to pool + 1 substring matches: one pg_trgm index scan (or a
         # sequential scan that stops early when matches are common).
         return (
-            f"SELECT {t}.id AS id, {st(t)} AS st FROM {table} {t}"  # noqa: S608
-            f" WHERE {t}.tenant_id = %(tenant)s AND {st(t)} LIKE %(contains)s ESCAPE '\\' LIMIT %(pool_probe)s"
+            f"SELECT {t}.id AS id, {raw(t)} AS st FROM {table} {t}"  # noqa: S608
+            f" WHERE {t}.tenant_id = %(tenant)s AND {raw(t)} LIKE %(contains)s ESCAPE '\\' LIMIT %(pool_probe)s"
+        )
+
+    # An optimisation fence: SQLite only takes OFFSET after a LIMIT (-1: none).
+    no_inline = "OFFSET 0" if connection.vendor == "postgresql" else "LIMIT -1 OFFSET 0"
+
+    # Folding only ever produces these letters. A query with none of them can
+    # only match text the folding didn't touch, which the raw tiers find.
+    may_need_folding = any(ch in FOLD_PRODUCTS for ch in q)
+
+    def fold_rows(t: str) -> str:
+        # The rows holding a letter to fold, spelled as the index that should
+        # find them expects: the trigram index of their folded text answers
+        # queries of 3 or more characters, the plain list of them shorter ones.
+        if connection.vendor == "postgresql" and len(q) < 3:
+            return has_fold_letters_short(raw(t))
+        return has_fold_letters(raw(t))
+
+    def special_pool(table: str, t: str) -> str:
+        # Rows holding a letter to fold ("Yılmaz") can match only once folded,
+        # which no index on the raw text sees. They are few (4% of a 100,000
+        # directory of international names), and migration 0006 indexes just
+        # them: a trigram index of their folded text, so only matching ones
+        # are folded and ranked here. OFFSET 0 keeps PostgreSQL from inlining
+        # the fold into every use of "ft" below (one fold per row).
+        return (
+            f"SELECT id FROM (SELECT {t}.id AS id, {folded(t)} AS ft FROM {table} {t}"  # noqa: S608
+            f" WHERE {t}.tenant_id = %(tenant)s AND {fold_rows(t)}"
+            f" AND {folded(t)} LIKE %(contains)s ESCAPE '\\' {no_inline}) AS {t}_f"
+            f" ORDER BY {rank_sql('ft')}, {name_start('ft')}, ft{c} LIMIT %(limit)s"
         )
 
     def tiers(kind: str, table: str, t: str, pool_name: str) -> list[str]:
         base = f"FROM {table} {t} WHERE {t}.tenant_id = %(tenant)s"
+        col = raw(t)
         address = (
             [
-                f"SELECT kind, id FROM (SELECT '{kind}' AS kind, {t}.id AS id {base} AND {exact_address(t)}"  # noqa: S608
-                f" ORDER BY {st(t)}{c} LIMIT %(limit)s) AS {t}_address"
+                f"SELECT kind, id FROM (SELECT '{kind}' AS kind, {t}.id AS id {base} AND {exact_address(col)}"  # noqa: S608
+                f" ORDER BY {col}{c} LIMIT %(limit)s) AS {t}_address"
             ]
             if is_address
             else []
         )
-        return address + [
-            # Exact and name-prefix matches: range scans of the ordered b-tree.
-            f"SELECT kind, id FROM (SELECT '{kind}' AS kind, {t}.id AS id {base} AND {exact_name(t)}"  # noqa: S608
-            f" ORDER BY {st(t)}{c} LIMIT %(limit)s) AS {t}_exact",
-            f"SELECT kind, id FROM (SELECT '{kind}' AS kind, {t}.id AS id {base} AND {starts(t)}"  # noqa: S608
-            f" ORDER BY {st(t)}{c} LIMIT %(limit)s) AS {t}_starts",
-            # Substrings: the best of the pool. When the pool holds every
-            # match (the usual case) that is exact.
-            f"SELECT kind, id FROM (SELECT '{kind}' AS kind, id FROM {pool_name}"  # noqa: S608
-            f" ORDER BY st{c} LIMIT %(limit)s) AS {t}_substring",
-            # Only when there are more substring matches than the pool holds:
-            # a pool of word-prefix matches, so a prefix match is never
-            # displaced by a substring match. PostgreSQL skips this scan
-            # entirely otherwise (a one-time filter).
-            f"SELECT kind, id FROM (SELECT '{kind}' AS kind, id FROM (SELECT {t}.id AS id, {st(t)} AS st"  # noqa: S608
-            f" {base} AND (SELECT COUNT(*) FROM {pool_name}) > %(pool)s AND {prefix(t)} LIMIT %(pool)s) AS {t}_pp"
-            f" ORDER BY st{c} LIMIT %(limit)s) AS {t}_prefix",
-        ]
-
-    candidates = " UNION ".join(tiers("user", users, "u", "user_pool") + tiers("group", groups, "g", "group_pool"))
-
-    def rank_sql(t: str, exact_clause: str) -> str:
         return (
-            f"CASE WHEN {exact_clause} THEN {RANK_EXACT} WHEN {prefix(t)} THEN {RANK_PREFIX} ELSE {RANK_SUBSTRING} END"
+            address
+            + [
+                # Exact and name-prefix matches: range scans of the ordered b-tree.
+                f"SELECT kind, id FROM (SELECT '{kind}' AS kind, {t}.id AS id {base} AND {exact_name(col)}"  # noqa: S608
+                f" ORDER BY {col}{c} LIMIT %(limit)s) AS {t}_exact",
+                f"SELECT kind, id FROM (SELECT '{kind}' AS kind, {t}.id AS id {base} AND {starts(col)}"  # noqa: S608
+                f" ORDER BY {col}{c} LIMIT %(limit)s) AS {t}_starts",
+                # Substrings: the best of the pool. When the pool holds every
+                # match (the usual case) that is exact.
+                f"SELECT kind, id FROM (SELECT '{kind}' AS kind, id FROM {pool_name}"  # noqa: S608
+                f" ORDER BY st{c} LIMIT %(limit)s) AS {t}_substring",
+                # Only when there are more substring matches than the pool holds:
+                # a pool of word-prefix matches, so a prefix match is never
+                # displaced by a substring match. PostgreSQL skips this scan
+                # entirely otherwise (a one-time filter).
+                f"SELECT kind, id FROM (SELECT '{kind}' AS kind, id FROM (SELECT {t}.id AS id, {col} AS st"  # noqa: S608
+                f" {base} AND (SELECT COUNT(*) FROM {pool_name}) > %(pool)s AND {prefix(col)} LIMIT %(pool)s) AS {t}_pp"
+                f" ORDER BY st{c} LIMIT %(limit)s) AS {t}_prefix",
+            ]
+            + (
+                # The rows that match only once their letters are folded.
+                [f"SELECT '{kind}' AS kind, id FROM ({special_pool(table, t)}) AS {t}_special"]  # noqa: S608
+                if may_need_folding
+                else []
+            )
         )
 
-    def name_start(t: str) -> str:
-        # Within the prefix rank, names that start with q come before names
-        # with a later word starting with q (and before address prefixes).
-        return f"CASE WHEN {st(t)} LIKE %(starts)s ESCAPE '\\' THEN 0 ELSE 1 END"
+    candidates = " UNION ".join(tiers("user", users, "u", "user_pool") + tiers("group", groups, "g", "group_pool"))
 
     held_sql = (
         "(SELECT COUNT(*) FROM {contacts} c WHERE c.tenant_id = %(tenant)s AND c.removed_at IS NULL"
@@ -288,12 +364,12 @@ def directory_search(*, tenant: Tenant, query: str, limit: int = MAX_RESULTS) ->
     hits AS (
         SELECT 'user' AS kind, u.id AS id, u.display_name AS display_name, u.mail AS mail,
                u.user_principal_name AS upn, CASE WHEN u.enabled THEN 1 ELSE 0 END AS enabled,
-               1 AS mail_enabled, {rank_sql("u", exact("u"))} AS rank, {name_start("u")} AS name_start,
-               {st("u")} AS sort_key
+               1 AS mail_enabled, {rank_sql(folded("u"))} AS rank, {name_start(folded("u"))} AS name_start,
+               {folded("u")} AS sort_key
         FROM candidates k JOIN {users} u ON k.kind = 'user' AND u.id = k.id
         UNION ALL
         SELECT 'group', g.id, g.display_name, g.mail, '', 1, CASE WHEN g.mail_enabled THEN 1 ELSE 0 END,
-               {rank_sql("g", exact("g"))}, {name_start("g")}, {st("g")}
+               {rank_sql(folded("g"))}, {name_start(folded("g"))}, {folded("g")}
         FROM candidates k JOIN {groups} g ON k.kind = 'group' AND g.id = k.id
     ),
     top AS (

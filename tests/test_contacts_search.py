@@ -9,7 +9,14 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from contacts.models import NotificationType
-from contacts.selectors import RANK_EXACT, RANK_PREFIX, RANK_SUBSTRING, directory_search, fold_sql
+from contacts.selectors import (
+    RANK_EXACT,
+    RANK_PREFIX,
+    RANK_SUBSTRING,
+    directory_search,
+    fold_sql,
+    has_fold_letters,
+)
 from contacts.services import contact_add
 from environment.models import DirectoryUser
 from environment.search import directory_search_text
@@ -200,7 +207,7 @@ def test_search_is_one_query_whatever_the_size(contoso, admin, django_assert_num
     assert len(results) == 10
 
 
-def test_postgres_has_trigram_and_covering_indexes_on_the_folded_text(db):
+def test_postgres_has_trigram_covering_and_fold_row_indexes(db):
     if connection.vendor != "postgresql":
         pytest.skip("pg_trgm is PostgreSQL only")
     with connection.cursor() as cursor:
@@ -209,23 +216,30 @@ def test_postgres_has_trigram_and_covering_indexes_on_the_folded_text(db):
         )
         indexes = dict(cursor.fetchall())
     assert sorted(indexes) == [
-        "contacts_dirgroup_search_cover_f",
-        "contacts_dirgroup_search_trgm_f",
-        "contacts_diruser_search_cover_f",
-        "contacts_diruser_search_trgm_f",
+        "contacts_dirgroup_search_cover",
+        "contacts_dirgroup_search_fold_rows",
+        "contacts_dirgroup_search_fold_trgm",
+        "contacts_dirgroup_search_trgm",
+        "contacts_diruser_search_cover",
+        "contacts_diruser_search_fold_rows",
+        "contacts_diruser_search_fold_trgm",
+        "contacts_diruser_search_trgm",
     ]
-    assert "gin_trgm_ops" in indexes["contacts_diruser_search_trgm_f"]
-    assert "replace(" in indexes["contacts_diruser_search_trgm_f"]
-    assert "INCLUDE (id)" in indexes["contacts_diruser_search_cover_f"]
+    assert "gin_trgm_ops" in indexes["contacts_diruser_search_trgm"]
+    assert "INCLUDE (id)" in indexes["contacts_diruser_search_cover"]
+    assert "gin_trgm_ops" in indexes["contacts_diruser_search_fold_trgm"]
+    assert "replace(" in indexes["contacts_diruser_search_fold_trgm"]
+    assert "WHERE (search_text ~" in indexes["contacts_diruser_search_fold_trgm"]
 
 
-def test_postgres_plans_the_search_on_the_folded_indexes(contoso):
-    # The indexes are only used if their expression is exactly the one the
-    # search compares; EXPLAIN (with sequential scans discouraged, as at
+def test_postgres_plans_the_search_on_its_indexes(contoso):
+    # An index is only used if the search's condition is written the way the
+    # index expects; EXPLAIN (with sequential scans discouraged, as at
     # 100,000 entries) names them.
     if connection.vendor != "postgresql":
         pytest.skip("PostgreSQL plans only")
     factories.directory_user(contoso, "Planned Person", mail="planned@contoso.example")
+    factories.directory_user(contoso, "Søren Planø", mail="soren@contoso.example")
     with CaptureQueriesContext(connection) as ctx:
         directory_search(tenant=contoso, query="lanned")
     sql = ctx.captured_queries[0]["sql"]
@@ -233,18 +247,27 @@ def test_postgres_plans_the_search_on_the_folded_indexes(contoso):
         cursor.execute("SET LOCAL enable_seqscan = off")
         cursor.execute("EXPLAIN " + sql)
         plan = "\n".join(r[0] for r in cursor.fetchall())
-        # The exact and prefix tiers are range scans of the folded b-tree.
-        assert re.search(r"Index Scan using contacts_diruser_search_cover_f .*\n.*Index Cond: .*replace\(", plan)
+    # Exact and prefix tiers: range scans of the covering b-tree (index only).
+    assert re.search(r"Index Only Scan using contacts_diruser_search_cover .*\n.*Index Cond: .*search_text", plan), plan
+    with connection.cursor() as cursor:
         # The substring pool's predicate is the one the trigram index answers
         # (at this tiny size the planner would rather scan, so leave it no other way).
+        cursor.execute("SET LOCAL enable_seqscan = off")
         cursor.execute("SET LOCAL enable_indexscan = off")
         cursor.execute("SET LOCAL enable_indexonlyscan = off")
+        cursor.execute("EXPLAIN SELECT id FROM environment_directoryuser u WHERE u.search_text LIKE %s", ["%lanned%"])
+        plan = "\n".join(r[0] for r in cursor.fetchall())
+        assert "Bitmap Index Scan on contacts_diruser_search_trgm" in plan, plan
+        # Only the rows holding a letter to fold are folded: their own trigram
+        # index (expression and predicate exactly as the search writes them).
+        assert has_fold_letters("u.search_text") in sql and fold_sql("u.search_text") in sql
         cursor.execute(
-            f"EXPLAIN SELECT id FROM environment_directoryuser u WHERE {fold_sql('u.search_text')} LIKE %s",
-            ["%lanned%"],
+            f"EXPLAIN SELECT id FROM environment_directoryuser u WHERE {has_fold_letters('u.search_text')}"
+            f" AND {fold_sql('u.search_text')} LIKE %s",
+            ["%plano%"],
         )
         plan = "\n".join(r[0] for r in cursor.fetchall())
-    assert "Bitmap Index Scan on contacts_diruser_search_trgm_f" in plan, plan
+    assert "Bitmap Index Scan on contacts_diruser_search_fold_trgm" in plan, plan
 
 
 def test_search_works_on_sqlite_syntax(contoso):
@@ -281,3 +304,39 @@ def test_prefix_matches_beat_substrings_when_the_pool_overflows(contoso, monkeyp
     assert [r.rank for r in results[:3]] == [RANK_PREFIX] * 3
     assert {r.rank for r in results[3:]} == {RANK_SUBSTRING}
     assert len(results) == 10
+
+
+def test_queries_folding_cannot_affect_skip_the_fold_branch(contoso):
+    # "xq" has no letter that folding produces (i o l d h t k a e), so only
+    # untouched text can match it and the folded branch is left out.
+    factories.directory_user(contoso, "Xquisite Søren", mail="xq@contoso.example")
+    with CaptureQueriesContext(connection) as ctx:
+        assert names(directory_search(tenant=contoso, query="xq")) == ["Xquisite Søren"]
+    assert "_special" not in ctx.captured_queries[0]["sql"]
+    with CaptureQueriesContext(connection) as ctx:
+        assert names(directory_search(tenant=contoso, query="soren")) == ["Xquisite Søren"]
+    assert "_special" in ctx.captured_queries[0]["sql"]
+
+
+def test_postgres_two_letter_queries_fold_only_the_listed_rows(contoso):
+    if connection.vendor != "postgresql":
+        pytest.skip("PostgreSQL plans only")
+    from contacts.selectors import has_fold_letters_short
+
+    factories.directory_user(contoso, "Søren Planø", mail="soren@contoso.example")
+    with CaptureQueriesContext(connection) as ctx:
+        assert names(directory_search(tenant=contoso, query="so")) == ["Søren Planø"]
+    sql = ctx.captured_queries[0]["sql"]
+    # Spelled as the partial index of the rows to fold expects (not as the
+    # trigram index's predicate, which a 2-letter pattern can't use).
+    assert has_fold_letters_short("u.search_text") in sql
+    assert has_fold_letters("u.search_text") not in sql
+    with connection.cursor() as cursor:
+        cursor.execute("SET LOCAL enable_seqscan = off")
+        cursor.execute(
+            "EXPLAIN SELECT id FROM environment_directoryuser u WHERE u.tenant_id = %s"
+            f" AND {has_fold_letters_short('u.search_text')}",
+            [contoso.pk],
+        )
+        plan = "\n".join(r[0] for r in cursor.fetchall())
+    assert "contacts_diruser_search_fold_rows" in plan, plan
