@@ -159,6 +159,9 @@ def test_granting_both_levels_saves_through_the_permissions_service_and_moves_on
     assert progress.current_step == GuideStep.INCIDENT_CONTACT
     assert progress.completed_steps == ["permissions"]
     assert AuditEvent.objects.filter(tenant=invited, action="onboarding.guide_step_completed").count() == 1
+    # The grant made through the guide is audited with the admin's address, as on the Permissions page.
+    grants = AuditEvent.objects.filter(tenant=invited, action__startswith="permissions.")
+    assert grants.exists() and {e.ip_address for e in grants} == {"127.0.0.1"}
 
 
 def test_going_on_without_respond_shows_the_important_warning_and_saves_nothing(login, invited, admin):
