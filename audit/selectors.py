@@ -49,9 +49,7 @@ def audit_events(*, tenant: Tenant, filters: AuditFilters) -> QuerySet[AuditEven
     if filters.q:
         qs = qs.filter(Q(summary__icontains=filters.q) | Q(target_id=filters.q))
     if filters.date_from:
-        qs = qs.filter(
-            created_at__gte=datetime.combine(filters.date_from, time.min, tzinfo=UTC)
-        )
+        qs = qs.filter(created_at__gte=datetime.combine(filters.date_from, time.min, tzinfo=UTC))
     if filters.date_to:
         end = datetime.combine(filters.date_to + timedelta(days=1), time.min, tzinfo=UTC)
         qs = qs.filter(created_at__lt=end)
