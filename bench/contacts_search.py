@@ -21,21 +21,9 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import sys
 import time
-from pathlib import Path
-from urllib.parse import urlparse
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-os.environ.setdefault("DATABASE_URL", "postgres://root@127.0.0.1:5432/portal_contacts_bench")
-os.environ.setdefault("DEBUG", "0")
-os.environ.setdefault("SECRET_KEY", "bench-only-secret-key-0123456789abcdefghijklmnopqrstuvwxyz-0123456789")
-os.environ.setdefault("ALLOWED_HOSTS", "localhost")
-os.environ.setdefault("PORTAL_TESTING", "1")
-os.environ.setdefault("PORTAL_VAR_DIR", "/tmp/defender-portal-bench-var")
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "defender_portal.settings")
+from _setup import bootstrap, percentile
 
 FIRST = [
     "Anna", "Ana", "Andrés", "Benoît", "Björn", "Carlos", "Chloé", "Daniel", "Dmitri", "Élodie", "Emma", "Fatima",
@@ -68,18 +56,6 @@ QUERIES = [
     "nobody-matches-this",
     "xq",  # a rare 2-letter substring: no trigram can help, the worst case
 ]
-
-
-def ensure_database(url: str) -> None:
-    import psycopg
-
-    parsed = urlparse(url)
-    name = parsed.path.lstrip("/")
-    admin_url = parsed._replace(path="/postgres").geturl()
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone()
-        if not exists:
-            conn.execute(f'CREATE DATABASE "{name}"')
 
 
 def load_directory(size: int):  # type: ignore[no-untyped-def]
@@ -157,12 +133,6 @@ def load_directory(size: int):  # type: ignore[no-untyped-def]
     return tenant
 
 
-def percentile(values: list[float], pct: float) -> float:
-    ordered = sorted(values)
-    k = max(0, min(len(ordered) - 1, round(pct / 100 * (len(ordered) - 1))))
-    return ordered[k]
-
-
 def bench(tenant, repeat: int) -> dict[str, list[float]]:  # type: ignore[no-untyped-def]
     import json
 
@@ -203,17 +173,11 @@ def main() -> None:
     parser.add_argument("--plans", action="store_true", help="print the query plan of each query")
     args = parser.parse_args()
 
-    url = os.environ["DATABASE_URL"]
-    if not url.startswith("postgres"):
-        sys.exit("This benchmark measures the PostgreSQL search (pg_trgm); set DATABASE_URL to a postgres:// URL.")
-    ensure_database(url)
-
-    import django
-
-    django.setup()
-    from django.core.management import call_command
-
-    call_command("migrate", verbosity=0)
+    bootstrap(
+        "portal_contacts_bench",
+        settings="defender_portal.settings",
+        refusal="This benchmark measures the PostgreSQL search (pg_trgm); set DATABASE_URL to a postgres:// URL.",
+    )
 
     print(f"Directory search benchmark ({len(QUERIES)} queries x {args.repeat} runs each)")
     rows = []

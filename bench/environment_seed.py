@@ -15,15 +15,11 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tests.settings")
-os.environ.setdefault("TEST_DATABASE_NAME", "portal_bench_environment")
+from _setup import bootstrap
 
 
 def timed(label: str, fn: Callable[[], Any]) -> Any:
@@ -39,13 +35,11 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=42)
     args = parser.parse_args()
 
-    import django
-
-    django.setup()
+    # Its own database on the server of DATABASE_URL, whatever database that URL names: seed_demo resets it.
+    database = os.environ.get("TEST_DATABASE_NAME") or "portal_bench_environment"
+    bootstrap(database, settings="tests.settings", on_server_of_url=True)
     from django.db import connection
-    from django.test.utils import setup_databases
 
-    setup_databases(verbosity=0, interactive=False, keepdb=True)
     print(f"database: {connection.vendor} {connection.settings_dict['NAME']}")
 
     from environment import selectors, services

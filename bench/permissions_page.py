@@ -28,33 +28,9 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import sys
 import time
-from pathlib import Path
-from urllib.parse import urlparse
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-os.environ.setdefault("DATABASE_URL", "postgres://root@127.0.0.1:5432/portal_perm_bench")
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tests.settings")
-
-
-def ensure_database(url: str) -> None:
-    import psycopg
-
-    parsed = urlparse(url)
-    name = parsed.path.lstrip("/")
-    admin_url = parsed._replace(path="/postgres").geturl()
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone():
-            conn.execute(f'CREATE DATABASE "{name}"')
-
-
-def percentile(values: list[float], pct: float) -> float:
-    ordered = sorted(values)
-    k = max(0, min(len(ordered) - 1, round(pct / 100 * (len(ordered) - 1))))
-    return ordered[k]
+from _setup import bootstrap, percentile
 
 
 def load_tenant(name: str, groups: int, devices: int):  # type: ignore[no-untyped-def]
@@ -191,17 +167,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=20)
     parser.add_argument("--sweep", type=int, default=2000)
     args = parser.parse_args()
-    url = os.environ["DATABASE_URL"]
-    if not url.startswith("postgres"):
-        sys.exit("Set DATABASE_URL to a postgres:// URL.")
-    ensure_database(url)
-
-    import django
-
-    django.setup()
-    from django.core.management import call_command
-
-    call_command("migrate", verbosity=0)
+    bootstrap("portal_perm_bench", settings="tests.settings")
 
     print(f"Permissions page benchmark ({args.repeat} runs each)")
     print(

@@ -18,7 +18,7 @@ import argparse
 import statistics
 import time
 
-from readiness_common import setup
+from _setup import bootstrap
 
 
 def main() -> None:
@@ -26,7 +26,12 @@ def main() -> None:
     parser.add_argument("--tenants", type=int, default=10_000)
     parser.add_argument("--repeat", type=int, default=5)
     args = parser.parse_args()
-    setup()
+    bootstrap(
+        "portal_readiness_bench",
+        settings="defender_portal.settings",
+        redis=True,
+        refusal="These benchmarks measure PostgreSQL: set DATABASE_URL=postgres://...",
+    )
 
     from datetime import timedelta
 
