@@ -8,6 +8,8 @@ traceback from deep inside Django or Celery.
 from __future__ import annotations
 
 import os
+import secrets
+from pathlib import Path
 from urllib.parse import urlparse
 
 from django.core.exceptions import ImproperlyConfigured
@@ -24,6 +26,26 @@ def _raw(name: str) -> str | None:
 def env_str(name: str, default: str) -> str:
     value = _raw(name)
     return default if value is None or value == "" else value
+
+
+def persistent_secret_key(path: Path) -> str:
+    """A random key generated once and kept in ``path`` (mode 0600).
+
+    Lets a checkout run with real, non-debug settings without anyone choosing
+    a key; web, worker and beat started together all read the same file
+    (O_EXCL makes exactly one of them create it). Deployments set SECRET_KEY.
+    """
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        pass
+    else:
+        with os.fdopen(fd, "w") as handle:
+            handle.write(secrets.token_urlsafe(64))
+    key = path.read_text().strip()
+    if len(key) < 50:
+        raise ImproperlyConfigured(f"SECRET_KEY: the generated key in {path} is damaged; delete the file.")
+    return key
 
 
 def env_bool(name: str, default: bool) -> bool:

@@ -8,6 +8,7 @@ broker, so nothing but Python is needed.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from django.core.exceptions import ImproperlyConfigured
@@ -20,6 +21,7 @@ from defender_portal.env import (
     env_list,
     env_str,
     env_url,
+    persistent_secret_key,
 )
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -29,13 +31,21 @@ VAR_DIR.mkdir(parents=True, exist_ok=True)
 DEBUG = env_bool("DEBUG", False)
 
 _INSECURE_DEV_KEY = "django-insecure-dev-only-key-change-me-in-production-0123456789abcdef"
-SECRET_KEY = env_str("SECRET_KEY", _INSECURE_DEV_KEY if DEBUG else "")
+if "SECRET_KEY" not in os.environ:
+    # Unset: a key generated once under var/ (deployments set their own).
+    SECRET_KEY = _INSECURE_DEV_KEY if DEBUG else persistent_secret_key(VAR_DIR / "secret_key")
+else:
+    SECRET_KEY = env_str("SECRET_KEY", _INSECURE_DEV_KEY if DEBUG else "")
 if not SECRET_KEY:
-    raise ImproperlyConfigured("SECRET_KEY must be set when DEBUG is off.")
+    raise ImproperlyConfigured(
+        "SECRET_KEY must be set when DEBUG is off: give it a long random value, or unset it to use a key "
+        "generated under var/."
+    )
 if len(SECRET_KEY) < 50 and not DEBUG:
     raise ImproperlyConfigured("SECRET_KEY must be at least 50 characters long.")
 
-ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["127.0.0.1", "localhost"] if DEBUG else [])
+# Loopback only unless told otherwise: safe, and enough for `make run`.
+ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["127.0.0.1", "localhost"])
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
 if not DEBUG and not ALLOWED_HOSTS:
     raise ImproperlyConfigured("ALLOWED_HOSTS must list the portal's host names when DEBUG is off.")

@@ -9,7 +9,6 @@ environment (see the README), e.g. DATABASE_URL or CELERY_BROKER_URL.
 from __future__ import annotations
 
 import os
-import secrets
 import signal
 import subprocess
 import sys
@@ -31,13 +30,7 @@ def _embedded_environment() -> dict[str, str]:
     if not port.isdigit() or not 0 < int(port) < 65536:
         sys.exit(f"error: PORT must be a TCP port number; got {port!r}.")
     env["PORT"] = port
-    # A real secret, generated once per checkout and kept under var/.
-    key_file = var_dir / "secret_key"
-    if "SECRET_KEY" not in env:
-        if not key_file.exists():
-            key_file.write_text(secrets.token_urlsafe(64))
-            key_file.chmod(0o600)
-        env["SECRET_KEY"] = key_file.read_text().strip()
+    # SECRET_KEY, when unset, is generated once under var/ by the settings.
     # Production settings, served over plain HTTP on the loopback interface.
     env.setdefault("DEBUG", "0")
     env.setdefault("ALLOWED_HOSTS", "127.0.0.1,localhost")

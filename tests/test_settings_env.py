@@ -13,7 +13,7 @@ ROOT = Path(__file__).resolve().parent.parent
 PROD_KEY = "prod-secret-" + "k" * 60
 
 
-def _run(env_overrides: dict[str, str], *args: str, tmp_path: Path) -> subprocess.CompletedProcess[str]:
+def _run(env_overrides: dict[str, str | None], *args: str, tmp_path: Path) -> subprocess.CompletedProcess[str]:
     env = {
         k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "CELERY_", "SECURE_", "SESSION_", "CSRF_"))
     }
@@ -29,7 +29,9 @@ def _run(env_overrides: dict[str, str], *args: str, tmp_path: Path) -> subproces
     )
     for key in ("REDIS_URL", "CELERY_BROKER_URL", "PORTAL_TESTING"):
         env.pop(key, None)
-    env.update(env_overrides)
+    env.update({k: v for k, v in env_overrides.items() if v is not None})
+    for key in [k for k, v in env_overrides.items() if v is None]:
+        env.pop(key, None)
     return subprocess.run(
         [sys.executable, "manage.py", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
     )
@@ -100,3 +102,15 @@ def test_postgres_url_is_parsed_with_persistent_connections():
             database_config("PORTAL_TEST_DB", "sqlite:///x")
     finally:
         del os.environ["PORTAL_TEST_DB"]
+
+
+def test_an_unset_secret_key_is_generated_once_under_var(tmp_path):
+    probe = "from django.conf import settings; print(settings.SECRET_KEY)"
+    first = _run({"SECRET_KEY": None}, "shell", "-c", probe, tmp_path=tmp_path)
+    second = _run({"SECRET_KEY": None}, "shell", "-c", probe, tmp_path=tmp_path)
+    assert first.returncode == 0 and second.returncode == 0, first.stderr + second.stderr
+    key_file = tmp_path / "var" / "secret_key"
+    key = first.stdout.strip().splitlines()[-1]
+    assert key == second.stdout.strip().splitlines()[-1] == key_file.read_text().strip()
+    assert len(key) >= 50 and (key_file.stat().st_mode & 0o777) == 0o600
+    assert _run({"SECRET_KEY": None}, "check", "--deploy", "--fail-level", "WARNING", tmp_path=tmp_path).returncode == 0
