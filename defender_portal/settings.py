@@ -76,11 +76,17 @@ INSTALLED_APPS = [
     "permissions",
     "contacts",
     "readiness",
+    # The portal shell (icons, theme and navigation preferences); imports no feature app.
+    "ui",
 ]
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    # Compresses HTML (static files come pre-compressed from WhiteNoise). Django's GZipMiddleware pads each response
+    # with random bytes against BREACH, and the CSRF token is masked per response, so compressing pages that carry
+    # secrets is safe here.
+    "django.middleware.gzip.GZipMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -109,6 +115,7 @@ TEMPLATES = [
                 "django.contrib.messages.context_processors.messages",
                 "csp.context_processors.nonce",
                 "tenancy.context_processors.portal",
+                "ui.context_processors.shell",
             ],
         },
     }

@@ -7,6 +7,7 @@ from tenancy import views as tenancy_views
 urlpatterns = [
     path("", tenancy_views.home, name="home"),
     path("", include("tenancy.urls")),
+    path("", include("ui.urls")),
     path("settings/defender-experts/", include("onboarding.urls")),
     path("settings/defender-experts/permissions/", include("permissions.urls")),
     path("settings/defender-experts/notification-contacts/", include("contacts.urls")),

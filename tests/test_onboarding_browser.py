@@ -82,6 +82,7 @@ def invite_contoso(
         preview.set_content(email.alternatives[0][0])
         preview.screenshot(path=f"{shots}/onboarding-0-welcome-email.png", full_page=True)
         preview.close()
+    page.get_by_role("button", name=re.compile("^Account manager for")).click()
     page.get_by_role("button", name="Sign out").click()
     expect(page).to_have_url(re.compile(r"/sign-in/"))
     return link

@@ -31,6 +31,7 @@ def test_admin_signs_in_by_keyboard_and_sees_the_shell(page, live_server, admin,
         expect(nav.get_by_role("link", name=name, exact=True)).to_be_visible()
     axe_check(page)
     page.screenshot(path=f"{screenshot_dir}/shell-landing.png", full_page=True)
+    page.get_by_role("button", name=re.compile("^Account manager for")).click()
     page.get_by_role("button", name="Sign out").click()
     expect(page).to_have_url(re.compile(r"/sign-in/"))
 

@@ -1,6 +1,26 @@
 // Progressive enhancement only: every interaction also works without this file.
 (function () {
   "use strict";
+
+  // Collapse / expand the left navigation in place; the form posts the same choice when script is off.
+  document.addEventListener("submit", function (event) {
+    var form = event.target;
+    if (!(form instanceof HTMLFormElement) || !form.hasAttribute("data-nav-toggle")) return;
+    event.preventDefault();
+    var root = document.documentElement;
+    var collapse = root.getAttribute("data-nav") !== "collapsed";
+    var state = form.querySelector("input[name=nav]");
+    var button = form.querySelector("button");
+    if (collapse) root.setAttribute("data-nav", "collapsed"); else root.removeAttribute("data-nav");
+    state.value = collapse ? "collapsed" : "expanded";
+    var body = new FormData(form);
+    body.set("nav", state.value);
+    state.value = collapse ? "expanded" : "collapsed";  // the next press toggles back
+    button.setAttribute("aria-expanded", collapse ? "false" : "true");
+    button.title = (collapse ? "Expand" : "Collapse") + " navigation";
+    fetch(form.action, { method: "POST", body: body, credentials: "same-origin", redirect: "manual" });
+  });
+
   // Forms marked data-confirm ask before submitting (plain-form fallback:
   // the server also asks, with a confirmation page, when "confirm" is missing).
   document.addEventListener("submit", function (event) {
@@ -12,6 +32,26 @@
       event.stopImmediatePropagation();
     }
   }, true);
+
+  // Narrow screens show tables as stacked rows; each cell is labelled with its column header.
+  function labelCells(root) {
+    root.querySelectorAll("table.data").forEach(function (table) {
+      var heads = Array.prototype.map.call(table.querySelectorAll("thead th"), function (th) {
+        return th.textContent.trim();
+      });
+      if (!heads.length) return;
+      table.querySelectorAll("tbody tr").forEach(function (row) {
+        Array.prototype.forEach.call(row.children, function (cell, i) {
+          if (cell.tagName === "TD" && heads[i] && !cell.hasAttribute("data-label")) cell.setAttribute("data-label", heads[i]);
+        });
+      });
+    });
+  }
+  labelCells(document);
+  document.addEventListener("htmx:afterSettle", function (event) {
+    if (event.detail && event.detail.target) labelCells(event.detail.target);
+  });
+
   // After htmx swaps content in, move focus to the element marked autofocus
   // inside it, so keyboard and screen-reader users land on the new content.
   document.addEventListener("htmx:afterSettle", function (event) {
