@@ -9,6 +9,7 @@ broker, so nothing but Python is needed.
 from __future__ import annotations
 
 import os
+from email.utils import parseaddr
 from pathlib import Path
 
 from django.core.exceptions import ImproperlyConfigured
@@ -286,6 +287,11 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
 # Outbox: how long a claim on a message lasts before another worker may retry it.
 OUTBOX_CLAIM_TIMEOUT = env_duration_seconds("OUTBOX_CLAIM_TIMEOUT", 300)
 OUTBOX_MAX_ATTEMPTS = env_int("OUTBOX_MAX_ATTEMPTS", 8, minimum=1)
+# The right-hand side of every email's Message-ID (<outbox.ROW.CREATED@DOMAIN>):
+# by default the domain of DEFAULT_FROM_EMAIL.
+OUTBOX_MESSAGE_ID_DOMAIN = env_str(
+    "OUTBOX_MESSAGE_ID_DOMAIN", parseaddr(DEFAULT_FROM_EMAIL)[1].rpartition("@")[2] or "localhost"
+)
 
 # Readiness assessment. Like the real service, a change in the environment only
 # shows on Service status once a refresh picks it up: within a per-tenant,

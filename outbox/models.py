@@ -3,6 +3,9 @@ written in the same transaction as the change that causes it."""
 
 from __future__ import annotations
 
+from datetime import UTC
+
+from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
@@ -34,6 +37,9 @@ class OutboxMessage(models.Model):
     # OUTBOX_CLAIM_TIMEOUT so a worker that died mid-send doesn't strand it.
     claim_token = models.UUIDField(null=True, blank=True)
     claimed_at = models.DateTimeField(null=True, blank=True)
+    # The worker (host name and process id) holding the claim, named on the
+    # attempt row if it never reports back.
+    claimed_by = models.CharField(max_length=200, blank=True)
     sent_at = models.DateTimeField(null=True, blank=True)
     last_error = models.TextField(blank=True)
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
@@ -44,6 +50,18 @@ class OutboxMessage(models.Model):
 
     def __str__(self) -> str:
         return f"{self.subject} → {', '.join(self.to)} ({self.get_status_display()})"
+
+    @property
+    def rfc5322_message_id(self) -> str:
+        """The email's ``Message-ID``, derived from the row alone.
+
+        Every attempt at sending this row carries the same value, so a mail
+        system that receives a second copy (see outbox/README.md) recognises it
+        as the same message. The creation time (to the microsecond) keeps the
+        ids of two databases that reuse a primary key apart.
+        """
+        stamp = self.created_at.astimezone(UTC).strftime("%Y%m%d%H%M%S%f")
+        return f"<outbox.{self.pk}.{stamp}@{settings.OUTBOX_MESSAGE_ID_DOMAIN}>"
 
 
 class AttemptOutcome(models.TextChoices):

@@ -1,26 +1,28 @@
 """Queue, claim and deliver outbox messages.
 
-Delivery is at-least-once towards the mail server and exactly-once in every
-normal path: a message is *claimed* (an atomic conditional UPDATE) before it
-is sent, so retried tasks and racing workers cannot both send it. Only if a
-worker dies between handing the message to the mail server and recording
-the result can it be sent again, once its claim lapses; that attempt is
-recorded as ``claim_expired``.
+Delivery is at-least-once towards the mail server, and every copy of a
+message carries the same ``Message-ID`` (exactly-once identity): see
+outbox/README.md for the guarantee and the one window where a second copy can
+leave. A message is *claimed* (an atomic conditional UPDATE) before it is
+sent, so retried tasks and racing workers cannot both send it.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import socket
+import threading
+import time
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
-from django.core.mail import EmailMultiAlternatives
-from django.db import IntegrityError, transaction
+from django.core.mail import EmailMultiAlternatives, get_connection
+from django.db import IntegrityError, connection, transaction
 from django.db.models import F, Q
 from django.template.loader import render_to_string
 from django.utils import timezone
@@ -83,13 +85,62 @@ def outbox_enqueue(
     return message
 
 
+# Publishing from a request must never wait for the broker. The kick uses its
+# own connection with a short connect timeout and no retries, and after a
+# failure the process stops trying for a while: the dispatch sweep delivers
+# every row whose kick was lost, within OUTBOX_SWEEP_SECONDS of the broker's
+# return.
+KICK_CONNECT_TIMEOUT = 0.25
+KICK_PAUSE_AFTER_FAILURE = 10.0
+_kick_state = threading.local()
+_kick_paused_until = 0.0
+_clock = time.monotonic
+
+
+def _kick_connection() -> Any:
+    from defender_portal.celery import app
+
+    conn = getattr(_kick_state, "connection", None)
+    if conn is None:
+        conn = app.connection_for_write(
+            connect_timeout=KICK_CONNECT_TIMEOUT,
+            transport_options={
+                "max_retries": 0,
+                "socket_connect_timeout": KICK_CONNECT_TIMEOUT,
+                "socket_timeout": 1.0,
+            },
+        )
+        _kick_state.connection = conn
+    return conn
+
+
+def _drop_kick_connection() -> None:
+    conn = getattr(_kick_state, "connection", None)
+    _kick_state.connection = None
+    if conn is not None:
+        try:
+            conn.release()
+        except Exception:  # noqa: BLE001, S110 - a broken connection may not close cleanly
+            pass
+
+
 def _kick(message_id: int) -> None:
+    """Hand the message to a worker now, if the broker answers at once."""
+    global _kick_paused_until
     from outbox.tasks import deliver_message
 
+    if deliver_message.app.conf.task_always_eager:
+        deliver_message.apply_async(args=(message_id,))
+        return
+    if _clock() < _kick_paused_until:
+        return
     try:
-        deliver_message.delay(message_id)
-    except Exception:  # noqa: BLE001 - the broker being down must not break the request
-        logger.warning("could not enqueue delivery of outbox message %s; the sweep will retry", message_id)
+        conn = _kick_connection()
+        deliver_message.apply_async(args=(message_id,), producer=deliver_message.app.amqp.Producer(conn), retry=False)
+    except Exception:  # noqa: BLE001 - the broker being down must not break or slow the request
+        _drop_kick_connection()
+        _kick_paused_until = _clock() + KICK_PAUSE_AFTER_FAILURE
+        logger.warning("could not enqueue delivery of outbox message %s; the sweep will deliver it", message_id)
 
 
 @dataclass(frozen=True)
@@ -99,79 +150,159 @@ class Claim:
     attempt: int
 
 
-def outbox_claim(*, message_id: int, now: Any = None) -> Claim | None:
+def _worker_name() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"[:200]
+
+
+def outbox_claim(*, message_id: int, now: datetime | None = None) -> Claim | None:
     """Take the right to send one message, or None if someone else holds it.
 
-    Each branch is a single conditional UPDATE, so exactly one of any number
-    of racing workers matches the row.
+    Each branch ends in a single conditional UPDATE, so exactly one of any
+    number of racing workers matches the row.
     """
     now = now or timezone.now()
     token = uuid.uuid4()
+    worker = _worker_name()
     with transaction.atomic():
         fresh = OutboxMessage.objects.filter(
             pk=message_id, status=MessageStatus.PENDING, next_attempt_at__lte=now
-        ).update(status=MessageStatus.SENDING, claim_token=token, claimed_at=now)
+        ).update(status=MessageStatus.SENDING, claim_token=token, claimed_at=now, claimed_by=worker)
         if not fresh:
             stale_before = now - timedelta(seconds=settings.OUTBOX_CLAIM_TIMEOUT)
-            lapsed = OutboxMessage.objects.filter(
-                pk=message_id, status=MessageStatus.SENDING, claimed_at__lt=stale_before
-            ).update(status=MessageStatus.SENDING, claim_token=token, claimed_at=now)
-            if not lapsed:
+            # Read the lapsed claim *before* replacing it: its start time and
+            # worker belong on the record of the attempt that was lost.
+            lost = (
+                OutboxMessage.objects.filter(pk=message_id, status=MessageStatus.SENDING, claimed_at__lt=stale_before)
+                .values("claim_token", "claimed_at", "claimed_by", "attempts")
+                .first()
+            )
+            if lost is None:
                 return None
-            message = OutboxMessage.objects.get(pk=message_id)
+            taken = OutboxMessage.objects.filter(
+                pk=message_id, status=MessageStatus.SENDING, claim_token=lost["claim_token"]
+            ).update(claim_token=token, claimed_at=now, claimed_by=worker)
+            if not taken:
+                return None
+            lost_since: datetime = lost["claimed_at"] or now  # never None: the filter compared it
+            lapsed_at = timezone.localtime(lost_since + timedelta(seconds=settings.OUTBOX_CLAIM_TIMEOUT))
             OutboxAttempt.objects.create(
-                message=message,
-                number=message.attempts,
-                started_at=message.claimed_at or now,
-                finished_at=now,
+                message_id=message_id,
+                number=lost["attempts"],
+                started_at=lost_since,
+                # Unknown: the worker never said. The row only says when the loss was noticed.
+                finished_at=None,
                 outcome=AttemptOutcome.CLAIM_EXPIRED,
-                error="The worker sending this message stopped responding; its claim expired and it was retried.",
+                error=(
+                    "The worker sending this message stopped responding and its claim expired at "
+                    f"{lapsed_at:%H:%M:%S} "
+                    "UTC. It may have reached the mail server; it was retried with the same Message-ID."
+                ),
+                worker=lost["claimed_by"],
             )
         OutboxMessage.objects.filter(pk=message_id).update(attempts=F("attempts") + 1)
         attempt = OutboxMessage.objects.values_list("attempts", flat=True).get(pk=message_id)
     return Claim(message_id=message_id, token=token, attempt=attempt)
 
 
+def outbox_build_email(message: OutboxMessage) -> EmailMultiAlternatives:
+    """The email for a row: the same headers, Message-ID included, on every attempt."""
+    email = EmailMultiAlternatives(
+        subject=message.subject,
+        body=message.text_body,
+        from_email=settings.DEFAULT_FROM_EMAIL,
+        to=list(message.to),
+        headers={"Message-ID": message.rfc5322_message_id, "X-Portal-Message-Id": str(message.pk)},
+    )
+    if message.html_body:
+        email.attach_alternative(message.html_body, "text/html")
+    return email
+
+
 def outbox_deliver(*, message_id: int) -> str:
-    """Claim and send one message. Returns what happened, for logs and tests."""
+    """Claim and send one message. Returns what happened, for logs and tests.
+
+    Everything that can be done before the mail server accepts the message is
+    done before: the claim, the rendering, the connection to the mail server.
+    Between its "250 OK" and the commit of "sent" there is a single SQL
+    statement; the goodbye to the mail server comes after it.
+    """
     claim = outbox_claim(message_id=message_id)
     if claim is None:
         return "skipped"
     message = OutboxMessage.objects.get(pk=message_id)
     started = timezone.now()
-    worker = socket.gethostname()
+    worker = _worker_name()
+    backend = get_connection(fail_silently=False)
     try:
-        email = EmailMultiAlternatives(
-            subject=message.subject,
-            body=message.text_body,
-            from_email=settings.DEFAULT_FROM_EMAIL,
-            to=list(message.to),
-            headers={"X-Portal-Message-Id": str(message.pk)},
-        )
-        if message.html_body:
-            email.attach_alternative(message.html_body, "text/html")
-        email.send(fail_silently=False)
+        email = outbox_build_email(message)
+        email.message()  # built before connecting, so no rendering happens while the server waits
+        backend.open()  # held open: send_messages() then leaves the QUIT to us
+        accepted = backend.send_messages([email])
+        if not accepted:
+            raise RuntimeError("The mail backend accepted no message.")
     except Exception as exc:  # noqa: BLE001 - any transport failure is retried
+        _close_quietly(backend)
         _record_failure(claim=claim, started=started, worker=worker, error=f"{type(exc).__name__}: {exc}")
         return "error"
-    finished = timezone.now()
-    with transaction.atomic():
-        # Only the holder of the current claim records the result.
-        OutboxMessage.objects.filter(pk=message_id, claim_token=claim.token).update(
-            status=MessageStatus.SENT, sent_at=finished, last_error="", claim_token=None
-        )
-        OutboxAttempt.objects.create(
-            message_id=message_id,
-            number=claim.attempt,
-            started_at=started,
-            finished_at=finished,
-            outcome=AttemptOutcome.SENT,
-            worker=worker,
-        )
+    _record_sent(claim=claim, started=started, worker=worker)
+    _close_quietly(backend)
     return "sent"
 
 
-def _record_failure(*, claim: Claim, started: Any, worker: str, error: str) -> None:
+def _close_quietly(backend: Any) -> None:
+    try:
+        backend.close()
+    except Exception:  # noqa: BLE001, S110 - the message's fate is already recorded
+        pass
+
+
+def _record_sent(*, claim: Claim, started: datetime, worker: str) -> None:
+    """Mark the message sent and log the attempt in one statement (one round trip) where the database allows."""
+    finished = timezone.now()
+    if connection.vendor == "postgresql":
+        message_table = OutboxMessage._meta.db_table
+        attempt_table = OutboxAttempt._meta.db_table
+        with connection.cursor() as cursor:
+            # Only the holder of the current claim records the result.
+            cursor.execute(
+                f"""
+                WITH sent AS (
+                    UPDATE {message_table}
+                    SET status = %s, sent_at = %s, last_error = '', claim_token = NULL, claimed_by = ''
+                    WHERE id = %s AND claim_token = %s
+                    RETURNING id
+                )
+                INSERT INTO {attempt_table} (message_id, number, started_at, finished_at, outcome, error, worker)
+                SELECT id, %s, %s, %s, %s, '', %s FROM sent
+                """,  # noqa: S608 - table names come from the models, values are parameters
+                [
+                    MessageStatus.SENT,
+                    finished,
+                    claim.message_id,
+                    claim.token,
+                    claim.attempt,
+                    started,
+                    finished,
+                    AttemptOutcome.SENT,
+                    worker,
+                ],
+            )
+        return
+    with transaction.atomic():
+        if OutboxMessage.objects.filter(pk=claim.message_id, claim_token=claim.token).update(
+            status=MessageStatus.SENT, sent_at=finished, last_error="", claim_token=None, claimed_by=""
+        ):
+            OutboxAttempt.objects.create(
+                message_id=claim.message_id,
+                number=claim.attempt,
+                started_at=started,
+                finished_at=finished,
+                outcome=AttemptOutcome.SENT,
+                worker=worker,
+            )
+
+
+def _record_failure(*, claim: Claim, started: datetime, worker: str, error: str) -> None:
     now = timezone.now()
     give_up = claim.attempt >= settings.OUTBOX_MAX_ATTEMPTS
     with transaction.atomic():
@@ -180,6 +311,7 @@ def _record_failure(*, claim: Claim, started: Any, worker: str, error: str) -> N
             next_attempt_at=now + backoff_delay(claim.attempt),
             last_error=error[:2000],
             claim_token=None,
+            claimed_by="",
         )
         OutboxAttempt.objects.create(
             message_id=claim.message_id,

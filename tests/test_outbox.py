@@ -112,10 +112,10 @@ def test_a_lapsed_claim_is_retried_and_recorded_as_such(contoso, settings, djang
 def test_failures_back_off_and_finally_fail(contoso, settings, monkeypatch, django_capture_on_commit_callbacks):
     settings.OUTBOX_MAX_ATTEMPTS = 3
 
-    def broken_send(self, fail_silently=False):
+    def broken_send(self, messages):
         raise ConnectionRefusedError("SMTP server unavailable")
 
-    monkeypatch.setattr("django.core.mail.EmailMultiAlternatives.send", broken_send)
+    monkeypatch.setattr("django.core.mail.backends.locmem.EmailBackend.send_messages", broken_send)
     with django_capture_on_commit_callbacks(execute=False):
         message = _enqueue(contoso)
     assert outbox_deliver(message_id=message.pk) == "error"
