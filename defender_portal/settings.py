@@ -308,6 +308,12 @@ READINESS_REQUEST_RATE_LIMIT = env_duration_seconds("READINESS_REQUEST_RATE_LIMI
 READINESS_LEASE = env_duration_seconds("READINESS_LEASE", 10 * 60)
 # How many tenants one sweep claims at most.
 READINESS_SWEEP_BATCH = env_int("READINESS_SWEEP_BATCH", 20000, minimum=1)
+# The sweep claims and enqueues this many tenants at a time. A claim lasts only
+# READINESS_ENQUEUE_LEASE until its task is with the broker, so a crash or a
+# broker failure during the enqueue delays those tenants by about a minute,
+# not a whole READINESS_LEASE.
+READINESS_CLAIM_CHUNK = env_int("READINESS_CLAIM_CHUNK", 500, minimum=1)
+READINESS_ENQUEUE_LEASE = min(env_duration_seconds("READINESS_ENQUEUE_LEASE", 60), READINESS_LEASE)
 # How long the monitoring phase lasts before the SDM can confirm the service Active.
 READINESS_MONITORING_DAYS = env_int("READINESS_MONITORING_DAYS", 7, minimum=0)
 

@@ -155,6 +155,9 @@ class RunOutcome(models.TextChoices):
     SKIPPED = "skipped", "Skipped (already done)"
     FAILED = "failed", "Failed (retried)"
     LOST = "lost", "Worker lost (reclaimed)"
+    # The run stopped reporting (its failure could not be recorded) and a retry
+    # of the same or a later claim finished the refresh.
+    SUPERSEDED = "superseded", "Superseded (a retry finished it)"
 
 
 class RunTrigger(models.TextChoices):

@@ -11,12 +11,21 @@ How a refresh happens
   tenants (``SELECT ... FOR UPDATE SKIP LOCKED`` on PostgreSQL, a conditional
   UPDATE elsewhere), bumping ``generation`` and setting a lease, and enqueues
   one ``refresh_tenant(tenant_id, generation)`` task each.
+* Claims are taken and enqueued in chunks of ``READINESS_CLAIM_CHUNK``: each
+  chunk is claimed with a short lease (``READINESS_ENQUEUE_LEASE``), handed to
+  the broker, and only then given the full ``READINESS_LEASE``. A sweep that
+  dies or loses the broker mid-enqueue strands at most one chunk, for at most
+  the short lease: the next sweep after it claims those tenants again.
 * The refresh locks the state row, does nothing unless the generation is
   still the claimed one and not yet completed, and writes everything (statuses,
   figures, snapshot, run, regressions and their emails) in one transaction.
   A worker killed mid-refresh rolls back; its lease lapses and the sweep
   claims the tenant again with a new generation, so the old message, if
   redelivered, is a no-op.
+* Every sweep closes the runs left "running" by a worker that died or could
+  not record its failure: "superseded" once their generation has completed,
+  "lost" once their lease has lapsed. No run stays "running" past the next
+  sweep after that.
 """
 
 from __future__ import annotations
@@ -82,6 +91,8 @@ def readiness_state_for(*, tenant: Tenant) -> ReadinessState:
 class Claimed:
     tenant_id: int
     generation: int
+    # The claim's token (one per chunk): its lease is extended once the task is sent.
+    token: uuid.UUID | None = None
 
 
 @dataclass
@@ -90,6 +101,7 @@ class SweepResult:
     pulled_in: int = 0
     claimed: list[Claimed] | None = None
     enqueued: int = 0
+    reconciled: int = 0
 
     @property
     def claimed_count(self) -> int:
@@ -156,17 +168,21 @@ def _due_filter(now: datetime) -> Q:
     return Q(next_refresh_at__lte=now) & (Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lt=now))
 
 
-def readiness_claim_due(*, now: datetime | None = None, limit: int | None = None) -> list[Claimed]:
+def readiness_claim_due(
+    *, now: datetime | None = None, limit: int | None = None, lease_seconds: int | None = None
+) -> list[Claimed]:
     """Claim the tenants whose refresh is due; each claimed tenant appears in exactly one sweep.
 
     PostgreSQL: ``SELECT ... FOR UPDATE SKIP LOCKED`` so racing sweeps take
     disjoint sets. Elsewhere (SQLite): a conditional UPDATE that re-checks the
     due condition, with a token to read back exactly what this call won.
+    ``lease_seconds`` defaults to the full ``READINESS_LEASE``; the sweep
+    passes the short enqueue lease and extends it once the tasks are sent.
     """
     now = now or timezone.now()
     limit = limit or settings.READINESS_SWEEP_BATCH
     token = uuid.uuid4()
-    lease_until = now + timedelta(seconds=settings.READINESS_LEASE)
+    lease_until = now + timedelta(seconds=settings.READINESS_LEASE if lease_seconds is None else lease_seconds)
     with transaction.atomic():
         candidates = ReadinessState.objects.filter(_due_filter(now)).order_by("next_refresh_at", "id")
         if connection.features.has_select_for_update_skip_locked:
@@ -184,7 +200,7 @@ def readiness_claim_due(*, now: datetime | None = None, limit: int | None = None
                 generation=F("generation") + 1, claim_token=token, lease_expires_at=lease_until
             )
         claimed = [
-            Claimed(tenant_id=t, generation=g)
+            Claimed(tenant_id=t, generation=g, token=token)
             # Read back by primary key: on SQLite some of ``ids`` may have been won by another sweep.
             for t, g in ReadinessState.objects.filter(pk__in=ids, claim_token=token).values_list(
                 "tenant_id", "generation"
@@ -196,6 +212,61 @@ def readiness_claim_due(*, now: datetime | None = None, limit: int | None = None
             outcome=RunOutcome.LOST, finished_at=now, error="The refresh didn't finish; it was claimed again."
         )
     return claimed
+
+
+def readiness_extend_leases(*, claimed: list[Claimed], now: datetime | None = None) -> int:
+    """The tasks of these claims are with the broker: give them the full lease (one UPDATE per claim token).
+
+    A claim whose refresh already finished (eager runs, a fast worker) has no
+    token any more and is left alone.
+    """
+    now = now or timezone.now()
+    lease_until = now + timedelta(seconds=settings.READINESS_LEASE)
+    extended = 0
+    for token in {c.token for c in claimed}:
+        tenant_ids = [c.tenant_id for c in claimed if c.token == token]
+        extended += ReadinessState.objects.filter(
+            tenant_id__in=tenant_ids, claim_token=token, completed_generation__lt=F("generation")
+        ).update(lease_expires_at=lease_until)
+    return extended
+
+
+LOST_ERROR = "The refresh didn't finish and its lease lapsed; the tenant is claimed again."
+SUPERSEDED_ERROR = "This run stopped reporting (its failure couldn't be recorded); a retry finished the refresh."
+
+
+def readiness_reconcile_runs(*, now: datetime | None = None) -> int:
+    """Close the runs left "running" whose fate is already known. Two UPDATEs; safe to run any time.
+
+    * superseded: the run's generation (or a later one) has completed, so a
+      retry finished the work this run started;
+    * lost: the run's generation is not complete and its claim is gone: the
+      tenant was claimed again, or the lease lapsed.
+    A run whose claim is still current and leased is really running and is left alone.
+    """
+    now = now or timezone.now()
+    running = RefreshRun.objects.filter(outcome=RunOutcome.RUNNING)
+    superseded = running.filter(
+        Exists(
+            ReadinessState.objects.filter(
+                tenant_id=OuterRef("tenant_id"), completed_generation__gte=OuterRef("generation")
+            )
+        )
+    ).update(outcome=RunOutcome.SUPERSEDED, finished_at=now, error=SUPERSEDED_ERROR)
+    lost = running.filter(
+        Exists(
+            ReadinessState.objects.filter(
+                tenant_id=OuterRef("tenant_id"), completed_generation__lt=OuterRef("generation")
+            ).filter(
+                Q(generation__gt=OuterRef("generation"))
+                | Q(lease_expires_at__isnull=True)
+                | Q(lease_expires_at__lt=now)
+            )
+        )
+    ).update(outcome=RunOutcome.LOST, finished_at=now, error=LOST_ERROR)
+    if superseded or lost:
+        logger.info("readiness runs reconciled: %s superseded, %s lost", superseded, lost)
+    return superseded + lost
 
 
 def readiness_enqueue(claimed: list[Claimed]) -> int:
@@ -226,13 +297,30 @@ def readiness_enqueue(claimed: list[Claimed]) -> int:
 
 
 def readiness_sweep(*, now: datetime | None = None) -> SweepResult:
-    """The periodic sweep: create missing states, pull in changed tenants, claim due ones, enqueue."""
+    """The periodic sweep: close finished runs, create missing states, pull in changed tenants,
+    then claim and enqueue the due ones, chunk by chunk."""
     now = now or timezone.now()
-    result = SweepResult()
+    claimed: list[Claimed] = []
+    result = SweepResult(claimed=claimed)
+    result.reconciled = readiness_reconcile_runs(now=now)
     result.created = readiness_create_missing_states(now=now)
     result.pulled_in = readiness_pull_in_changed(now=now)
-    result.claimed = readiness_claim_due(now=now)
-    result.enqueued = readiness_enqueue(result.claimed)
+    budget = settings.READINESS_SWEEP_BATCH
+    while budget > 0:
+        chunk = readiness_claim_due(
+            now=now, limit=min(settings.READINESS_CLAIM_CHUNK, budget), lease_seconds=settings.READINESS_ENQUEUE_LEASE
+        )
+        if not chunk:
+            break
+        claimed.extend(chunk)
+        sent = readiness_enqueue(chunk)
+        result.enqueued += sent
+        readiness_extend_leases(claimed=chunk[:sent])
+        if sent < len(chunk):
+            # The broker is failing: the rest of this chunk comes back when its short
+            # lease lapses, and nothing more is claimed that can't be sent now.
+            break
+        budget -= len(chunk)
     return result
 
 
@@ -292,6 +380,11 @@ def readiness_refresh(*, tenant_id: int, generation: int) -> str:
             facts = environment_facts(tenant=tenant)
             now = timezone.now()
             regressions = _apply(state=state, tenant=tenant, facts=facts, now=now, run=run)
+            # Earlier runs of this claim that died without a word (a failure that
+            # couldn't be recorded) are done with: this run finished their work.
+            RefreshRun.objects.filter(
+                tenant_id=tenant_id, outcome=RunOutcome.RUNNING, generation__lte=generation
+            ).exclude(pk=run.pk).update(outcome=RunOutcome.SUPERSEDED, finished_at=now, error=SUPERSEDED_ERROR)
             RefreshRun.objects.filter(pk=run.pk).update(
                 outcome=RunOutcome.SUCCEEDED,
                 trigger=trigger,
@@ -306,19 +399,24 @@ def readiness_refresh(*, tenant_id: int, generation: int) -> str:
                 regressions_found=regressions,
             )
     except Exception as exc:
-        try:
-            RefreshRun.objects.filter(pk=run.pk, outcome=RunOutcome.RUNNING).update(
-                outcome=RunOutcome.FAILED,
-                finished_at=timezone.now(),
-                duration_ms=int((time.perf_counter() - clock) * 1000),
-                error=f"{type(exc).__name__}: {exc}"[:2000],
-            )
-        except DatabaseError:
-            # The database itself is gone: the run stays "running" and is marked
-            # lost when the sweep claims the tenant again. Never mask the cause.
-            logger.warning("could not record the failed readiness run %s", run.pk)
+        _record_run_failure(run_id=run.pk, exc=exc, duration_ms=int((time.perf_counter() - clock) * 1000))
         raise
     return "succeeded"
+
+
+def _record_run_failure(*, run_id: int, exc: BaseException, duration_ms: int) -> None:
+    try:
+        RefreshRun.objects.filter(pk=run_id, outcome=RunOutcome.RUNNING).update(
+            outcome=RunOutcome.FAILED,
+            finished_at=timezone.now(),
+            duration_ms=duration_ms,
+            error=f"{type(exc).__name__}: {exc}"[:2000],
+        )
+    except DatabaseError:
+        # The database itself is gone: the run stays "running" until a retry
+        # finishes the refresh (which closes it as superseded) or the next sweep
+        # after its lease lapses marks it lost. Never mask the cause.
+        logger.warning("could not record the failed readiness run %s", run_id)
 
 
 def _apply(*, state: ReadinessState, tenant: Tenant, facts: EnvironmentFacts, now: datetime, run: RefreshRun) -> int:

@@ -33,4 +33,5 @@ def sweep() -> dict[str, int]:
         "pulled_in": result.pulled_in,
         "claimed": result.claimed_count,
         "enqueued": result.enqueued,
+        "reconciled": result.reconciled,
     }
