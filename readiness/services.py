@@ -315,7 +315,7 @@ def readiness_sweep(*, now: datetime | None = None) -> SweepResult:
         claimed.extend(chunk)
         sent = readiness_enqueue(chunk)
         result.enqueued += sent
-        readiness_extend_leases(claimed=chunk[:sent])
+        readiness_extend_leases(claimed=chunk[:sent], now=now)
         if sent < len(chunk):
             # The broker is failing: the rest of this chunk comes back when its short
             # lease lapses, and nothing more is claimed that can't be sent now.
