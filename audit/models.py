@@ -36,6 +36,8 @@ class AuditEvent(models.Model):
     before = models.JSONField(null=True, blank=True)
     after = models.JSONField(null=True, blank=True)
     ip_address = models.GenericIPAddressField(null=True, blank=True)
+    # The request that made the change (core.context), to tie rows written together; "" for the system.
+    request_id = models.CharField(max_length=32, blank=True, default="")
     created_at = models.DateTimeField(db_index=True)
 
     objects = AuditEventQuerySet.as_manager()

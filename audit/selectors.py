@@ -63,3 +63,15 @@ def audit_filter_choices(*, tenant: Tenant) -> dict[str, Any]:
     actors = sorted({b for _, b in pairs})
     categories = sorted({a.split(".", 1)[0] for a in actions})
     return {"actions": actions, "actors": actors, "categories": categories}
+
+
+def recent_events(
+    *, tenant: Tenant, action_prefix: str = "", actions: tuple[str, ...] = (), limit: int = 10
+) -> list[AuditEvent]:
+    """A page's "recent changes": the tenant's latest events of one app (``action_prefix``) or of ``actions``."""
+    qs = AuditEvent.objects.for_tenant(tenant)
+    if action_prefix:
+        qs = qs.filter(action__startswith=action_prefix)
+    if actions:
+        qs = qs.filter(action__in=actions)
+    return list(qs.order_by("-created_at", "-id")[:limit])

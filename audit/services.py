@@ -9,6 +9,7 @@ from django.db import models
 from django.utils import timezone
 
 from audit.models import AuditEvent
+from core.context import current_request_context
 
 if TYPE_CHECKING:
     from tenancy.models import Tenant, User
@@ -32,7 +33,12 @@ def audit_record(
 
     ``acting_user`` is required (keyword-only, no default) so that every caller
     decides who acted; pass ``None`` only for the system (sweeps, tasks).
+    The client IP and the request id come from the request being served
+    (``core.context``); ``ip_address`` overrides the IP.
     """
+    ctx = current_request_context()
+    if ip_address is None and ctx is not None:
+        ip_address = ctx.ip_address
     if actor_label is None:
         actor_label = acting_user.email if acting_user is not None else SYSTEM_ACTOR
     return AuditEvent.objects.create(
@@ -46,5 +52,6 @@ def audit_record(
         before=before,
         after=after,
         ip_address=ip_address,
+        request_id=ctx.request_id if ctx is not None else "",
         created_at=timezone.now(),
     )

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
+from core.errors import Conflict, Invalid
 
-class ContactError(Exception):
+
+class ContactError(Invalid):
     """A change to notification contacts was refused; ``message`` says why."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
 
 
 class ContactNotFound(ContactError):
@@ -27,7 +25,7 @@ class InvalidPhone(ContactError):
     """The phone number isn't a valid international number (or isn't allowed here)."""
 
 
-class StaleContact(ContactError):
+class StaleContact(Conflict, ContactError):
     """Someone else changed or removed the contact since the form was loaded."""
 
 

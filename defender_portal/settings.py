@@ -97,6 +97,8 @@ MIDDLEWARE = [
     "csp.middleware.CSPMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "tenancy.middleware.TenantMiddleware",
+    # The request context for the audit trail; ApplicationError -> response (core.errors).
+    "core.middleware.WebCoreMiddleware",
     # Axes must be last so it sees the authentication outcome.
     "axes.middleware.AxesMiddleware",
 ]

@@ -4,19 +4,15 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from core.errors import Conflict, Invalid, NeedsConfirmation
 from permissions.exceptions import SKIP_PERMISSIONS_WARNING
 
 if TYPE_CHECKING:
     from onboarding.models import GuideProgress
 
 
-class OnboardingError(Exception):
-    message: str = "That didn't work. Try again."
-
-    def __init__(self, message: str | None = None) -> None:
-        if message is not None:
-            self.message = message
-        super().__init__(self.message)
+class OnboardingError(Invalid):
+    message = "That didn't work. Try again."
 
 
 class InvitationError(OnboardingError):
@@ -52,7 +48,7 @@ class GuideNotAvailable(OnboardingError):
     )
 
 
-class GuideConflict(OnboardingError):
+class GuideConflict(Conflict, OnboardingError):
     """Someone else changed the guide since this page was loaded."""
 
     def __init__(self, progress: GuideProgress, message: str | None = None) -> None:
@@ -78,6 +74,6 @@ class StepIncomplete(OnboardingError):
     """The step can't be completed yet (e.g. no contact added)."""
 
 
-class SkipNeedsConfirmation(OnboardingError):
+class SkipNeedsConfirmation(NeedsConfirmation, OnboardingError):
     # The seed's IMPORTANT text, from the one place the Permissions page uses too.
     message = SKIP_PERMISSIONS_WARNING

@@ -246,7 +246,6 @@ def guide_permissions_submit(
     confirm_skip: bool = False,
     recently_authenticated: bool = False,
     restore_access: bool = False,
-    ip_address: str | None = None,
 ) -> GuideProgress:
     """Step 1: save the access levels through the Permissions service, then move on.
 
@@ -293,7 +292,6 @@ def guide_permissions_submit(
             investigate=investigate,
             respond=respond,
             recently_authenticated=recently_authenticated,
-            ip_address=ip_address,
         )
     elif (bool(state.investigate), bool(state.respond)) != (investigate, respond):
         access_levels_set(
@@ -304,7 +302,6 @@ def guide_permissions_submit(
             expected_version=permissions_version,
             confirm_reduced_access=confirm_skip,
             recently_authenticated=recently_authenticated,
-            ip_address=ip_address,
         )
     return _advance(progress, tenant=tenant, step=GuideStep.PERMISSIONS, acting_user=acting_user)
 

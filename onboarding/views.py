@@ -57,7 +57,6 @@ from tenancy.access import provider_tenant_or_404, provider_view, require_manage
 from tenancy.middleware import SESSION_TENANT_KEY
 from tenancy.models import Membership, ServicePhase
 from tenancy.reauth import recently_authenticated
-from tenancy.request_ip import client_ip
 from tenancy.selectors import tenant_admin_emails
 
 READ_ONLY_SENTENCE = (
@@ -219,7 +218,6 @@ def _save_step(request: HttpRequest, step: GuideStep, expected: int, extra: dict
                 confirm_skip=request.POST.get("confirm_skip") == "1",
                 recently_authenticated=recently_authenticated(request),
                 restore_access=restoring,
-                ip_address=client_ip(request),
             )
             extra["restoring"] = restoring
         elif step == GuideStep.CLOSE:

@@ -6,7 +6,9 @@ and show ``message``; the subclasses tell them which follow-up to offer.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from core.errors import Conflict, Invalid, NeedsConfirmation, NeedsReauth
 
 if TYPE_CHECKING:
     from permissions.selectors import AccessLevelsState
@@ -22,17 +24,11 @@ ALL_DEVICES_WARNING = (
 )
 
 
-class PermissionsError(Exception):
-    message: str = "The permissions couldn't be changed."
-
-    def __init__(self, message: str | None = None, **extra: Any) -> None:
-        if message is not None:
-            self.message = message
-        self.extra = extra
-        super().__init__(self.message)
+class PermissionsError(Invalid):
+    message = "The permissions couldn't be changed."
 
 
-class StaleEdit(PermissionsError):
+class StaleEdit(Conflict, PermissionsError):
     """Someone else changed the permissions since the form was loaded."""
 
     message = (
@@ -41,21 +37,21 @@ class StaleEdit(PermissionsError):
     )
 
     def __init__(self, current: AccessLevelsState | None = None) -> None:
-        super().__init__()
+        super().__init__(current=current)
         self.current = current
 
 
-class ReducedAccessNeedsConfirmation(PermissionsError):
+class ReducedAccessNeedsConfirmation(NeedsConfirmation, PermissionsError):
     """Turning off the last level that lets experts act; ask before doing it."""
 
     message = SKIP_PERMISSIONS_WARNING
 
 
-class ReauthenticationRequired(PermissionsError):
+class ReauthenticationRequired(NeedsReauth, PermissionsError):
     message = "Granting Respond directly to active threats is sensitive. Confirm your password to continue."
 
 
-class AllDevicesNeedsConfirmation(PermissionsError):
+class AllDevicesNeedsConfirmation(NeedsConfirmation, PermissionsError):
     """Turning off Access security data from all devices; ask before doing it."""
 
     message = ALL_DEVICES_WARNING

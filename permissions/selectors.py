@@ -13,15 +13,19 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.db.models import Count, Max, OuterRef, QuerySet, Subquery
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
+from audit.selectors import recent_events
 from environment.models import Device
 from permissions.models import AccessGrant, AccessLevel, AccessState, RevokedReason, ServiceProviderAccess
 from tenancy.models import ProviderOrganization, Tenant
+
+if TYPE_CHECKING:
+    from audit.models import AuditEvent
 
 # Access health turns to "expiring" this long before the earliest end date.
 EXPIRING_WITHIN = timedelta(days=14)
@@ -397,3 +401,61 @@ def provider_tenants_access(*, organization: ProviderOrganization) -> list[Tenan
             )
         )
     return rows
+
+
+@dataclass(frozen=True)
+class PermissionsPage:
+    """Everything the Permissions page shows, from one snapshot: two queries for
+    the access, one for the device groups and one for the recent history."""
+
+    state: AccessLevelsState
+    health: AccessHealth
+    scope: DeviceScope
+    effective: list[Any]  # permissions.evaluator.EffectiveItem (that module imports this one)
+    history: list[AuditEvent]
+
+    @property
+    def grants(self) -> list[GrantInfo]:
+        return sorted(self.state.grants.values(), key=lambda g: g.level)
+
+    @property
+    def initial_levels(self) -> dict[str, Any]:
+        # Seed: Investigate incidents and guide my responses is the default
+        # choice, preselected whenever access is being granted or restored.
+        state = self.state
+        investigate = state.investigate if state.provider_access_granted else True
+        return {"investigate": investigate, "respond": state.respond, "version": state.version}
+
+    @property
+    def levels_action(self) -> str:
+        # One form chooses the access levels in every state; after a removal it restores access.
+        return "restore" if self.state.removed else "levels"
+
+    @property
+    def can_grant_more(self) -> bool:
+        # Durations only matter for a level that can still be turned on.
+        state = self.state
+        return not (state.provider_access_granted and state.investigate and state.respond)
+
+
+PERMISSIONS_HISTORY = 10
+
+
+def permissions_page(*, tenant: Tenant) -> PermissionsPage:
+    # The evaluator reads this module's snapshot, so it is imported where used.
+    from permissions.evaluator import effective_access
+
+    snapshot = access_snapshot(tenant=tenant)
+    scope = device_scope(tenant=tenant)
+    return PermissionsPage(
+        state=access_levels_state(tenant=tenant, snapshot=snapshot),
+        health=access_health(tenant=tenant, snapshot=snapshot),
+        scope=scope,
+        effective=effective_access(tenant=tenant, snapshot=snapshot, scope=scope),
+        history=recent_events(tenant=tenant, action_prefix="permissions.", limit=PERMISSIONS_HISTORY),
+    )
+
+
+def device_named(*, tenant: Tenant, name: str) -> Device | None:
+    """The tenant's device called ``name`` (with its group), for the provider's "attempt an action"."""
+    return Device.objects.select_related("device_group").filter(tenant=tenant, name=name).first()

@@ -6,12 +6,13 @@
 * checks the caller's ``expected_version`` and raises ``StaleEdit`` on a
   mismatch, before anything is written;
 * bumps ``version`` and writes an audit row with before and after values in
-  the same transaction, stamped with the requester's ``ip_address`` when the
-  caller (a view) passes it; the sweeps act as "system" and record none.
+  the same transaction, stamped with the requester's IP by the request context
+  (``core.context``); the sweeps act as "system" and record none.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from itertools import groupby
@@ -69,12 +70,25 @@ def provider_access_ensure(*, tenant: Tenant) -> ServiceProviderAccess:
     return access
 
 
-def _lock(*, tenant: Tenant, expected_version: int | None) -> ServiceProviderAccess:
+def _lock(
+    *,
+    tenant: Tenant,
+    expected_version: int | None,
+    already: Callable[[AccessLevelsState], bool] | None = None,
+) -> ServiceProviderAccess | None:
+    """The locked row, or ``StaleEdit`` when it changed since ``expected_version``.
+
+    A stale form whose outcome ``already`` holds (a double submit, or two
+    admins making the same change) overwrites nothing: ``None``, nothing to do.
+    """
     provider_access_ensure(tenant=tenant)
     access = ServiceProviderAccess.objects.select_for_update().select_related("provider").get(tenant_id=tenant.pk)
     access.tenant = tenant
     if expected_version is not None and access.version != expected_version:
-        raise StaleEdit(current=access_levels_state(tenant=tenant))
+        current = access_levels_state(tenant=tenant)
+        if already is not None and already(current):
+            return None
+        raise StaleEdit(current=current)
     return access
 
 
@@ -116,7 +130,6 @@ def _grant(
     acting_user: User | None,
     now: datetime,
     ends_at: datetime,
-    ip_address: str | None = None,
 ) -> AccessGrant:
     grant = AccessGrant.objects.create(
         access=access,
@@ -130,7 +143,6 @@ def _grant(
     audit_record(
         tenant=access.tenant,
         acting_user=acting_user,
-        ip_address=ip_address,
         action=AUDIT_PREFIX + "level_granted",
         summary=(
             f"Access level {grant.get_level_display()} ({grant.get_role_display()}) granted until {ends_at:%d %b %Y}"
@@ -155,7 +167,6 @@ def _revoke(
     acting_user: User | None,
     now: datetime,
     reason: str,
-    ip_address: str | None = None,
 ) -> None:
     AccessGrant.objects.filter(pk=grant.pk, revoked_at__isnull=True).update(
         revoked_at=now, revoked_reason=reason, revoked_by=acting_user
@@ -163,7 +174,6 @@ def _revoke(
     audit_record(
         tenant=access.tenant,
         acting_user=acting_user,
-        ip_address=ip_address,
         action=AUDIT_PREFIX + "level_revoked",
         summary=(
             f"Access level {grant.get_level_display()} ({grant.get_role_display()}) turned off"
@@ -189,7 +199,6 @@ def _activate(
     acting_user: User | None,
     now: datetime,
     restoring: bool,
-    ip_address: str | None = None,
 ) -> None:
     before = {"state": access.state}
     access.state = AccessState.ACTIVE
@@ -200,7 +209,6 @@ def _activate(
     audit_record(
         tenant=access.tenant,
         acting_user=acting_user,
-        ip_address=ip_address,
         action=AUDIT_PREFIX + ("provider_access_restored" if restoring else "provider_access_granted"),
         summary=("Service provider access restored" if restoring else "Service provider access granted")
         + f" to {access.provider.name}",
@@ -220,7 +228,6 @@ def _apply_levels(
     recently_authenticated: bool,
     ends_at: datetime | None,
     now: datetime,
-    ip_address: str | None = None,
 ) -> bool:
     """Turn levels on and off on a locked, active-or-pending relationship. Returns whether anything changed."""
     _expire_overdue_for(access, now)
@@ -239,7 +246,7 @@ def _apply_levels(
     for level, on in wanted.items():
         if on and level not in live:
             end = end or _check_end(ends_at, now)
-            _grant(access=access, level=level, acting_user=acting_user, now=now, ends_at=end, ip_address=ip_address)
+            _grant(access=access, level=level, acting_user=acting_user, now=now, ends_at=end)
             changed = True
         elif not on and level in live:
             _revoke(
@@ -248,7 +255,6 @@ def _apply_levels(
                 acting_user=acting_user,
                 now=now,
                 reason=RevokedReason.TURNED_OFF,
-                ip_address=ip_address,
             )
             changed = True
     return changed
@@ -265,7 +271,6 @@ def access_levels_set(
     confirm_reduced_access: bool = False,
     recently_authenticated: bool = False,
     ends_at: datetime | None = None,
-    ip_address: str | None = None,
 ) -> AccessLevelsState:
     """Turn the access levels on or off (the guide's Permissions step and the Permissions page).
 
@@ -276,7 +281,13 @@ def access_levels_set(
     explicit restore brings the experts back.
     """
     now = timezone.now()
-    access = _lock(tenant=tenant, expected_version=expected_version)
+    access = _lock(
+        tenant=tenant,
+        expected_version=expected_version,
+        already=lambda st: st.provider_access_granted and (st.investigate, st.respond) == (investigate, respond),
+    )
+    if access is None:
+        return access_levels_state(tenant=tenant)
     if access.state == AccessState.REMOVED:
         if investigate or respond:
             raise ProviderAccessRemoved()
@@ -288,7 +299,7 @@ def access_levels_set(
             raise ReauthenticationRequired()
     fields: list[str] = []
     if access.state == AccessState.PENDING and (investigate or respond):
-        _activate(access=access, acting_user=acting_user, now=now, restoring=False, ip_address=ip_address)
+        _activate(access=access, acting_user=acting_user, now=now, restoring=False)
         fields += ["state", "granted_by", "granted_at", "removed_by", "removed_at"]
     changed = _apply_levels(
         access=access,
@@ -299,7 +310,6 @@ def access_levels_set(
         recently_authenticated=recently_authenticated,
         ends_at=ends_at,
         now=now,
-        ip_address=ip_address,
     )
     if changed or fields:
         _bump(access, fields)
@@ -316,11 +326,11 @@ def provider_access_restore(
     respond: bool,
     recently_authenticated: bool = False,
     ends_at: datetime | None = None,
-    ip_address: str | None = None,
 ) -> AccessLevelsState:
     """Grant (from PENDING) or restore (from REMOVED) service provider access with the chosen levels."""
     now = timezone.now()
     access = _lock(tenant=tenant, expected_version=expected_version)
+    assert access is not None  # noqa: S101 - no ``already``: a stale form raises
     if access.state == AccessState.ACTIVE:
         raise ProviderAccessNotActive("Service provider access is already active.")
     if respond and not recently_authenticated:
@@ -331,7 +341,6 @@ def provider_access_restore(
         acting_user=acting_user,
         now=now,
         restoring=access.state == AccessState.REMOVED,
-        ip_address=ip_address,
     )
     _apply_levels(
         access=access,
@@ -342,20 +351,17 @@ def provider_access_restore(
         recently_authenticated=recently_authenticated,
         ends_at=ends_at,
         now=now,
-        ip_address=ip_address,
     )
     _bump(access, ["state", "granted_by", "granted_at", "removed_by", "removed_at"])
     return access_levels_state(tenant=tenant)
 
 
 @transaction.atomic
-def provider_access_remove(
-    *, tenant: Tenant, acting_user: User, expected_version: int, ip_address: str | None = None
-) -> AccessLevelsState:
+def provider_access_remove(*, tenant: Tenant, acting_user: User, expected_version: int) -> AccessLevelsState:
     """Remove the provider's access entirely: every grant ends now and the evaluator refuses everything."""
     now = timezone.now()
-    access = _lock(tenant=tenant, expected_version=expected_version)
-    if access.state == AccessState.REMOVED:
+    access = _lock(tenant=tenant, expected_version=expected_version, already=lambda st: st.removed)
+    if access is None or access.state == AccessState.REMOVED:
         return access_levels_state(tenant=tenant)
     live = _live_grants(access)
     before = _snapshot_dict(access, live)
@@ -366,7 +372,6 @@ def provider_access_remove(
             acting_user=acting_user,
             now=now,
             reason=RevokedReason.ACCESS_REMOVED,
-            ip_address=ip_address,
         )
     access.state = AccessState.REMOVED
     access.removed_by = acting_user
@@ -374,7 +379,6 @@ def provider_access_remove(
     audit_record(
         tenant=tenant,
         acting_user=acting_user,
-        ip_address=ip_address,
         action=AUDIT_PREFIX + "provider_access_removed",
         summary=(
             f"Service provider access removed from {access.provider.name}; experts' monitoring and response stopped"
@@ -395,11 +399,10 @@ def all_devices_set(
     enabled: bool,
     expected_version: int,
     confirm: bool = False,
-    ip_address: str | None = None,
 ) -> AccessLevelsState:
     """Turn Access security data from all devices on or off. Turning it off needs confirmation."""
-    access = _lock(tenant=tenant, expected_version=expected_version)
-    if access.all_devices == enabled:
+    access = _lock(tenant=tenant, expected_version=expected_version, already=lambda st: st.all_devices == enabled)
+    if access is None or access.all_devices == enabled:
         return access_levels_state(tenant=tenant)
     if not enabled and not confirm:
         raise AllDevicesNeedsConfirmation()
@@ -407,7 +410,6 @@ def all_devices_set(
     audit_record(
         tenant=tenant,
         acting_user=acting_user,
-        ip_address=ip_address,
         action=AUDIT_PREFIX + "all_devices_changed",
         summary=f"Access security data from all devices turned {'on' if enabled else 'off'}",
         target=access,
@@ -427,11 +429,11 @@ def access_grant_renew(
     expected_version: int,
     ends_at: datetime,
     recently_authenticated: bool = False,
-    ip_address: str | None = None,
 ) -> AccessLevelsState:
     """Move a live grant's end date later. Extending Security Operator access counts as granting it again."""
     now = timezone.now()
     access = _lock(tenant=tenant, expected_version=expected_version)
+    assert access is not None  # noqa: S101 - no ``already``: a stale form raises
     if access.state != AccessState.ACTIVE:
         raise ProviderAccessNotActive()
     _expire_overdue_for(access, now)
@@ -455,7 +457,6 @@ def access_grant_renew(
     audit_record(
         tenant=tenant,
         acting_user=acting_user,
-        ip_address=ip_address,
         action=AUDIT_PREFIX + "level_renewed",
         summary=f"Access level {grant.get_level_display()} renewed until {ends_at:%d %b %Y}",
         target=grant,
@@ -646,9 +647,7 @@ def _queue_reminder(*, grants: list[AccessGrant], now: datetime) -> int:
 
 
 @transaction.atomic
-def expert_action_attempt(
-    *, tenant: Tenant, acting_user: User, action: str, device: Device | None, ip_address: str | None = None
-) -> Decision:
+def expert_action_attempt(*, tenant: Tenant, acting_user: User, action: str, device: Device | None) -> Decision:
     """The provider's "attempt an action": ask the evaluator and log the outcome, allowed or refused."""
     decision = can_experts(tenant, action, device)
     label = ExpertAction(action).label if action in ExpertAction.values else action
@@ -656,7 +655,6 @@ def expert_action_attempt(
     audit_record(
         tenant=tenant,
         acting_user=acting_user,
-        ip_address=ip_address,
         action=AUDIT_PREFIX + ("expert_action_allowed" if decision.allowed else "expert_action_refused"),
         summary=f"{'Allowed' if decision.allowed else 'Refused'}: {label}{on} by Defender Experts. {decision.reason}",
         target=device,

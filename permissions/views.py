@@ -1,9 +1,23 @@
-"""Settings > Defender Experts > Permissions.
+"""Settings > Defender Experts > Permissions: the worked example of the web core.
 
-Reads come from one snapshot (two queries), the device-group aggregate (one)
-and the recent history (one), so the page costs the same whatever the size
-of the tenant. Every POST works as a plain form (post/redirect/get) and, with
-htmx, swaps the page's ``content`` partial in place.
+How a page uses the core (``core``, ``tenancy.access``):
+
+* ``@tenant_page`` (any member may look) or ``@tenant_page(manage=True)``
+  (a viewer gets 403) resolves the request into a ``TenantRequest``:
+  ``request.tenant``, ``request.membership`` and ``request.user`` are typed.
+* Reads come from one selector (``permissions_page``); the view only builds
+  the forms and calls ``render_page``, which answers htmx with the page's
+  ``content`` partial and a plain request with the whole page.
+* A POST builds its form, says with ``on_error`` how the page shows an error
+  (the form as submitted, plus the error), checks the form with
+  ``require_valid`` and calls the service. Whatever the service refuses with
+  (``StaleEdit`` is a ``Conflict``: 409; a confirmation: 200; a password
+  prompt: 302; anything else ``Invalid``: 400) becomes its response in
+  ``core.middleware``; the views have no ``except`` clauses.
+* The client IP reaches the audit trail through the request context.
+
+Every POST works as a plain form (post/redirect/get) and, with htmx, swaps
+the page's ``content`` partial in place.
 """
 
 from __future__ import annotations
@@ -11,27 +25,18 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import urlencode
 
+from django import forms
 from django.contrib import messages
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
-from django.shortcuts import render
+from django.http import HttpResponse, HttpResponseRedirect
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
-from django_htmx.http import HttpResponseClientRedirect
 
-from audit.models import AuditEvent
-from permissions.evaluator import effective_access
-from permissions.exceptions import (
-    ALL_DEVICES_WARNING,
-    SKIP_PERMISSIONS_WARNING,
-    AllDevicesNeedsConfirmation,
-    PermissionsError,
-    ReauthenticationRequired,
-    ReducedAccessNeedsConfirmation,
-    StaleEdit,
-)
+from core.errors import ApplicationError, Conflict, InvalidForm, NeedsConfirmation
+from core.pages import is_htmx, on_error, render_page, require_valid, with_values
+from permissions.exceptions import ALL_DEVICES_WARNING, SKIP_PERMISSIONS_WARNING
 from permissions.forms import AllDevicesForm, LevelsForm, RemoveForm, RenewForm, prefill
 from permissions.models import AccessGrant, AccessState
-from permissions.selectors import access_health, access_levels_state, access_snapshot, device_scope
+from permissions.selectors import access_levels_state, permissions_page
 from permissions.services import (
     access_grant_renew,
     access_levels_set,
@@ -39,53 +44,53 @@ from permissions.services import (
     provider_access_remove,
     provider_access_restore,
 )
-from tenancy.access import get_tenant_object_or_404, tenant_admin_view, tenant_view
+from tenancy.access import TenantRequest, get_tenant_object_or_404, tenant_page
 from tenancy.reauth import recently_authenticated
-from tenancy.request_ip import client_ip
 
-RECENT_HISTORY = 10
 TEMPLATE = "permissions/index.html"
 
 
-def _page_context(request: HttpRequest, **forms_and_flags: Any) -> dict[str, Any]:
-    tenant = request.tenant  # type: ignore[attr-defined]
-    snapshot = access_snapshot(tenant=tenant)
-    state = access_levels_state(tenant=tenant, snapshot=snapshot)
-    scope = device_scope(tenant=tenant)
-    history = list(
-        AuditEvent.objects.for_tenant(tenant)
-        .filter(action__startswith="permissions.")
-        .order_by("-created_at", "-id")[:RECENT_HISTORY]
-    )
+def _page(
+    request: TenantRequest,
+    error: ApplicationError | None = None,
+    *,
+    template: str = TEMPLATE,
+    confirm_as: str = "",
+    **overrides: Any,
+) -> HttpResponse:
+    """The page; ``overrides`` replace its forms and flags (a form as submitted, a notice)."""
+    page = permissions_page(tenant=request.tenant)
+    state = page.state
     ctx: dict[str, Any] = {
         "nav": "permissions",
         "state": state,
-        "health": access_health(tenant=tenant, snapshot=snapshot),
-        "scope": scope,
-        "effective": effective_access(tenant=tenant, snapshot=snapshot, scope=scope),
-        "history": history,
-        "grants": sorted(state.grants.values(), key=lambda g: g.level),
+        "health": page.health,
+        "scope": page.scope,
+        "effective": page.effective,
+        "history": page.history,
+        "grants": page.grants,
         "skip_warning": SKIP_PERMISSIONS_WARNING,
         "all_devices_warning": ALL_DEVICES_WARNING,
+        "levels_form": LevelsForm(initial=page.initial_levels),
+        "levels_action": page.levels_action,
+        "can_grant_more": page.can_grant_more,
+        "all_devices_form": AllDevicesForm(initial={"all_devices": state.all_devices, "version": state.version}),
+        "remove_form": RemoveForm(initial={"version": state.version, "confirm": True}),
+        "renew_initial": {"version": state.version},
     }
-    initial_levels = {
-        # Seed: Investigate incidents and guide my responses is the default choice,
-        # preselected whenever access is being granted or restored.
-        "investigate": state.investigate if state.provider_access_granted else True,
-        "respond": state.respond,
-        "version": state.version,
-    }
-    # One form chooses the access levels in every state; granting the first
-    # level grants service provider access, and after a removal the same form
-    # restores it (it then posts to ``restore``).
-    ctx["levels_form"] = LevelsForm(initial=initial_levels)
-    ctx["levels_action"] = "restore" if state.removed else "levels"
-    # Durations only matter for a level that can still be turned on.
-    ctx["can_grant_more"] = not (state.provider_access_granted and state.investigate and state.respond)
-    ctx["all_devices_form"] = AllDevicesForm(initial={"all_devices": state.all_devices, "version": state.version})
-    ctx["remove_form"] = RemoveForm(initial={"version": state.version, "confirm": True})
-    ctx["renew_initial"] = {"version": state.version}
-    ctx.update(forms_and_flags)
+    if isinstance(error, Conflict):
+        # The admin's own choices stay on the page, now against the current version.
+        for form in overrides.values():
+            if isinstance(form, forms.BaseForm) and form.is_bound:
+                with_values(form, version=state.version)
+        ctx["conflict"] = error
+    elif isinstance(error, NeedsConfirmation):
+        ctx[confirm_as] = error
+    elif error is not None and not isinstance(error, InvalidForm):
+        # Shown at the top: the form it came from may not be on the page any more
+        # (an ended grant, access removed meanwhile).
+        ctx["notice"] = ("error", error.message)
+    ctx.update(overrides)
     # One renew form per live grant, each with its own ids; the one the admin
     # just submitted (or is coming back to after the password prompt) keeps its values.
     rows = []
@@ -99,111 +104,70 @@ def _page_context(request: HttpRequest, **forms_and_flags: Any) -> dict[str, Any
             form = RenewForm(initial={"version": state.version}, auto_id=auto_id)
         rows.append((g, form))
     ctx["grant_rows"] = rows
-    return ctx
+    # The remove confirmation is a page of its own (the no-JavaScript path), always whole.
+    return render_page(request, template, ctx, partial="content" if template == TEMPLATE else None)
 
 
-def _render(request: HttpRequest, status: int = 200, **extra: Any) -> HttpResponse:
-    ctx = _page_context(request, **extra)
-    if request.htmx:  # type: ignore[attr-defined]
-        # htmx swaps only the content; 200 so it does swap (the message says what happened).
-        return render(request, f"{TEMPLATE}#content", ctx)
-    return render(request, TEMPLATE, ctx, status=status)
-
-
-def _done(request: HttpRequest, text: str, anchor: str = "") -> HttpResponse:
-    if request.htmx:  # type: ignore[attr-defined]
-        return _render(request, notice=("success", text))
+def _done(request: TenantRequest, text: str, anchor: str = "") -> HttpResponse:
+    if is_htmx(request):
+        return _page(request, notice=("success", text))
     messages.success(request, text)
     return HttpResponseRedirect(reverse("permissions:index") + anchor)
 
 
-def _conflict(request: HttpRequest, exc: StaleEdit) -> HttpResponse:
-    return _render(request, status=409, conflict=exc)
-
-
-def _reauth(request: HttpRequest, params: dict[str, Any], anchor: str) -> HttpResponse:
-    """Send the admin to the password prompt; their choices come back as GET parameters (nothing applied yet)."""
-    back = reverse("permissions:index") + "?" + urlencode({**params, "reauthed": "1"}) + anchor
-    target = reverse("confirm_password") + "?" + urlencode({"next": back})
-    if request.htmx:  # type: ignore[attr-defined]
-        return HttpResponseClientRedirect(target)
-    return HttpResponseRedirect(target)
-
-
-def _choice_params(form: Any, kind: str) -> dict[str, Any]:
+def _back_with(form: forms.BaseForm, kind: str, anchor: str, **more: Any) -> str:
+    """Where the password prompt returns to: the page, showing the admin's pending choice (nothing applied yet)."""
     data = form.cleaned_data
-    out = {"form": kind, "duration": data.get("duration", ""), "version": data.get("version", "")}
+    params = {"form": kind, "duration": data.get("duration", ""), "version": data.get("version", ""), **more}
     if data.get("custom_end"):
-        out["custom_end"] = data["custom_end"].isoformat()
+        params["custom_end"] = data["custom_end"].isoformat()
     for key in ("investigate", "respond"):
         if key in data:
-            out[key] = "1" if data[key] else "0"
-    return out
+            params[key] = "1" if data[key] else "0"
+    return reverse("permissions:index") + "?" + urlencode({**params, "reauthed": "1"}) + anchor
 
 
-@tenant_view
+@tenant_page
 @require_GET
-def index(request: HttpRequest) -> HttpResponse:
-    extra: dict[str, Any] = {}
+def index(request: TenantRequest) -> HttpResponse:
     params = request.GET
-    if params.get("reauthed") and request.membership.can_manage:  # type: ignore[attr-defined]
-        # Back from the password prompt: show the admin's pending choice, ready to save.
-        kind = params.get("form")
-        values = prefill(params, ("investigate", "respond", "duration", "custom_end", "version"))
-        if kind == "levels":
-            extra["levels_form"] = LevelsForm(initial=values)
-            extra["pending_save"] = "levels"
-        elif kind == "restore":
-            extra["levels_form"] = LevelsForm(initial=values)
-            extra["pending_save"] = "restore"
-        elif kind == "renew" and params.get("grant", "").isdigit():
-            extra["renew_initial"] = values
-            extra["renew_grant"] = int(params["grant"])
-            extra["pending_save"] = "renew"
-    return _render(request, **extra)
+    if not (params.get("reauthed") and request.membership.can_manage):
+        return _page(request)
+    # Back from the password prompt: show the admin's pending choice, ready to save.
+    kind = params.get("form")
+    values = prefill(params, ("investigate", "respond", "duration", "custom_end", "version"))
+    if kind in {"levels", "restore"}:
+        return _page(request, levels_form=LevelsForm(initial=values), pending_save=kind)
+    if kind == "renew" and params.get("grant", "").isdigit():
+        return _page(request, renew_initial=values, renew_grant=int(params["grant"]), pending_save="renew")
+    return _page(request)
 
 
-@tenant_admin_view
+@tenant_page(manage=True)
 @require_POST
-def levels(request: HttpRequest) -> HttpResponse:
+def levels(request: TenantRequest) -> HttpResponse:
     form = LevelsForm(request.POST)
-    if not form.is_valid():
-        return _render(request, status=400, levels_form=form)
+    on_error(
+        request,
+        lambda error: _page(request, error, levels_form=form, confirm_as="confirm_levels"),
+        reauth_next=lambda: _back_with(form, "levels", "#access-levels"),
+    )
+    require_valid(form)
     data = form.cleaned_data
-    was = access_levels_state(tenant=request.tenant)  # type: ignore[attr-defined]
+    was = access_levels_state(tenant=request.tenant)
     if was.state == AccessState.PENDING and not (data["investigate"] or data["respond"]):
         form.add_error(None, "Turn on at least one access level to grant service provider access.")
-        return _render(request, status=400, levels_form=form)
-    try:
-        state = access_levels_set(
-            tenant=request.tenant,  # type: ignore[attr-defined]
-            acting_user=request.user,  # type: ignore[arg-type]
-            investigate=data["investigate"],
-            respond=data["respond"],
-            expected_version=data["version"],
-            confirm_reduced_access=data["confirm"],
-            recently_authenticated=recently_authenticated(request),
-            ends_at=form.ends_at,
-            ip_address=client_ip(request),
-        )
-    except StaleEdit as exc:
-        cur = exc.current
-        if (
-            cur
-            and cur.provider_access_granted
-            and (cur.investigate, cur.respond) == (data["investigate"], data["respond"])
-        ):
-            # A double submit (or two admins making the same change): nothing would be overwritten.
-            return _done(request, "Access levels saved.", "#access-levels")
-        return _conflict(request, exc)
-    except ReauthenticationRequired:
-        return _reauth(request, _choice_params(form, "levels"), "#access-levels")
-    except ReducedAccessNeedsConfirmation as exc:
-        return _render(request, levels_form=form, confirm_levels=exc)
-    except PermissionsError as exc:
-        # Shown at the top: the form it came from may not be on the page any more
-        # (an ended grant, access removed meanwhile).
-        return _render(request, status=400, notice=("error", exc.message), levels_form=form)
+        raise InvalidForm(form=form)
+    state = access_levels_set(
+        tenant=request.tenant,
+        acting_user=request.user,
+        investigate=data["investigate"],
+        respond=data["respond"],
+        expected_version=data["version"],
+        confirm_reduced_access=data["confirm"],
+        recently_authenticated=recently_authenticated(request),
+        ends_at=form.ends_at,
+    )
     if state.version == was.version:
         return _done(request, "Nothing changed: the access levels were already as you chose.", "#access-levels")
     if was.state == AccessState.PENDING and state.provider_access_granted:
@@ -213,89 +177,61 @@ def levels(request: HttpRequest) -> HttpResponse:
     return _done(request, "Access levels saved.", "#access-levels")
 
 
-@tenant_admin_view
+@tenant_page(manage=True)
 @require_POST
-def all_devices(request: HttpRequest) -> HttpResponse:
+def all_devices(request: TenantRequest) -> HttpResponse:
     form = AllDevicesForm(request.POST)
-    if not form.is_valid():
-        return _render(request, status=400, all_devices_form=form)
-    data = form.cleaned_data
-    try:
-        all_devices_set(
-            tenant=request.tenant,  # type: ignore[attr-defined]
-            acting_user=request.user,  # type: ignore[arg-type]
-            enabled=data["all_devices"],
-            expected_version=data["version"],
-            confirm=data["confirm"],
-            ip_address=client_ip(request),
-        )
-    except StaleEdit as exc:
-        if exc.current and exc.current.all_devices == data["all_devices"]:
-            on = data["all_devices"]  # already as requested (a double submit): nothing to overwrite
-            return _done(request, f"Access security data from all devices is {'on' if on else 'off'}.", "#all-devices")
-        return _conflict(request, exc)
-    except AllDevicesNeedsConfirmation as exc:
-        return _render(request, all_devices_form=form, confirm_all_devices=exc)
-    except PermissionsError as exc:
-        # Shown at the top: the form it came from may not be on the page any more
-        # (an ended grant, access removed meanwhile).
-        return _render(request, status=400, notice=("error", exc.message), all_devices_form=form)
-    on = data["all_devices"]
+    on_error(request, lambda error: _page(request, error, all_devices_form=form, confirm_as="confirm_all_devices"))
+    require_valid(form)
+    on = form.cleaned_data["all_devices"]
+    all_devices_set(
+        tenant=request.tenant,
+        acting_user=request.user,
+        enabled=on,
+        expected_version=form.cleaned_data["version"],
+        confirm=form.cleaned_data["confirm"],
+    )
     return _done(request, f"Access security data from all devices is {'on' if on else 'off'}.", "#all-devices")
 
 
-@tenant_admin_view
+@tenant_page(manage=True)
 @require_POST
-def renew(request: HttpRequest, grant_id: str) -> HttpResponse:
+def renew(request: TenantRequest, grant_id: str) -> HttpResponse:
     grant = get_tenant_object_or_404(request, AccessGrant, pk=grant_id)
     form = RenewForm(request.POST, auto_id=f"renew{grant.pk}_%s", extend_from=grant.ends_at)
-    if not form.is_valid():
-        return _render(request, status=400, renew_form=form, renew_grant=grant.pk)
+    on_error(
+        request,
+        lambda error: _page(request, error, renew_form=form, renew_grant=grant.pk),
+        reauth_next=lambda: _back_with(form, "renew", "#grants", grant=grant.pk),
+    )
+    require_valid(form)
     ends_at = form.ends_at
     assert ends_at is not None  # noqa: S101 - the form guarantees it when valid
-    try:
-        access_grant_renew(
-            tenant=request.tenant,  # type: ignore[attr-defined]
-            acting_user=request.user,  # type: ignore[arg-type]
-            grant_id=grant.pk,
-            expected_version=form.cleaned_data["version"],
-            ends_at=ends_at,
-            recently_authenticated=recently_authenticated(request),
-            ip_address=client_ip(request),
-        )
-    except StaleEdit as exc:
-        return _conflict(request, exc)
-    except ReauthenticationRequired:
-        return _reauth(request, {**_choice_params(form, "renew"), "grant": grant.pk}, "#grants")
-    except PermissionsError as exc:
-        # Shown at the top: the form it came from may not be on the page any more
-        # (an ended grant, access removed meanwhile).
-        return _render(request, status=400, notice=("error", exc.message), renew_form=form, renew_grant=grant.pk)
+    access_grant_renew(
+        tenant=request.tenant,
+        acting_user=request.user,
+        grant_id=grant.pk,
+        expected_version=form.cleaned_data["version"],
+        ends_at=ends_at,
+        recently_authenticated=recently_authenticated(request),
+    )
     return _done(request, f"{grant.get_level_display()} renewed until {ends_at:%d %b %Y}.", "#grants")
 
 
-@tenant_admin_view
+@tenant_page(manage=True)
 @require_http_methods(["GET", "POST"])
-def remove(request: HttpRequest) -> HttpResponse:
+def remove(request: TenantRequest) -> HttpResponse:
     """GET: the confirmation page (the no-JavaScript path). POST with confirm: remove access."""
+    confirmation = "permissions/remove.html"
     if request.method == "GET":
-        ctx = _page_context(request)
-        return render(request, "permissions/remove.html", ctx)
+        return _page(request, template=confirmation)
     form = RemoveForm(request.POST)
+    on_error(request, lambda error: _page(request, error, template=confirmation))
     if not form.is_valid() or not form.cleaned_data["confirm"]:
-        ctx = _page_context(request)
-        return render(request, "permissions/remove.html", ctx, status=400)
-    try:
-        provider_access_remove(
-            tenant=request.tenant,  # type: ignore[attr-defined]
-            acting_user=request.user,  # type: ignore[arg-type]
-            expected_version=form.cleaned_data["version"],
-            ip_address=client_ip(request),
-        )
-    except StaleEdit as exc:
-        if not (exc.current and exc.current.removed):
-            return _conflict(request, exc)
-        # Already removed (a double submit): the outcome the admin asked for.
+        raise InvalidForm(form=form)
+    provider_access_remove(
+        tenant=request.tenant, acting_user=request.user, expected_version=form.cleaned_data["version"]
+    )
     return _done(
         request,
         "Service provider access removed. Our experts' monitoring and response have stopped.",
@@ -303,30 +239,24 @@ def remove(request: HttpRequest) -> HttpResponse:
     )
 
 
-@tenant_admin_view
+@tenant_page(manage=True)
 @require_POST
-def restore(request: HttpRequest) -> HttpResponse:
+def restore(request: TenantRequest) -> HttpResponse:
     form = LevelsForm(request.POST)
-    if not form.is_valid():
-        return _render(request, status=400, levels_form=form)
+    on_error(
+        request,
+        lambda error: _page(request, error, levels_form=form),
+        reauth_next=lambda: _back_with(form, "restore", "#access-levels"),
+    )
+    require_valid(form)
     data = form.cleaned_data
-    try:
-        state = provider_access_restore(
-            tenant=request.tenant,  # type: ignore[attr-defined]
-            acting_user=request.user,  # type: ignore[arg-type]
-            expected_version=data["version"],
-            investigate=data["investigate"],
-            respond=data["respond"],
-            recently_authenticated=recently_authenticated(request),
-            ends_at=form.ends_at,
-            ip_address=client_ip(request),
-        )
-    except StaleEdit as exc:
-        return _conflict(request, exc)
-    except ReauthenticationRequired:
-        return _reauth(request, _choice_params(form, "restore"), "#access-levels")
-    except PermissionsError as exc:
-        # Shown at the top: the form it came from may not be on the page any more
-        # (an ended grant, access removed meanwhile).
-        return _render(request, status=400, notice=("error", exc.message), levels_form=form)
+    state = provider_access_restore(
+        tenant=request.tenant,
+        acting_user=request.user,
+        expected_version=data["version"],
+        investigate=data["investigate"],
+        respond=data["respond"],
+        recently_authenticated=recently_authenticated(request),
+        ends_at=form.ends_at,
+    )
     return _done(request, f"Service provider access restored to {state.provider_name}.")

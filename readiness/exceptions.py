@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from core.errors import Invalid
 
-class ReadinessError(Exception):
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
+
+class ReadinessError(Invalid):
+    pass
 
 
 class ReadinessNotMet(ReadinessError):

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import cast
 
 from django.http import HttpRequest, HttpResponse
 
+from tenancy.access import PortalRequest
 from tenancy.selectors import membership_for_session, provider_staff_for_user
 
 SESSION_TENANT_KEY = "active_tenant_id"
@@ -15,20 +17,22 @@ class TenantMiddleware:
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
 
-    def __call__(self, request: HttpRequest) -> HttpResponse:
-        request.membership = None  # type: ignore[attr-defined]
-        request.tenant = None  # type: ignore[attr-defined]
-        request.provider_staff = None  # type: ignore[attr-defined]
+    def __call__(self, http_request: HttpRequest) -> HttpResponse:
+        # This is where a plain request becomes a PortalRequest.
+        request = cast(PortalRequest, http_request)
+        request.membership = None
+        request.tenant = None
+        request.provider_staff = None
         user = request.user
         if user.is_authenticated:
             # One query each; both use select_related so pages can show the
             # tenant and provider names without further queries.
             staff = provider_staff_for_user(user)
             if staff is not None:
-                request.provider_staff = staff  # type: ignore[attr-defined]
+                request.provider_staff = staff
             else:
                 membership = membership_for_session(user, request.session.get(SESSION_TENANT_KEY))
                 if membership is not None:
-                    request.membership = membership  # type: ignore[attr-defined]
-                    request.tenant = membership.tenant  # type: ignore[attr-defined]
+                    request.membership = membership
+                    request.tenant = membership.tenant
         return self.get_response(request)

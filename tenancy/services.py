@@ -4,6 +4,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from audit.services import audit_record
+from core.errors import Conflict
 from tenancy.models import ServicePhase, Tenant, User
 
 # The service moves forward one phase at a time.
@@ -17,8 +18,8 @@ PHASE_TRANSITIONS: dict[str, frozenset[str]] = {
 }
 
 
-class PhaseTransitionError(Exception):
-    pass
+class PhaseTransitionError(Conflict):
+    """The tenant isn't in a phase that can move to the one asked for."""
 
 
 @transaction.atomic

@@ -32,3 +32,6 @@ from defender_portal.settings import *  # noqa: E402,F403
 # Fast hashing: password strength is not what these tests measure.
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+
+# Templates only the tests render (tests/test_core.py).
+TEMPLATES[0]["DIRS"] = [*TEMPLATES[0]["DIRS"], BASE_DIR / "tests" / "templates"]  # noqa: F405

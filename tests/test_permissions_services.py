@@ -10,6 +10,7 @@ import time_machine
 from django.db import connection, connections, transaction
 
 from audit.models import AuditEvent
+from core.context import request_context
 from outbox.models import OutboxMessage
 from permissions.exceptions import (
     ALL_DEVICES_WARNING,
@@ -418,17 +419,16 @@ def test_two_sweeps_racing_end_each_grant_exactly_once():
 # --- review round: IP address, reminder content -------------------------------------------------
 
 
-def test_services_stamp_the_given_ip_on_their_audit_rows_and_the_sweep_none(contoso, admin):
+def test_services_stamp_the_requests_ip_on_their_audit_rows_and_the_sweep_none(contoso, admin):
     ip = "198.51.100.23"
-    with time_machine.travel(T0, tick=False):
-        state = _set(contoso, admin, respond=True, ends_at=T0 + timedelta(days=30), ip_address=ip)
+    with time_machine.travel(T0, tick=False), request_context(ip_address=ip):
+        state = _set(contoso, admin, respond=True, ends_at=T0 + timedelta(days=30))
         state = all_devices_set(
             tenant=contoso,
             acting_user=admin,
             enabled=False,
             expected_version=state.version,
             confirm=True,
-            ip_address=ip,
         )
         grant = AccessGrant.objects.get(level="investigate")
         state = access_grant_renew(
@@ -437,9 +437,8 @@ def test_services_stamp_the_given_ip_on_their_audit_rows_and_the_sweep_none(cont
             grant_id=grant.pk,
             expected_version=state.version,
             ends_at=T0 + timedelta(days=60),
-            ip_address=ip,
         )
-        state = provider_access_remove(tenant=contoso, acting_user=admin, expected_version=state.version, ip_address=ip)
+        state = provider_access_remove(tenant=contoso, acting_user=admin, expected_version=state.version)
         provider_access_restore(
             tenant=contoso,
             acting_user=admin,
@@ -448,7 +447,6 @@ def test_services_stamp_the_given_ip_on_their_audit_rows_and_the_sweep_none(cont
             respond=True,
             recently_authenticated=True,
             ends_at=T0 + timedelta(days=10),
-            ip_address=ip,
         )
     by_user = AuditEvent.objects.filter(actor=admin)
     assert by_user.count() >= 9 and set(by_user.values_list("ip_address", flat=True)) == {ip}

@@ -673,3 +673,51 @@ def test_an_unchanged_submit_says_nothing_changed(login, contoso, admin):
     page = client.get(INDEX).content.decode()
     assert "Nothing changed: the access levels were already as you chose." in page
     assert access_levels_state(tenant=contoso).version == v
+
+
+# --- stale edits keep the admin's values (web core: Conflict -> 409) ------------------------------
+
+
+def _checked(body: str, field_id: str) -> bool:
+    import re
+
+    tag = re.search(rf'<input[^>]*id="{field_id}"[^>]*>', body)
+    assert tag, field_id
+    return "checked" in tag.group(0)
+
+
+@pytest.mark.parametrize("htmx", [False, True])
+def test_a_stale_levels_form_is_409_with_the_admins_choice_kept_against_the_current_version(
+    login, contoso, admin, secadmin, htmx
+):
+    _grant(contoso, admin)
+    v = access_levels_state(tenant=contoso).version
+    all_devices_set(tenant=contoso, acting_user=secadmin, enabled=False, expected_version=v, confirm=True)
+    client = login(admin)
+    headers = {"HX-Request": "true"} if htmx else {}
+    # The admin turns Investigate off on a page loaded before secadmin's change.
+    response = client.post(LEVELS, {"version": v, "duration": "180"}, headers=headers)
+    assert response.status_code == 409 and "HX-Request" in response["Vary"]
+    body = response.content.decode()
+    assert 'data-testid="conflict"' in body
+    assert not _checked(body, "levels_investigate"), "the admin's own choice (off) is kept"
+    current = access_levels_state(tenant=contoso).version
+    assert f'name="version" value="{current}"' in body
+    assert access_levels_state(tenant=contoso).investigate, "nothing was overwritten"
+
+
+def test_a_stale_all_devices_form_keeps_the_admins_choice(login, contoso, admin, secadmin):
+    _grant(contoso, admin)
+    v = access_levels_state(tenant=contoso).version
+    access_levels_set(
+        tenant=contoso,
+        acting_user=secadmin,
+        investigate=True,
+        respond=True,
+        expected_version=v,
+        recently_authenticated=True,
+    )
+    response = login(admin).post(ALL_DEVICES, {"version": v, "confirm": "1"})  # turn off, stale
+    assert response.status_code == 409
+    assert not _checked(response.content.decode(), "alldevices_all_devices")
+    assert access_levels_state(tenant=contoso).all_devices
