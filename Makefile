@@ -14,11 +14,13 @@ $(VENV)/.installed-dev: pyproject.toml
 	@scripts/bootstrap.sh "$(PYTHON)" "$(VENV)" dev
 	@touch $@ $(VENV)/.installed-run
 
-## Start the whole portal (web, Celery worker, Celery beat) on SQLite and a serverless broker.
+## Start the whole portal (web, Celery worker, Celery beat) on the embedded PostgreSQL (data in var/postgres)
+## and a serverless broker; DATABASE_URL overrides the database.
 run: $(VENV)/.installed-run
 	@$(PY) scripts/run_portal.py
 
-## Run the whole suite (browser tests included) against PostgreSQL and Redis.
+## Run the whole suite (browser tests included) against PostgreSQL and Redis: the server at DATABASE_URL
+## when one answers there, else the embedded one.
 test: $(VENV)/.installed-dev
 	@scripts/test.sh
 

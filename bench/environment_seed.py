@@ -40,7 +40,7 @@ def main() -> None:
     bootstrap(database, settings="tests.settings", on_server_of_url=True)
     from django.db import connection
 
-    print(f"database: {connection.vendor} {connection.settings_dict['NAME']}")
+    print(f"database: {connection.settings_dict['NAME']}")
 
     from environment import selectors, services
     from environment.demo import seed_demo

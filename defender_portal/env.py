@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import secrets
 from pathlib import Path
-from urllib.parse import urlparse
+from urllib.parse import parse_qs, quote, unquote, urlparse
 
 from django.core.exceptions import ImproperlyConfigured
 
@@ -110,46 +110,25 @@ def env_duration_seconds(name: str, default: int) -> int:
 def database_config(name: str, default: str) -> dict[str, object]:
     """Turn ``DATABASE_URL`` into a Django ``DATABASES['default']`` entry.
 
-    SQLite is tuned so that web, worker and beat can write concurrently:
-    WAL lets readers proceed during a write, IMMEDIATE takes the write lock
-    at BEGIN (so a transaction never has to upgrade its lock and deadlock),
-    and the busy timeout makes a writer wait instead of failing with
-    "database is locked".
+    ``postgres://user:pass@host:5432/db``, or a Unix socket directory as the
+    ``host`` parameter (``postgres://user@/db?host=/path/to/dir``), which is
+    how the embedded server (``defender_portal.embedded_db``) is reached.
     """
-    url = env_url(name, default, schemes={"sqlite", "postgres", "postgresql"})
+    url = env_url(name, default, schemes={"postgres", "postgresql"})
     parsed = urlparse(url)
-    if parsed.scheme == "sqlite":
-        path = parsed.path
-        if url.startswith("sqlite:///") and not url.startswith("sqlite:////"):
-            path = path.lstrip("/")
-        if not path:
-            raise ImproperlyConfigured(f"{name} must name a SQLite file, e.g. sqlite:///var/portal.sqlite3.")
-        return {
-            "ENGINE": "django.db.backends.sqlite3",
-            "NAME": path,
-            "OPTIONS": {
-                "transaction_mode": "IMMEDIATE",
-                "timeout": 30,
-                "init_command": (
-                    "PRAGMA journal_mode=WAL;"
-                    "PRAGMA synchronous=NORMAL;"
-                    "PRAGMA busy_timeout=30000;"
-                    "PRAGMA foreign_keys=ON;"
-                ),
-            },
-        }
     if not parsed.path.strip("/"):
         raise ImproperlyConfigured(f"{name} must name a database, e.g. postgres://user@host:5432/portal.")
     try:
         port = parsed.port or 5432
     except ValueError:
         raise ImproperlyConfigured(f"{name} has an invalid port; got {url!r}.") from None
+    socket_dir = parse_qs(parsed.query).get("host", [""])[0]
     return {
         "ENGINE": "django.db.backends.postgresql",
-        "NAME": parsed.path.lstrip("/"),
-        "USER": parsed.username or "",
-        "PASSWORD": parsed.password or "",
-        "HOST": parsed.hostname or "",
+        "NAME": unquote(parsed.path.lstrip("/")),
+        "USER": unquote(parsed.username or ""),
+        "PASSWORD": unquote(parsed.password or ""),
+        "HOST": socket_dir or parsed.hostname or "",
         "PORT": str(port),
         # Persistent connections: opening one per request halves throughput
         # on these machines; health checks drop a connection the server closed.
@@ -157,3 +136,16 @@ def database_config(name: str, default: str) -> dict[str, object]:
         "CONN_HEALTH_CHECKS": True,
         "OPTIONS": {"connect_timeout": 5},
     }
+
+
+def database_url(settings_dict: dict[str, object]) -> str:
+    """The ``DATABASE_URL`` of a ``DATABASES`` entry: what a child process (a Celery worker) is given."""
+    user = quote(str(settings_dict.get("USER") or ""), safe="")
+    password = quote(str(settings_dict.get("PASSWORD") or ""), safe="")
+    auth = f"{user}:{password}@" if password else (f"{user}@" if user else "")
+    host = str(settings_dict.get("HOST") or "127.0.0.1")
+    port = settings_dict.get("PORT") or 5432
+    name = quote(str(settings_dict["NAME"]), safe="")
+    if host.startswith("/"):
+        return f"postgres://{auth}/{name}?host={quote(host, safe='/')}"
+    return f"postgres://{auth}{host}:{port}/{name}"

@@ -2,8 +2,9 @@
 
 Everything that differs between a laptop and production is read from the
 environment (see README "Configuration"). The defaults form the *embedded*
-shape used by ``make run``: SQLite under ``var/`` and Kombu's filesystem
-broker, so nothing but Python is needed.
+shape used by ``make run``: the embedded PostgreSQL with its data under
+``var/postgres`` (``defender_portal/embedded_db.py``) and Kombu's filesystem
+broker, so no server needs to be installed.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from pathlib import Path
 
 from django.core.exceptions import ImproperlyConfigured
 
+from defender_portal.embedded_db import embedded_url
 from defender_portal.env import (
     database_config,
     env_bool,
@@ -62,6 +64,7 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "django.contrib.humanize",
+    "django.contrib.postgres",
     "django_htmx",
     "template_partials",
     "django_celery_beat",
@@ -124,7 +127,8 @@ TEMPLATES = [
     }
 ]
 
-DATABASES = {"default": database_config("DATABASE_URL", f"sqlite:///{VAR_DIR / 'portal.sqlite3'}")}
+# Unset: the embedded PostgreSQL that `make run` starts (a Unix socket under var/).
+DATABASES = {"default": database_config("DATABASE_URL", embedded_url(VAR_DIR / "postgres"))}
 DATABASES["default"]["TEST"] = {"NAME": env_str("TEST_DATABASE_NAME", "")} if env_str("TEST_DATABASE_NAME", "") else {}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 

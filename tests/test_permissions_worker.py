@@ -33,6 +33,7 @@ from django.db import connection
 from django.utils import timezone
 
 from audit.models import AuditEvent
+from defender_portal.env import database_url
 from outbox.models import MessageStatus, OutboxMessage
 from permissions.models import AccessGrant, RevokedReason
 from permissions.selectors import access_levels_state
@@ -42,12 +43,6 @@ pytestmark = [pytest.mark.celery_worker, pytest.mark.django_db(transaction=True)
 
 ROOT = Path(__file__).resolve().parent.parent
 TASK = "permissions.sweep_access_grants"
-
-
-def _database_url() -> str:
-    db = connection.settings_dict
-    auth = db["USER"] + (f":{db['PASSWORD']}" if db["PASSWORD"] else "")
-    return f"postgres://{auth}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
 
 
 def _purge() -> None:
@@ -60,14 +55,12 @@ def _purge() -> None:
 @pytest.fixture
 def worker() -> Iterator[tuple[subprocess.Popen[bytes], Path]]:
     """A real worker (two processes, so two deliveries can race), stopped by its own process group."""
-    if connection.vendor != "postgresql":
-        pytest.skip("the worker test needs PostgreSQL")
     _purge()
     log = Path(tempfile.mkdtemp(prefix="permissions-worker-")) / "worker.log"
     env = {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "tests.settings",
-        "DATABASE_URL": _database_url(),
+        "DATABASE_URL": database_url(connection.settings_dict),
         "REDIS_URL": settings.REDIS_URL,
         "CELERY_BROKER_URL": settings.CELERY_BROKER_URL,
         "CELERY_TASK_ALWAYS_EAGER": "0",

@@ -295,8 +295,6 @@ def test_worker_killed_mid_refresh_is_reclaimed_and_old_message_is_a_no_op(conto
 
 @pytest.mark.django_db(transaction=True)
 def test_racing_sweeps_claim_disjoint_sets() -> None:
-    if not connection.features.has_select_for_update_skip_locked:
-        pytest.skip("needs PostgreSQL")
     tenants = [factories.tenant(f"Race {i}") for i in range(120)]
     ReadinessState.objects.bulk_create([ReadinessState(tenant=t, next_refresh_at=timezone.now()) for t in tenants])
     barrier = threading.Barrier(2)

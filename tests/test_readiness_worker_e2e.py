@@ -18,6 +18,7 @@ from django.conf import settings
 from django.db import connection
 from django.utils import timezone
 
+from defender_portal.env import database_url
 from readiness.demo import seed_environment
 from readiness.models import ReadinessState, RefreshRun, RunOutcome, Snapshot
 from tests import factories
@@ -25,13 +26,6 @@ from tests import factories
 pytestmark = [pytest.mark.celery_worker, pytest.mark.django_db(transaction=True)]
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def _database_url() -> str:
-    """The test database (``test_<name>``) as a URL the subprocesses can use."""
-    db = connection.settings_dict
-    auth = db["USER"] + (f":{db['PASSWORD']}" if db["PASSWORD"] else "")
-    return f"postgres://{auth}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
 
 
 def _purge_broker() -> None:
@@ -43,12 +37,10 @@ def _purge_broker() -> None:
 
 @pytest.fixture
 def celery_env() -> dict[str, str]:
-    if connection.vendor != "postgresql":
-        pytest.skip("the worker test needs PostgreSQL")
     env = {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "tests.settings",
-        "DATABASE_URL": _database_url(),
+        "DATABASE_URL": database_url(connection.settings_dict),
         "REDIS_URL": settings.REDIS_URL,
         "CELERY_BROKER_URL": settings.CELERY_BROKER_URL,
         "CELERY_TASK_ALWAYS_EAGER": "0",

@@ -21,7 +21,7 @@ def _run(env_overrides: dict[str, str | None], *args: str, tmp_path: Path) -> su
         {
             "DJANGO_SETTINGS_MODULE": "defender_portal.settings",
             "PORTAL_VAR_DIR": str(tmp_path / "var"),
-            "DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}",
+            "DATABASE_URL": "postgres://portal@127.0.0.1:5432/portal",
             "DEBUG": "0",
             "SECRET_KEY": PROD_KEY,
             "ALLOWED_HOSTS": "portal.example.com",
@@ -68,40 +68,63 @@ def test_production_settings_pass_check_deploy(tmp_path):
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def test_embedded_default_is_sqlite_in_wal_mode_with_immediate_transactions(tmp_path):
+def test_embedded_default_is_the_embedded_postgresql_under_var(tmp_path):
+    # Unset DATABASE_URL: the server `make run` starts, on a Unix socket in var/postgres.
     probe = (
-        "from django.conf import settings; from django.db import connection;"
-        "c = connection.cursor(); c.execute('PRAGMA journal_mode'); mode = c.fetchone()[0];"
-        "c.execute('PRAGMA busy_timeout'); busy = c.fetchone()[0];"
-        "print(settings.DATABASES['default']['ENGINE'], mode, busy,"
-        " settings.DATABASES['default']['OPTIONS']['transaction_mode'], settings.CELERY_BROKER_URL)"
+        "from django.conf import settings; d = settings.DATABASES['default'];"
+        "print(d['ENGINE'], d['HOST'], d['NAME'], d['USER'], settings.CELERY_BROKER_URL)"
     )
-    result = _run({"DATABASE_URL": ""}, "shell", "-c", probe, tmp_path=tmp_path)
+    result = _run({"DATABASE_URL": None}, "shell", "-c", probe, tmp_path=tmp_path)
     assert result.returncode == 0, result.stderr
-    engine, mode, busy, txmode, broker = result.stdout.strip().splitlines()[-1].split()
-    assert engine == "django.db.backends.sqlite3"
-    assert (mode, txmode) == ("wal", "IMMEDIATE")
-    assert int(busy) >= 5000
+    engine, host, name, user, broker = result.stdout.strip().splitlines()[-1].split()
+    assert engine == "django.db.backends.postgresql"
+    assert (host, name, user) == (str(tmp_path / "var" / "postgres"), "defender_portal", "postgres")
     assert broker == "filesystem://"
-    assert (tmp_path / "var" / "portal.sqlite3").exists()
 
 
-def test_postgres_url_is_parsed_with_persistent_connections():
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("postgres://app:s3cret@db.internal:6543/portal", ("db.internal", "6543", "portal", "app", "s3cret")),
+        ("postgres://postgres@/portal?host=/srv/var/postgres", ("/srv/var/postgres", "5432", "portal", "postgres", "")),
+        ("postgresql://a%40b:p%2Fw@h/db", ("h", "5432", "db", "a@b", "p/w")),
+    ],
+)
+def test_postgres_url_is_parsed_with_persistent_connections(url, expected):
+    from defender_portal.env import database_config, database_url
+
+    os.environ["PORTAL_TEST_DB"] = url
+    try:
+        cfg = database_config("PORTAL_TEST_DB", "postgres://x/y")
+    finally:
+        del os.environ["PORTAL_TEST_DB"]
+    assert cfg["ENGINE"] == "django.db.backends.postgresql"
+    assert (cfg["HOST"], cfg["PORT"], cfg["NAME"], cfg["USER"], cfg["PASSWORD"]) == expected
+    assert cfg["CONN_MAX_AGE"] > 0 and cfg["CONN_HEALTH_CHECKS"] is True
+    # A child process (a Celery worker) is handed the same database as a URL.
+    os.environ["PORTAL_TEST_DB"] = database_url(cfg)
+    try:
+        again = database_config("PORTAL_TEST_DB", "postgres://x/y")
+    finally:
+        del os.environ["PORTAL_TEST_DB"]
+    assert again == cfg
+
+
+def test_a_bad_port_or_a_sqlite_url_is_refused():
     from django.core.exceptions import ImproperlyConfigured
 
     from defender_portal.env import database_config
 
-    os.environ["PORTAL_TEST_DB"] = "postgres://app:s3cret@db.internal:6543/portal"
-    try:
-        cfg = database_config("PORTAL_TEST_DB", "sqlite:///x")
-        assert cfg["ENGINE"] == "django.db.backends.postgresql"
-        assert (cfg["HOST"], cfg["PORT"], cfg["NAME"], cfg["USER"]) == ("db.internal", "6543", "portal", "app")
-        assert cfg["CONN_MAX_AGE"] > 0 and cfg["CONN_HEALTH_CHECKS"] is True
-        os.environ["PORTAL_TEST_DB"] = "postgres://db:notaport/portal"
-        with pytest.raises(ImproperlyConfigured, match="PORTAL_TEST_DB has an invalid port"):
-            database_config("PORTAL_TEST_DB", "sqlite:///x")
-    finally:
-        del os.environ["PORTAL_TEST_DB"]
+    for url, message in [
+        ("postgres://db:notaport/portal", "PORTAL_TEST_DB has an invalid port"),
+        ("sqlite:///var/portal.sqlite3", "PORTAL_TEST_DB must start with one of postgres://, postgresql://"),
+    ]:
+        os.environ["PORTAL_TEST_DB"] = url
+        try:
+            with pytest.raises(ImproperlyConfigured, match=message):
+                database_config("PORTAL_TEST_DB", "postgres://x/y")
+        finally:
+            del os.environ["PORTAL_TEST_DB"]
 
 
 def test_an_unset_secret_key_is_generated_once_under_var(tmp_path):
