@@ -257,49 +257,35 @@ def _close_quietly(backend: Any) -> None:
 
 
 def _record_sent(*, claim: Claim, started: datetime, worker: str) -> None:
-    """Mark the message sent and log the attempt in one statement (one round trip) where the database allows."""
+    """Mark the message sent and log the attempt in one statement (one round trip)."""
     finished = timezone.now()
-    if connection.vendor == "postgresql":
-        message_table = OutboxMessage._meta.db_table
-        attempt_table = OutboxAttempt._meta.db_table
-        with connection.cursor() as cursor:
-            # Only the holder of the current claim records the result.
-            cursor.execute(
-                f"""
-                WITH sent AS (
-                    UPDATE {message_table}
-                    SET status = %s, sent_at = %s, last_error = '', claim_token = NULL, claimed_by = ''
-                    WHERE id = %s AND claim_token = %s
-                    RETURNING id
-                )
-                INSERT INTO {attempt_table} (message_id, number, started_at, finished_at, outcome, error, worker)
-                SELECT id, %s, %s, %s, %s, '', %s FROM sent
-                """,  # noqa: S608 - table names come from the models, values are parameters
-                [
-                    MessageStatus.SENT,
-                    finished,
-                    claim.message_id,
-                    claim.token,
-                    claim.attempt,
-                    started,
-                    finished,
-                    AttemptOutcome.SENT,
-                    worker,
-                ],
+    message_table = OutboxMessage._meta.db_table
+    attempt_table = OutboxAttempt._meta.db_table
+    with connection.cursor() as cursor:
+        # Only the holder of the current claim records the result.
+        cursor.execute(
+            f"""
+            WITH sent AS (
+                UPDATE {message_table}
+                SET status = %s, sent_at = %s, last_error = '', claim_token = NULL, claimed_by = ''
+                WHERE id = %s AND claim_token = %s
+                RETURNING id
             )
-        return
-    with transaction.atomic():
-        if OutboxMessage.objects.filter(pk=claim.message_id, claim_token=claim.token).update(
-            status=MessageStatus.SENT, sent_at=finished, last_error="", claim_token=None, claimed_by=""
-        ):
-            OutboxAttempt.objects.create(
-                message_id=claim.message_id,
-                number=claim.attempt,
-                started_at=started,
-                finished_at=finished,
-                outcome=AttemptOutcome.SENT,
-                worker=worker,
-            )
+            INSERT INTO {attempt_table} (message_id, number, started_at, finished_at, outcome, error, worker)
+            SELECT id, %s, %s, %s, %s, '', %s FROM sent
+            """,  # noqa: S608 - table names come from the models, values are parameters
+            [
+                MessageStatus.SENT,
+                finished,
+                claim.message_id,
+                claim.token,
+                claim.attempt,
+                started,
+                finished,
+                AttemptOutcome.SENT,
+                worker,
+            ],
+        )
 
 
 def _record_failure(*, claim: Claim, started: datetime, worker: str, error: str) -> None:
