@@ -85,12 +85,16 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # Health checks first: no cookie or header can make an outage answer 500.
+    "defender_portal.health.HealthCheckMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     # Compresses HTML (static files come pre-compressed from WhiteNoise). Django's GZipMiddleware pads each response
     # with random bytes against BREACH, and the CSRF token is masked per response, so compressing pages that carry
     # secrets is safe here.
     "django.middleware.gzip.GZipMiddleware",
+    # Text the database can't take (NUL, broken UTF-8) is refused before anything reads it.
+    "defender_portal.input_guard.InputGuardMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -194,7 +198,7 @@ if env_bool("SECURE_PROXY_SSL_HEADER", False):
 TRUSTED_PROXY_HOPS = env_int("TRUSTED_PROXY_HOPS", 0, minimum=0)
 SECURE_CONTENT_TYPE_NOSNIFF = True
 # Container health checks probe over plain HTTP from inside the container.
-SECURE_REDIRECT_EXEMPT = [r"^healthz/$"]
+SECURE_REDIRECT_EXEMPT = [r"^healthz/$", r"^readyz/$"]
 SECURE_REFERRER_POLICY = "same-origin"
 SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"

@@ -1,7 +1,7 @@
 from django.contrib import admin
 from django.urls import include, path
 
-from defender_portal.health import healthz
+from defender_portal.health import healthz, readyz
 from tenancy import views as tenancy_views
 
 urlpatterns = [
@@ -19,7 +19,9 @@ urlpatterns = [
     path("provider/", include("permissions.provider_urls")),
     path("provider/", include("readiness.provider_urls")),
     path("django-admin/", admin.site.urls),
+    # Answered by HealthCheckMiddleware before any other middleware; listed for reverse().
     path("healthz/", healthz, name="healthz"),
+    path("readyz/", readyz, name="readyz"),
 ]
 
 handler403 = "tenancy.views.forbidden"

@@ -74,4 +74,5 @@ def test_every_service_uses_settings_that_exist():
 
 
 def test_healthz_answers(client, db):
-    assert client.get("/healthz/").json() == {"status": "ok"}
+    assert client.get("/healthz/").json() == {"status": "ok", "checks": {"database": "ok", "broker": "ok"}}
+    assert client.get("/readyz/").json() == {"status": "ok", "checks": {"database": "ok"}}
