@@ -65,8 +65,6 @@ def _header_problem(request: HttpRequest) -> str | None:
 
 def bad_input_reason(request: HttpRequest) -> str | None:
     """Why the request can't be accepted, or None if its text is all well-formed."""
-    if NUL in request.path_info:
-        return "the address contains a NUL character"
     problem = _urlencoded_problem(request.META.get("QUERY_STRING", ""), "the query string")
     if problem:
         return problem
@@ -98,10 +96,14 @@ class InputGuardMiddleware:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
+        # Rendered without a request: no session or user is read for a refused request, on purpose.
+        if NUL in request.path_info:
+            # A NUL in an address is a malformed id, and a malformed id is "not found".
+            html = render_to_string("errors/400.html", {"not_found": True})
+            return HttpResponse(html, status=404)
         reason = bad_input_reason(request)
         if reason is None:
             return self.get_response(request)
-        logger.info("refused a request to %s: %s", request.path_info.replace(NUL, "\\x00")[:200], reason)
-        # Rendered without a request: no session or user exists yet, on purpose.
+        logger.info("refused a request to %s: %s", request.path_info[:200], reason)
         html = render_to_string("errors/400.html", {"reason": reason})
         return HttpResponse(html, status=400)

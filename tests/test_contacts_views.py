@@ -265,15 +265,17 @@ def test_a_change_without_a_readable_version_is_refused_not_applied(login, admin
     assert not AuditEvent.objects.filter(action__in=["contacts.removed", "contacts.reordered"]).exists()
 
 
-def test_control_characters_in_a_search_are_ignored_not_a_500(login, admin, contoso, alice):
+def test_nul_in_a_search_or_form_is_refused_not_a_500(login, admin, contoso, alice):
+    """defender_portal/input_guard.py refuses NUL anywhere in a request with a 400 (tests/test_input_guard.py)."""
     client = login(admin)
     url = reverse("contacts:search")
-    response = client.get(url, {"q": "ali\x00ce"}, HTTP_HX_REQUEST="true")
-    assert response.status_code == 200
-    assert "Alice Martin" in response.content.decode()
-    assert client.get(url, {"q": "\x00\x00"}).status_code == 200
+    assert client.get(url, {"q": "ali\x00ce"}, HTTP_HX_REQUEST="true").status_code == 400
+    assert client.get(url, {"q": "\x00\x00"}).status_code == 400
     response = client.post(reverse("contacts:add"), {"entry": "user:1\x00", "q": "al\x00i"})
-    assert response.status_code == 422
+    assert response.status_code == 400
+    # Other control characters are ignored by the search, as before.
+    response = client.get(url, {"q": "ali\x01ce"}, HTTP_HX_REQUEST="true")
+    assert response.status_code == 200 and "Alice Martin" in response.content.decode()
 
 
 # --- Roles and tenants ---------------------------------------------------------------------
