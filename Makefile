@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: run test lint bench clean-var
+.PHONY: run test lint bench chaos chaos-short clean-var
 
 $(VENV)/.installed-run: pyproject.toml
 	@scripts/bootstrap.sh "$(PYTHON)" "$(VENV)" run
@@ -23,6 +23,15 @@ run: $(VENV)/.installed-run
 ## when one answers there, else the embedded one.
 test: $(VENV)/.installed-dev
 	@scripts/test.sh
+
+## The portal's background work under faults (worker SIGKILLs, Redis and PostgreSQL restarts, several
+## workers and beats): starts its own Redis, PostgreSQL and SMTP server; see scripts/chaos.py.
+chaos: $(VENV)/.installed-dev
+	@$(PY) scripts/chaos.py
+
+## The same, smaller: under 5 minutes (CI runs it).
+chaos-short: $(VENV)/.installed-dev
+	@$(PY) scripts/chaos.py --short
 
 lint: $(VENV)/.installed-dev
 	$(VENV)/bin/ruff check .
