@@ -6,6 +6,7 @@ import csv
 from typing import Any
 from urllib.parse import urlencode
 
+from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
@@ -14,7 +15,7 @@ from django.shortcuts import redirect, render
 from django.template import TemplateDoesNotExist
 from django.template.loader import get_template
 from django.utils import timezone
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from readiness import presenters
 from readiness.catalogue import ENTRIES, PRODUCTS
@@ -47,7 +48,7 @@ from readiness.services import (
     regression_links,
 )
 from tenancy.access import provider_tenant_or_404, provider_view, tenant_admin_view, tenant_view
-from tenancy.models import Tenant
+from tenancy.models import ServicePhase, Tenant
 
 PAGE = "readiness/service_status.html"
 
@@ -394,11 +395,27 @@ def provider_tenant(request: HttpRequest, tenant_id: int) -> HttpResponse:
     )
 
 
-@require_POST
+@require_http_methods(["GET", "POST"])
 @provider_view
 def start_monitoring(request: HttpRequest, tenant_id: int) -> HttpResponse:
+    """GET: what starting the monitoring phase means, with the form (a flyout on the tenant's page). POST: start it."""
     _require_sdm(request)
     tenant = provider_tenant_or_404(request, tenant_id)
+    if request.method == "GET":
+        if tenant.service_phase != ServicePhase.PREPARING:
+            messages.info(request, f"{tenant.name} is in the {tenant.get_service_phase_display()} phase.")
+            return redirect("readiness_provider:tenant", tenant_id=tenant.pk)
+        state = readiness_state_for(tenant=tenant)
+        return render(
+            request,
+            "readiness/start_monitoring.html",
+            {
+                "nav": "readiness_runs",
+                "tenant": tenant,
+                "state": state,
+                "monitoring_days": settings.READINESS_MONITORING_DAYS,
+            },
+        )
     reason = request.POST.get("reason", "")[:500]
     try:
         readiness_start_monitoring(tenant=tenant, acting_user=request.user, reason=reason)  # type: ignore[arg-type]

@@ -164,17 +164,30 @@ def test_search_add_both_types_phone_reorder_and_remove(
     expect(_row(page, "incident", "Bob Stone")).to_contain_text("Primary")
     expect(_row(page, "incident", "Alice Martin")).to_contain_text("Backup 1")
 
-    # Remove (htmx, after the browser's confirmation).
-    page.once("dialog", lambda dialog: dialog.accept())
-    _row(page, "incident", "Alice Martin").get_by_role("button", name="Remove Alice Martin as incident contact").click()
-    expect(
-        page.locator("#contacts-board").get_by_text("Alice Martin was removed as an incident contact.")
-    ).to_be_visible()
+    # Remove: a dialog states the consequence, keeps focus inside and returns it on Cancel.
+    remove_alice = _row(page, "incident", "Alice Martin").get_by_role(
+        "button", name="Remove Alice Martin as incident contact"
+    )
+    remove_alice.click()
+    dialog = page.get_by_role("dialog", name="Remove Alice Martin?")
+    expect(dialog).to_be_visible()
+    expect(dialog).to_contain_text("will get a short email saying so")
+    axe_check(page)
+    page.screenshot(path=f"{screenshot_dir}/contacts-remove-dialog.png")
+    dialog.get_by_role("button", name="Remove", exact=True).click()
+    expect(page.get_by_text("Alice Martin was removed as an incident contact.")).to_be_visible()
     expect(_row(page, "incident", "Alice Martin")).to_have_count(0)
     expect(_row(page, "service_review", "Alice Martin")).to_be_visible()
-    # Dismissing the confirmation keeps the contact.
-    page.once("dialog", lambda dialog: dialog.dismiss())
-    _row(page, "incident", "Bob Stone").get_by_role("button", name="Remove Bob Stone as incident contact").click()
+    # Cancelling keeps the contact, and focus goes back to the button that opened the dialog.
+    remove_bob = _row(page, "incident", "Bob Stone").get_by_role("button", name="Remove Bob Stone as incident contact")
+    remove_bob.click()
+    dialog = page.get_by_role("dialog", name="Remove Bob Stone?")
+    expect(dialog).to_be_visible()
+    page.keyboard.press("Tab")
+    expect(dialog.locator(":focus")).to_have_count(1)  # focus stays inside the dialog
+    dialog.get_by_role("link", name="Cancel").click()
+    expect(dialog).to_have_count(0)
+    expect(remove_bob).to_be_focused()
     expect(_row(page, "incident", "Bob Stone")).to_be_visible()
     assert NotificationContact.objects.active().filter(display_name="Bob Stone").exists()
 

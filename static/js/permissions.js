@@ -57,6 +57,10 @@
     if (devices && target.type === "checkbox") {
       var turningOff = devices.getAttribute("data-was") === "1" && !target.checked;
       show(devices.querySelector("[data-confirm-box]"), turningOff);
+      // The On/Off label follows the switch; "(not saved)" until the change is saved.
+      var label = devices.querySelector("[data-testid='all-devices-state']");
+      var was = devices.getAttribute("data-was") === "1";
+      if (label) label.textContent = (target.checked ? "On" : "Off") + (target.checked === was ? "" : " (not saved)");
     }
     var duration = closest(target, "[data-duration]");
     if (duration) syncDuration(duration);

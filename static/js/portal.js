@@ -21,18 +21,6 @@
     fetch(form.action, { method: "POST", body: body, credentials: "same-origin", redirect: "manual" });
   });
 
-  // Forms marked data-confirm ask before submitting (plain-form fallback:
-  // the server also asks, with a confirmation page, when "confirm" is missing).
-  document.addEventListener("submit", function (event) {
-    var form = event.target;
-    if (!(form instanceof HTMLFormElement)) return;
-    var message = form.getAttribute("data-confirm");
-    if (message && !window.confirm(message)) {
-      event.preventDefault();
-      event.stopImmediatePropagation();
-    }
-  }, true);
-
   // Narrow screens show tables as stacked rows; each cell is labelled with its column header.
   function labelCells(root) {
     root.querySelectorAll("table.data").forEach(function (table) {
