@@ -20,6 +20,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET
 
 from audit.forms import AuditFilterForm
+from audit.presentation import action_label, field_changes
 from audit.selectors import audit_events, audit_filter_choices
 from tenancy.access import tenant_view
 
@@ -36,7 +37,8 @@ def audit_log(request: HttpRequest) -> HttpResponse:
     # Paginator's count() plus the page slice: two queries whatever the size.
     page = Paginator(audit_events(tenant=tenant, filters=filters), PAGE_SIZE).get_page(request.GET.get("page"))
     query = urlencode(filters.as_query())
-    rows = [(e, _pairs(e.before), _pairs(e.after)) for e in page]
+    rows = [(e, action_label(e.action), field_changes(e.before, e.after)) for e in page]
+    choices = audit_filter_choices(tenant=tenant)
     ctx: dict[str, Any] = {
         "rows": rows,
         "nav": "audit",
@@ -44,20 +46,12 @@ def audit_log(request: HttpRequest) -> HttpResponse:
         "filters": filters,
         "page": page,
         "query": query,
-        "choices": audit_filter_choices(tenant=tenant),
+        "choices": choices,
+        "action_choices": sorted(((a, action_label(a)) for a in choices["actions"]), key=lambda c: c[1]),
     }
     if request.htmx:  # type: ignore[attr-defined]
         return render(request, "audit/log.html#results", ctx)
     return render(request, "audit/log.html", ctx)
-
-
-def _pairs(value: Any) -> list[tuple[str, str]]:
-    """Before/after values as readable "key: value" lines for the page (the CSV keeps the JSON)."""
-    if value is None:
-        return []
-    if not isinstance(value, dict):
-        return [("", _json(value))]
-    return [(str(k), v if isinstance(v, str) else _json(v)) for k, v in value.items()]
 
 
 def _json(value: Any) -> str:
