@@ -29,6 +29,7 @@ from django.utils.cache import patch_vary_headers
 from django_htmx.http import HttpResponseClientRedirect
 
 from core.errors import ApplicationError, InvalidForm, NeedsReauth, NotAllowed
+from core.replay import remember_post
 
 ErrorPage = Callable[[ApplicationError], HttpResponse]
 F = TypeVar("F", bound=forms.BaseForm)
@@ -118,6 +119,9 @@ def error_response(request: HttpRequest, error: ApplicationError) -> HttpRespons
         )
         if hasattr(request, "_messages"):
             messages.info(request, error.message)
+        # Confirming the password then completes this very change (tenancy.views.confirm_password replays it);
+        # next_url is where the prompt's Cancel, or a lapsed prompt, leads with the user's choice kept.
+        remember_post(request)
         return redirect_page(request, reauth_url(next_url))
     if isinstance(error, NotAllowed):
         response = render(request, "errors/403.html", {"message": error.message}, status=403)

@@ -3,11 +3,13 @@ from __future__ import annotations
 from django.contrib import messages
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, QueryDict
 from django.shortcuts import redirect, render
+from django.urls import Resolver404, resolve
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
+from core.replay import pop_post
 from tenancy.forms import ConfirmPasswordForm, SignInForm, SwitchTenantForm
 from tenancy.middleware import SESSION_TENANT_KEY
 from tenancy.reauth import mark_authenticated
@@ -58,8 +60,32 @@ def confirm_password(request: HttpRequest) -> HttpResponse:
     form = ConfirmPasswordForm(request.POST or None, request=request)
     if request.method == "POST" and form.is_valid():
         mark_authenticated(request)
-        return HttpResponseRedirect(next_url)
+        replayed = _replay_pending_post(request)
+        return replayed if replayed is not None else HttpResponseRedirect(next_url)
     return render(request, "registration/confirm_password.html", {"form": form, "next": next_url})
+
+
+def _replay_pending_post(request: HttpRequest) -> HttpResponse | None:
+    """Complete the change that asked for the password: its view runs now with the fields it was posted with.
+
+    The view re-checks everything (membership, role, the version it was made against), exactly as if the user had
+    submitted it again; the CSRF check was passed by that first submission and by this prompt.
+    """
+    pending = pop_post(request)
+    if pending is None:
+        return None
+    path, fields = pending
+    try:
+        match = resolve(path)
+    except Resolver404:
+        return None
+    data = QueryDict(mutable=True)
+    for key, values in fields:
+        data.setlist(key, values)
+    data._mutable = False
+    request.POST = data  # type: ignore[assignment]
+    request.path = request.path_info = path
+    return match.func(request, *match.args, **match.kwargs)  # type: ignore[no-any-return]
 
 
 def forbidden(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
