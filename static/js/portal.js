@@ -21,6 +21,20 @@
     fetch(form.action, { method: "POST", body: body, credentials: "same-origin", redirect: "manual" });
   });
 
+  // Print buttons exist only with script (window.print); Ctrl+P prints the same page without it.
+  document.querySelectorAll("[data-print]").forEach(function (button) {
+    button.hidden = false;
+    button.addEventListener("click", function () { window.print(); });
+  });
+
+  // A printout shows every disclosure's content.
+  window.addEventListener("beforeprint", function () {
+    document.querySelectorAll("details:not([open])").forEach(function (d) { d.setAttribute("open", ""); d.setAttribute("data-print-opened", ""); });
+  });
+  window.addEventListener("afterprint", function () {
+    document.querySelectorAll("details[data-print-opened]").forEach(function (d) { d.removeAttribute("open"); d.removeAttribute("data-print-opened"); });
+  });
+
   // Narrow screens show tables as stacked rows; each cell is labelled with its column header.
   function labelCells(root) {
     root.querySelectorAll("table.data").forEach(function (table) {
