@@ -228,11 +228,14 @@ def test_sdm_starts_the_monitoring_phase(
     axe_check(page)
     page.get_by_test_id("runs-table").get_by_role("link", name="Contoso").first.click()
     expect(page.get_by_test_id("readiness-verdict")).to_contain_text("Not ready")
-    page.get_by_role("button", name="Start the monitoring phase").click()
-    expect(page.get_by_text(re.compile("Readiness isn't met for Contoso"))).to_be_visible()
+    # The drawer states the consequence and, readiness not being met, asks for a reason (the server refuses a start
+    # without one: tests/test_readiness_views.py).
+    page.get_by_role("link", name="Start the monitoring phase").click()
+    drawer = page.get_by_role("dialog", name="Start the monitoring phase for Contoso?")
+    expect(drawer).to_contain_text("Readiness isn't met yet")
     expect(page.get_by_test_id("phase")).to_have_text("Preparing")
-    page.get_by_label("Reason to start before readiness is met").fill("Agreed with the CISO on the weekly call")
-    page.get_by_role("button", name="Start the monitoring phase").click()
+    drawer.get_by_label("Reason to start before readiness is met").fill("Agreed with the CISO on the weekly call")
+    drawer.get_by_role("button", name="Start the monitoring phase").click()
     expect(page.get_by_text("The monitoring phase of Contoso has started.")).to_be_visible()
     expect(page.get_by_test_id("phase")).to_have_text("Monitoring")
     axe_check(page)
