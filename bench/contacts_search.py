@@ -11,19 +11,24 @@ directories (9 users to 1 group, groups with members, accented names) of
 ``contacts.selectors.directory_search`` repeatedly and prints p50/p95 of
 
 * the wall time of one search as the view sees it (Python + round trip), and
-* the database's own execution time (EXPLAIN ANALYZE of the same statement).
+* the database's own execution time (EXPLAIN ANALYZE of the same statement),
 
-Options: ``--repeat N`` (default 20), ``--sizes 1000,100000``.
+then the ``EXPLAIN (ANALYZE, BUFFERS)`` plan of each query at the largest
+size, so a regression shows which index stopped being used. The figures and
+plans are also written to ``var/bench/contacts_search.json``.
+
+Options: ``--repeat N`` (default 20), ``--sizes 1000,100000``, ``--no-plans``.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
 import time
 
-from _setup import bootstrap, percentile
+from _setup import ROOT, bootstrap, percentile
 
 FIRST = [
     "Anna", "Ana", "Andrés", "Benoît", "Björn", "Carlos", "Chloé", "Daniel", "Dmitri", "Élodie", "Emma", "Fatima",
@@ -62,7 +67,6 @@ def load_directory(size: int):  # type: ignore[no-untyped-def]
     from django.db import connection
 
     from environment.models import DirectoryGroup, DirectoryUser, GroupMembership
-    from environment.search import directory_search_text
     from tenancy.models import ProviderOrganization, Tenant
 
     domain = f"bench{size}.example"
@@ -95,7 +99,6 @@ def load_directory(size: int):  # type: ignore[no-untyped-def]
                 user_principal_name=upn,
                 mail=mail,
                 enabled=bool(i % 15),
-                search_text=directory_search_text(name, mail, upn),
             )
         )
         if len(batch) == 5000:
@@ -112,7 +115,6 @@ def load_directory(size: int):  # type: ignore[no-untyped-def]
                 display_name=name,
                 mail=mail,
                 mail_enabled=bool(mail),
-                search_text=directory_search_text(name, mail),
             )
         )
     DirectoryGroup.objects.bulk_create(group_rows, batch_size=5000)
@@ -134,7 +136,6 @@ def load_directory(size: int):  # type: ignore[no-untyped-def]
 
 
 def bench(tenant, repeat: int) -> dict[str, list[float]]:  # type: ignore[no-untyped-def]
-    import json
 
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
@@ -161,7 +162,7 @@ def bench(tenant, repeat: int) -> dict[str, list[float]]:  # type: ignore[no-unt
                 plan = json.loads(plan) if isinstance(plan, str) else plan
                 db.append(float(plan[0]["Execution Time"]))
                 per_query[q] = min(per_query.get(q, 1e9), float(plan[0]["Execution Time"]))
-            cursor.execute("EXPLAIN " + sql)
+            cursor.execute("EXPLAIN (ANALYZE, BUFFERS) " + sql)
             plans[q] = "\n".join(r[0] for r in cursor.fetchall())
     return {"wall": wall, "db": db, "plans": plans, "per_query": per_query}  # type: ignore[dict-item]
 
@@ -170,7 +171,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeat", type=int, default=20)
     parser.add_argument("--sizes", default="1000,100000")
-    parser.add_argument("--plans", action="store_true", help="print the query plan of each query")
+    parser.add_argument("--no-plans", action="store_true", help="leave out the query plans")
     args = parser.parse_args()
 
     bootstrap(
@@ -185,9 +186,10 @@ def main() -> None:
         tenant = load_directory(size)
         result = bench(tenant, args.repeat)
         rows.append((size, result))
-        if args.plans:
-            for q, plan in result["plans"].items():  # type: ignore[union-attr,attr-defined]
-                print(f"\n--- plan for {q!r} at {size:,}\n{plan}")
+    if not args.no_plans:
+        size, result = rows[-1]
+        for q, plan in result["plans"].items():  # type: ignore[union-attr,attr-defined]
+            print(f"\n--- EXPLAIN (ANALYZE, BUFFERS) of {q!r} at {size:,} entries\n{plan}")
     print()
     print(f"{'entries':>10} | {'wall p50':>9} | {'wall p95':>9} | {'db p50':>8} | {'db p95':>8} | {'db max':>8}")
     print("-" * 68)
@@ -205,6 +207,21 @@ def main() -> None:
         f"(median wall time at {size:,}: {statistics.median(result['wall']):.2f}ms; load average at the end: "
         f"{os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs)"
     )
+    out = ROOT / "var" / "bench"
+    out.mkdir(parents=True, exist_ok=True)
+    summary = {
+        str(size): {
+            "wall_p50_ms": percentile(result["wall"], 50),  # type: ignore[arg-type]
+            "wall_p95_ms": percentile(result["wall"], 95),  # type: ignore[arg-type]
+            "db_p50_ms": percentile(result["db"], 50),  # type: ignore[arg-type]
+            "db_p95_ms": percentile(result["db"], 95),  # type: ignore[arg-type]
+            "db_best_ms_per_query": result["per_query"],
+            "plans": result["plans"],
+        }
+        for size, result in rows
+    }
+    (out / "contacts_search.json").write_text(json.dumps(summary, indent=2))
+    print(f"Written to {out / 'contacts_search.json'}")
 
 
 if __name__ == "__main__":

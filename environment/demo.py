@@ -22,6 +22,7 @@ from __future__ import annotations
 import math
 import random
 import time
+import unicodedata
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -46,7 +47,6 @@ from environment.models import (
     OsPlatform,
     SecuritySetting,
 )
-from environment.search import directory_search_text, normalize
 from tenancy.models import (
     Membership,
     ProviderOrganization,
@@ -352,7 +352,9 @@ class SeedSummary:
 
 
 def _ascii_slug(text: str) -> str:
-    return "".join(ch for ch in normalize(text) if ch.isalnum())
+    # "Zoë Ångström" -> "zoeangstrom", for generated addresses.
+    folded = "".join(ch for ch in unicodedata.normalize("NFKD", text) if not unicodedata.combining(ch)).casefold()
+    return "".join(ch for ch in folded if ch.isalnum())
 
 
 @dataclass(frozen=True)
@@ -545,7 +547,6 @@ def _seed_tenant_environment(
                 enabled=u.enabled,
                 job_title=u.job_title,
                 domain_controller_id=dc_ids.get(u.dc_host) if u.dc_host else None,
-                search_text=directory_search_text(u.display_name, u.upn, u.upn),
                 updated_at=now,
             )
             for u in users
@@ -567,7 +568,6 @@ def _seed_tenant_environment(
                 mail_enabled=bool(g.mail_local),
                 security_enabled=g.security,
                 description=g.description,
-                search_text=directory_search_text(g.name, f"{g.mail_local}@{spec.domain}" if g.mail_local else ""),
                 updated_at=now,
             )
             for g in spec.groups

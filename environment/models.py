@@ -8,8 +8,42 @@ readiness refresh can tell what changed.
 
 from __future__ import annotations
 
+from django.contrib.postgres.indexes import GinIndex, OpClass
 from django.db import models
+from django.db.models import F
 from django.utils import timezone
+
+from environment.search import bigrams, search_text_expression
+
+
+def directory_search_indexes(prefix: str) -> list[models.Index]:
+    """The indexes the directory search (``contacts.selectors.directory_search``) is planned on.
+
+    * ``<prefix>_search``: ``(tenant, search_text) INCLUDE (id)``, a b-tree in
+      the column's "C" collation: exact names and prefixes are range scans
+      that read the index only, in the order results are listed;
+    * ``<prefix>_search_trgm``: pg_trgm's GIN index, for substrings of three
+      letters or more (``LIKE '%ohnson%'``);
+    * ``<prefix>_search_bigram``: the two-letter substrings (``'xq'``).
+    """
+    return [
+        models.Index(fields=["tenant", "search_text"], include=["id"], name=f"{prefix}_search"),
+        # A short pending list (64 kB, not 4 MB): every search reads it whole
+        # until it is merged, while bulk writes still go in batches.
+        GinIndex(
+            OpClass(F("search_text"), name="gin_trgm_ops"), name=f"{prefix}_search_trgm", gin_pending_list_limit=64
+        ),
+        GinIndex(bigrams(F("search_text")), name=f"{prefix}_search_bigram", gin_pending_list_limit=64),
+    ]
+
+
+def search_text_field(*fields: str) -> models.GeneratedField:
+    # Stored, folded by the database (environment/search.py); "C" collation: byte order, as the b-tree sorts.
+    return models.GeneratedField(
+        expression=search_text_expression(*fields),
+        output_field=models.TextField(db_collation="C"),
+        db_persist=True,
+    )
 
 
 class TenantScopedQuerySet(models.QuerySet):  # type: ignore[type-arg]
@@ -32,8 +66,8 @@ class DirectoryUser(models.Model):
     domain_controller = models.ForeignKey(
         "DomainController", null=True, blank=True, on_delete=models.SET_NULL, related_name="identities"
     )
-    # Lower-cased, accent-free "name mail upn" for directory search.
-    search_text = models.TextField(blank=True, default="")
+    # "name mail upn", lower-cased and accent-free, for directory search.
+    search_text = search_text_field("display_name", "mail", "user_principal_name")
     updated_at = models.DateTimeField(default=timezone.now, db_index=True)
 
     objects = TenantScopedQuerySet.as_manager()
@@ -43,7 +77,10 @@ class DirectoryUser(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["tenant", "user_principal_name"], name="directory_user_unique_upn")
         ]
-        indexes = [models.Index(fields=["tenant", "enabled"], name="dir_user_tenant_enabled")]
+        indexes = [
+            models.Index(fields=["tenant", "enabled"], name="dir_user_tenant_enabled"),
+            *directory_search_indexes("dir_user"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.display_name} <{self.user_principal_name}>"
@@ -59,7 +96,8 @@ class DirectoryGroup(models.Model):
     security_enabled = models.BooleanField(default=True)
     description = models.CharField(max_length=500, blank=True)
     members = models.ManyToManyField(DirectoryUser, through="GroupMembership", related_name="groups")
-    search_text = models.TextField(blank=True, default="")
+    # "name mail", lower-cased and accent-free, for directory search.
+    search_text = search_text_field("display_name", "mail")
     updated_at = models.DateTimeField(default=timezone.now, db_index=True)
 
     objects = TenantScopedQuerySet.as_manager()
@@ -67,6 +105,7 @@ class DirectoryGroup(models.Model):
     class Meta:
         ordering = ["display_name", "id"]
         constraints = [models.UniqueConstraint(fields=["tenant", "display_name"], name="directory_group_unique_name")]
+        indexes = directory_search_indexes("dir_group")
 
     def __str__(self) -> str:
         return self.display_name

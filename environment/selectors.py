@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from django.db.models import Count, Q, QuerySet
+from django.db.models import Count, Q, QuerySet, Value
 
 from environment.models import (
     AntivirusMode,
@@ -32,7 +32,7 @@ from environment.models import (
     OnboardingState,
     SecuritySetting,
 )
-from environment.search import normalize
+from environment.search import Fold
 from environment.security_settings import SETTINGS, SettingSpec
 from tenancy.models import Tenant
 
@@ -352,11 +352,17 @@ def security_settings_by_product(*, tenant: Tenant) -> list[tuple[str, list[Sett
 USER_STATUS_FILTERS = {"enabled", "disabled"}
 
 
+def _search_terms(q: str) -> list[str]:
+    # Up to five words, each matched anywhere in search_text once the database folds it
+    # as it folds search_text (NUL bytes, which PostgreSQL refuses in text, dropped).
+    return (q or "").replace("\x00", "").split()[:5]
+
+
 def directory_users(*, tenant: Tenant, q: str = "", status: str = "") -> QuerySet[DirectoryUser]:
     """Directory users (with their domain controller) matching an accent-insensitive search."""
     qs = DirectoryUser.objects.filter(tenant=tenant).select_related("domain_controller")
-    for term in normalize(q).split()[:5]:
-        qs = qs.filter(search_text__contains=term)
+    for term in _search_terms(q):
+        qs = qs.filter(search_text__contains=Fold(Value(term)))
     if status == "enabled":
         qs = qs.filter(enabled=True)
     elif status == "disabled":
@@ -367,8 +373,8 @@ def directory_users(*, tenant: Tenant, q: str = "", status: str = "") -> QuerySe
 def directory_groups(*, tenant: Tenant, q: str = "") -> QuerySet[DirectoryGroup]:
     """Groups with their member counts, annotated in the same query."""
     qs = DirectoryGroup.objects.filter(tenant=tenant).annotate(member_count=Count("groupmembership"))
-    for term in normalize(q).split()[:5]:
-        qs = qs.filter(search_text__contains=term)
+    for term in _search_terms(q):
+        qs = qs.filter(search_text__contains=Fold(Value(term)))
     return qs.order_by("display_name", "id")
 
 

@@ -45,7 +45,6 @@ from environment.models import (
     OnboardingState,
     SecuritySetting,
 )
-from environment.search import directory_search_text
 from environment.security_settings import SETTINGS_BY_KEY
 from tenancy.models import Tenant, User
 
@@ -582,7 +581,6 @@ def directory_user_create(
         job_title=(job_title or "").strip(),
         enabled=enabled,
         domain_controller=domain_controller,
-        search_text=directory_search_text(display_name, mail, upn),
         updated_at=now,
     )
     _touch_tenant(tenant, now)
@@ -642,7 +640,6 @@ def directory_group_create(
         mail_enabled=mail_enabled,
         security_enabled=security_enabled,
         description=(description or "").strip(),
-        search_text=directory_search_text(display_name, mail),
         updated_at=now,
     )
     GroupMembership.objects.bulk_create([GroupMembership(group=group, user_id=pk) for pk in member_ids])

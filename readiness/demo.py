@@ -22,7 +22,6 @@ from environment.models import (
     OsPlatform,
     SecuritySetting,
 )
-from environment.search import directory_search_text
 from tenancy.models import Tenant
 
 # A share of devices in each state, like a tenant half-way through onboarding.
@@ -131,7 +130,6 @@ def seed_environment(
                     user_principal_name=upn,
                     mail=upn,
                     domain_controller=dc,
-                    search_text=directory_search_text(name, upn, upn),
                     updated_at=now,
                 )
             )

@@ -21,7 +21,6 @@ from environment.models import (
     OsPlatform,
     SecuritySetting,
 )
-from environment.search import directory_search_text
 from tenancy.models import Membership, ProviderOrganization, ProviderRole, ProviderStaff, Tenant, TenantRole, User
 
 PASSWORD = "Correct-Horse-Battery-9"
@@ -69,7 +68,6 @@ def directory_user(t: Tenant, name: str | None = None, **extra: Any) -> Director
     }
     defaults.update(extra)
     u = DirectoryUser(tenant=t, display_name=name, **defaults)
-    u.search_text = directory_search_text(u.display_name, u.mail, u.user_principal_name)
     u.save()
     return u
 
@@ -82,7 +80,6 @@ def directory_group(
     defaults: dict[str, Any] = {"mail": f"{slug}@{t.primary_domain}", "mail_enabled": True, "security_enabled": False}
     defaults.update(extra)
     g = DirectoryGroup(tenant=t, display_name=name, **defaults)
-    g.search_text = directory_search_text(g.display_name, g.mail)
     g.save()
     GroupMembership.objects.bulk_create([GroupMembership(group=g, user=m) for m in members or []])
     return g
