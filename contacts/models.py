@@ -39,7 +39,25 @@ class DirectoryState(models.TextChoices):
     OK = "ok", "In your directory"
     DELETED = "deleted", "No longer in your directory"
     DISABLED = "disabled", "This user is disabled"
+    NO_MAILBOX = "no_mailbox", "This user has no email address"
     NOT_MAIL_ENABLED = "not_mail_enabled", "This group can't receive email"
+
+
+def directory_entry_state(*, kind: str, exists: bool, enabled: bool, mail: str, mail_enabled: bool) -> DirectoryState:
+    """Can this directory entry receive email? The one place that decides it.
+
+    Adding a contact, the search's "can't be added" reasons, the contacts
+    page's flags and who notifications go to all ask this. A user needs to be
+    enabled and to have a mailbox; a group needs to be mail-enabled with an
+    address. ``exists`` is False once the entry left the directory.
+    """
+    if not exists:
+        return DirectoryState.DELETED
+    if kind == EntryKind.USER:
+        if not enabled:
+            return DirectoryState.DISABLED
+        return DirectoryState.OK if mail else DirectoryState.NO_MAILBOX
+    return DirectoryState.OK if mail_enabled and mail else DirectoryState.NOT_MAIL_ENABLED
 
 
 class NotificationContactQuerySet(models.QuerySet["NotificationContact"]):
@@ -114,16 +132,22 @@ class NotificationContact(models.Model):
     def directory_state(self) -> DirectoryState:
         """Judged from the (select_related) directory row, so no extra query."""
         if self.kind == EntryKind.USER:
-            if self.directory_user is None:
-                return DirectoryState.DELETED
-            if not self.directory_user.enabled:
-                return DirectoryState.DISABLED
-            return DirectoryState.OK
-        if self.directory_group is None:
-            return DirectoryState.DELETED
-        if not self.directory_group.mail_enabled or not self.directory_group.mail:
-            return DirectoryState.NOT_MAIL_ENABLED
-        return DirectoryState.OK
+            user = self.directory_user
+            return directory_entry_state(
+                kind=EntryKind.USER,
+                exists=user is not None,
+                enabled=user is not None and user.enabled,
+                mail=user.mail if user is not None else "",
+                mail_enabled=True,
+            )
+        group = self.directory_group
+        return directory_entry_state(
+            kind=EntryKind.GROUP,
+            exists=group is not None,
+            enabled=True,
+            mail=group.mail if group is not None else "",
+            mail_enabled=group is not None and group.mail_enabled,
+        )
 
     @property
     def can_receive(self) -> bool:

@@ -11,7 +11,7 @@ from django.db.models import Count, F, IntegerField, OuterRef, Prefetch, Q, Quer
 from django.db.models.functions import Coalesce, RowNumber
 
 from audit.models import AuditEvent
-from contacts.models import EntryKind, NotificationContact, NotificationType
+from contacts.models import DirectoryState, EntryKind, NotificationContact, NotificationType, directory_entry_state
 from environment.models import DirectoryGroup, DirectoryUser, GroupMembership
 from tenancy.models import Tenant
 
@@ -63,15 +63,10 @@ class DirectoryResult:
     @property
     def refusal(self) -> str:
         """Why this entry can't be added, or "" if it can."""
-        if self.kind == EntryKind.GROUP:
-            if not self.mail_enabled or not self.mail:
-                return "This group can't receive email"
-            return ""
-        if not self.enabled:
-            return "This user is disabled"
-        if not self.mail:
-            return "This user has no email address"
-        return ""
+        state = directory_entry_state(
+            kind=self.kind, exists=True, enabled=self.enabled, mail=self.mail, mail_enabled=self.mail_enabled
+        )
+        return "" if state == DirectoryState.OK else str(state.label)
 
     @property
     def can_add(self) -> bool:

@@ -25,7 +25,14 @@ from contacts.exceptions import (
     RateLimited,
     StaleContact,
 )
-from contacts.models import NOTIFICATION_TYPE_HELP, EntryKind, NotificationContact, NotificationType
+from contacts.models import (
+    NOTIFICATION_TYPE_HELP,
+    DirectoryState,
+    EntryKind,
+    NotificationContact,
+    NotificationType,
+    directory_entry_state,
+)
 from environment.models import DirectoryGroup, DirectoryUser
 from outbox.models import MessageStatus, OutboxMessage
 from outbox.services import outbox_enqueue, outbox_retry_now
@@ -118,6 +125,12 @@ def _snapshot(contact: NotificationContact) -> dict[str, Any]:
     }
 
 
+def _refuse_unless_it_can_receive(name: str, *, kind: str, enabled: bool, mail: str, mail_enabled: bool) -> None:
+    state = directory_entry_state(kind=kind, exists=True, enabled=enabled, mail=mail, mail_enabled=mail_enabled)
+    if state != DirectoryState.OK:
+        raise CannotReceiveEmail(f"{name} can't be added: {state.label.lower()}.")
+
+
 @transaction.atomic
 def contact_add(
     *,
@@ -155,18 +168,18 @@ def contact_add(
         raise ContactNotFound("That person or team isn't in your directory any more. Search again.")
 
     if user is not None:
-        if not user.enabled:
-            raise CannotReceiveEmail(f"{user.display_name} can't be added: this user is disabled.")
-        if not user.mail:
-            raise CannotReceiveEmail(f"{user.display_name} can't be added: this user has no email address.")
+        _refuse_unless_it_can_receive(
+            user.display_name, kind=EntryKind.USER, enabled=user.enabled, mail=user.mail, mail_enabled=True
+        )
         name, email, kind = user.display_name, user.mail, EntryKind.USER
         existing = NotificationContact.objects.active().filter(
             tenant=locked, notification_type=ntype, directory_user=user
         )
     else:
         assert group is not None
-        if not group.mail_enabled or not group.mail:
-            raise CannotReceiveEmail(f"{group.display_name} can't be added: this group can't receive email.")
+        _refuse_unless_it_can_receive(
+            group.display_name, kind=EntryKind.GROUP, enabled=True, mail=group.mail, mail_enabled=group.mail_enabled
+        )
         name, email, kind = group.display_name, group.mail, EntryKind.GROUP
         existing = NotificationContact.objects.active().filter(
             tenant=locked, notification_type=ntype, directory_group=group

@@ -415,6 +415,54 @@ def test_disabled_user_and_group_losing_mail_are_flagged(contoso, admin, alice, 
     assert service_review_recipient_emails(tenant=contoso) == ["bob@contoso.example"]
 
 
+def test_a_user_who_lost_their_mailbox_is_flagged_and_not_emailed(contoso, admin, alice, bob):
+    # Adding refused a user without a mailbox, but a contact whose user lost it
+    # afterwards still counted as reachable (mail went to the old address).
+    _add(contoso, admin, alice)
+    _add(contoso, admin, bob)
+    alice.mail = ""
+    alice.save()
+    states = {c.display_name: c.directory_state for c in contacts_for_tenant(tenant=contoso)}
+    assert states == {"Alice Martin": DirectoryState.NO_MAILBOX, "Bob Stone": DirectoryState.OK}
+    assert incident_recipient_emails(tenant=contoso) == ["bob@contoso.example"]
+
+
+@pytest.mark.parametrize("kind", ["user", "group"])
+@pytest.mark.parametrize("enabled", [True, False])
+@pytest.mark.parametrize("mail", ["entry@contoso.example", ""])
+@pytest.mark.parametrize("mail_enabled", [True, False])
+def test_adding_searching_and_notifying_agree_on_who_can_receive_email(
+    contoso, admin, kind, enabled, mail, mail_enabled
+):
+    # One rule: what the search says can't be added is what adding refuses,
+    # and what an existing contact in that state is flagged with.
+    from contacts.selectors import directory_search
+
+    if kind == "user":
+        entry = factories.directory_user(contoso, "Entry Person", mail=mail, enabled=enabled)
+        ok_entry = factories.directory_user(contoso, "Other Person", mail="ok@contoso.example")
+    else:
+        entry = factories.directory_group(contoso, "Entry Team", mail=mail, mail_enabled=mail_enabled)
+        ok_entry = factories.directory_group(contoso, "Other Team", mail="ok@contoso.example")
+    (result,) = directory_search(tenant=contoso, query=f"entry {'person' if kind == 'user' else 'team'}")
+    try:
+        _add(contoso, admin, entry)
+        refused = ""
+    except CannotReceiveEmail as exc:
+        refused = str(exc)
+    assert result.can_add == (refused == "")
+    if refused:
+        assert result.refusal.lower() in refused
+    # The same entry in the same state, as an existing contact: made reachable, added, then changed back.
+    if refused:
+        contact = _add(contoso, admin, ok_entry)
+        type(ok_entry).objects.filter(pk=ok_entry.pk).update(
+            mail=mail, **({"enabled": enabled} if kind == "user" else {"mail_enabled": mail_enabled})
+        )
+        (listed,) = [c for c in contacts_for_tenant(tenant=contoso) if c.pk == contact.pk]
+        assert not listed.can_receive and listed.directory_state.label == result.refusal
+
+
 def test_recipient_emails_are_tenant_scoped_and_in_call_order(contoso, fabrikam, admin, outsider, alice, bob):
     _add(contoso, admin, bob)
     _add(contoso, admin, alice)
