@@ -17,6 +17,11 @@ from tenancy.models import Tenant
 
 MIN_QUERY_LENGTH = 2
 MAX_RESULTS = 10
+# How many word-prefix or substring matches are sorted to find the best ten
+# of their rank (see directory_search). Beyond this many matches the ten shown
+# are still all of the best rank available, just not necessarily the
+# alphabetically first: the admin types more to narrow them down anyway.
+CANDIDATE_POOL = 200
 # How many members a team's preview lists before "and N more".
 TEAM_PREVIEW_LIMIT = 25
 
@@ -94,20 +99,18 @@ def directory_search(*, tenant: Tenant, query: str, limit: int = MAX_RESULTS) ->
     of the mail or of the UPN); then any substring; ties in ``search_text``
     order.
 
-    How it stays fast at 100,000 entries: each table has four tiers, each
-    the first ``limit`` rows in ``search_text`` order whose rank is at most
-    exact, name prefix, any prefix, substring. The true top ``limit`` are
-    always among them (a row left out of its tier has ``limit`` rows at
-    least as good ahead of it), so only these few candidates are ranked.
-    Each tier is one index access the planner picks from its statistics: a
-    range of the ``(tenant, search_text)`` b-tree for exact names and
-    prefixes; for word prefixes and substrings, a walk of that b-tree in
-    order that stops at the ``limit``-th match when matches are common, or
-    the pg_trgm index (three letters or more, and word starts) or the
-    two-letter index of ``directory_bigrams`` when they are rare (see
-    ``environment/models.py``). Only the returned rows get their member
-    count and "already a contact" subqueries. Queries shorter than two
-    characters return nothing without touching the database.
+    How it stays fast at 100,000 entries: the four ranks (exact, name prefix,
+    word prefix, substring) are four tiers, taken best first, and a tier is
+    only read while the better ones hold fewer than ``limit`` rows (a one-time
+    filter: PostgreSQL doesn't touch its index otherwise). Exact names and
+    name prefixes are ranges of the ``(tenant, search_text)`` b-tree, read in
+    order. Word prefixes and substrings come from a pool of at most
+    ``CANDIDATE_POOL`` matches per table, found through pg_trgm's GIN index
+    (three letters or more, and word starts) or the two-letter index of
+    ``directory_bigrams`` (see ``environment/models.py``), then sorted. Only
+    the returned rows get their member count and "already a contact"
+    subqueries. Queries shorter than two characters return nothing without
+    touching the database.
     """
     q = clean_query(query)
     if len(q) < MIN_QUERY_LENGTH:
@@ -122,6 +125,7 @@ def directory_search(*, tenant: Tenant, query: str, limit: int = MAX_RESULTS) ->
         "tenant": tenant.pk,
         "q": q,
         "limit": limit,
+        "pool": CANDIDATE_POOL,
         "incident": NotificationType.INCIDENT.value,
         "service_review": NotificationType.SERVICE_REVIEW.value,
     }
@@ -135,53 +139,74 @@ def directory_search(*, tenant: Tenant, query: str, limit: int = MAX_RESULTS) ->
         f"({_Q} LIKE '%%@%%' AND {_Q} NOT LIKE '%% %%'"
         f" AND (search_text LIKE '%%  ' || {_Q_LIKE} || '  %%' OR search_text LIKE '%%  ' || {_Q_LIKE}))"
     )
-    exact = f"({exact_name} OR {exact_address})"
     starts = f"(search_text LIKE {_Q_LIKE} || '%%')"
-    prefix = f"({starts} OR search_text LIKE '%% ' || {_Q_LIKE} || '%%')"
+    word_starts = f"(search_text LIKE '%% ' || {_Q_LIKE} || '%%')"
     # A two-letter query has no trigram: its own index finds it (exact, nothing to recheck).
     contains = (
         f"(CASE WHEN length({_Q}) = 2 THEN directory_bigrams(search_text) @> ARRAY[{_Q}]"
         f" ELSE search_text LIKE '%%' || {_Q_LIKE} || '%%' END)"
     )
-    rank = f"CASE WHEN {exact} THEN {RANK_EXACT} WHEN {prefix} THEN {RANK_PREFIX} ELSE {RANK_SUBSTRING} END"
-    # Within the prefix rank, names that start with q come before names with
-    # a later word starting with q (and before address prefixes).
-    name_start = f"CASE WHEN {starts} THEN 0 ELSE 1 END"
+    # Each tier holds exactly one rank, so they never overlap: (rank, name_start, condition, pool condition).
+    # A pooled tier gathers matches of the simple condition (which the GIN
+    # indexes answer, and which the planner estimates well), then keeps those
+    # of its rank. It only runs when the better tiers hold fewer than ``limit``
+    # rows, so at most that many of the pool's rows belong to them.
+    tiers = [
+        (RANK_EXACT, 0, f"({exact_name} OR {exact_address})", None),
+        (RANK_PREFIX, 0, f"({starts} AND NOT {exact_name} AND NOT {exact_address})", None),
+        (RANK_PREFIX, 1, f"(NOT {starts} AND NOT {exact_address})", word_starts),
+        (RANK_SUBSTRING, 1, f"(NOT {word_starts} AND NOT {starts} AND NOT {exact_address})", contains),
+    ]
 
-    def tiers(kind: str, table: str) -> str:
-        # Each tier's condition takes in the better tiers' (see the docstring).
-        return " UNION ".join(
-            f"(SELECT '{kind}' AS kind, id FROM {table} WHERE tenant_id = %(tenant)s AND {condition}"  # noqa: S608
-            " ORDER BY search_text LIMIT %(limit)s)"
-            for condition in (exact, f"({starts} OR {exact_address})", f"({prefix} OR {exact_address})", contains)
-        )
+    def tier(number: int, table: str, kind: str) -> str:
+        rank, name_start, condition, pool = tiers[number]
+        better = " + ".join(f"(SELECT COUNT(*) FROM tier{n})" for n in range(number)) or "0"  # noqa: S608
+        columns = f"{rank} AS rank, {name_start} AS name_start, '{kind}' AS kind, id, search_text"
+        where = f"tenant_id = %(tenant)s AND {better} < %(limit)s"
+        if pool:
+            # Any CANDIDATE_POOL matches through the GIN index; the first of this rank in order.
+            return (
+                f"SELECT {columns} FROM (SELECT id, search_text FROM {table} WHERE {where} AND {pool}"  # noqa: S608
+                f" LIMIT %(pool)s) AS pool WHERE {condition} ORDER BY search_text LIMIT %(limit)s"
+            )
+        # A range of the b-tree, read in order: the first ``limit`` are the first.
+        return f"SELECT {columns} FROM {table} WHERE {where} AND {condition} ORDER BY search_text LIMIT %(limit)s"  # noqa: S608
 
+    ctes = ",\n".join(
+        f"tier{n} AS MATERIALIZED (SELECT * FROM (({tier(n, users, 'user')}) UNION ALL"  # noqa: S608
+        f" ({tier(n, groups, 'group')})) AS t ORDER BY search_text LIMIT %(limit)s)"
+        for n in range(len(tiers))
+    )
     held = (
         "(SELECT COUNT(*) FROM {contacts} c WHERE c.tenant_id = %(tenant)s AND c.removed_at IS NULL"
         " AND c.notification_type = %({ntype})s AND ((h.kind = 'user' AND c.directory_user_id = h.id)"
         " OR (h.kind = 'group' AND c.directory_group_id = h.id)))"
     )
     # Only table names and constant fragments are interpolated; every value is a parameter.
+    # Only table names and constant fragments are interpolated; every value is a parameter.
     sql = f"""
-    WITH candidates AS ({tiers("user", users)} UNION {tiers("group", groups)}),
-    hits AS (
-        SELECT 'user' AS kind, u.id, u.display_name, u.mail, u.user_principal_name AS upn, u.enabled,
-               TRUE AS mail_enabled, u.search_text
-        FROM candidates k JOIN {users} u ON k.kind = 'user' AND u.id = k.id
-        UNION ALL
-        SELECT 'group', g.id, g.display_name, g.mail, '', TRUE, g.mail_enabled, g.search_text
-        FROM candidates k JOIN {groups} g ON k.kind = 'group' AND g.id = k.id
-    ),
+    WITH {ctes},
     top AS (
-        SELECT *, {rank} AS rank, {name_start} AS name_start FROM hits
+        SELECT * FROM (
+            SELECT * FROM tier0 UNION ALL SELECT * FROM tier1 UNION ALL SELECT * FROM tier2
+            UNION ALL SELECT * FROM tier3
+        ) AS tiers
         ORDER BY rank, name_start, search_text, kind, id LIMIT %(limit)s
+    ),
+    hits AS (
+        SELECT t.rank, t.name_start, t.kind, t.id, t.search_text, u.display_name, u.mail,
+               u.user_principal_name AS upn, u.enabled, TRUE AS mail_enabled
+        FROM top t JOIN {users} u ON t.kind = 'user' AND u.id = t.id
+        UNION ALL
+        SELECT t.rank, t.name_start, t.kind, t.id, t.search_text, g.display_name, g.mail, '', TRUE, g.mail_enabled
+        FROM top t JOIN {groups} g ON t.kind = 'group' AND g.id = t.id
     )
     SELECT h.kind, h.id, h.display_name, h.mail, h.upn, h.enabled, h.mail_enabled, h.rank,
            CASE WHEN h.kind = 'group'
                 THEN (SELECT COUNT(*) FROM {members} m WHERE m.group_id = h.id) ELSE 0 END AS member_count,
            {held.format(contacts=contacts, ntype="incident")} AS is_incident,
            {held.format(contacts=contacts, ntype="service_review")} AS is_service_review
-    FROM top h
+    FROM hits h
     ORDER BY h.rank, h.name_start, h.search_text, h.kind, h.id
     """  # noqa: S608
     with connection.cursor() as cursor:
