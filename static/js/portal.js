@@ -50,6 +50,25 @@
     });
   }
   labelCells(document);
+
+  // A table wider than its box scrolls inside it; keyboard users must be able to reach and scroll it.
+  function reachableScrollers() {
+    document.querySelectorAll(".table-wrap").forEach(function (wrap) {
+      var scrolls = wrap.scrollWidth > wrap.clientWidth + 1;
+      if (scrolls && !wrap.hasAttribute("tabindex")) {
+        var caption = wrap.querySelector("caption");
+        wrap.setAttribute("tabindex", "0");
+        wrap.setAttribute("role", "region");
+        wrap.setAttribute("aria-label", caption ? caption.textContent.trim() : "Table");
+        wrap.setAttribute("data-scroll-region", "");
+      } else if (!scrolls && wrap.hasAttribute("data-scroll-region")) {
+        ["tabindex", "role", "aria-label", "data-scroll-region"].forEach(function (a) { wrap.removeAttribute(a); });
+      }
+    });
+  }
+  reachableScrollers();
+  window.addEventListener("resize", reachableScrollers);
+  document.addEventListener("htmx:afterSettle", reachableScrollers);
   document.addEventListener("htmx:afterSettle", function (event) {
     if (event.detail && event.detail.target) labelCells(event.detail.target);
   });
