@@ -6,7 +6,8 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
-from django.db.models import Q, QuerySet
+from django.db import models
+from django.db.models import Count, Min, Q, QuerySet
 
 from audit.models import AuditEvent
 from tenancy.models import Tenant
@@ -75,3 +76,28 @@ def recent_events(
     if actions:
         qs = qs.filter(action__in=actions)
     return list(qs.order_by("-created_at", "-id")[:limit])
+
+
+@dataclass(frozen=True)
+class EventCount:
+    count: int
+    oldest: datetime | None
+
+
+def events_since(*, tenant: Tenant, action: str, target: models.Model, since: datetime) -> EventCount:
+    """How many ``action`` events on ``target`` the tenant's trail holds since ``since``, and the oldest's time.
+
+    What a rate limit counts (e.g. test notifications per contact): the trail
+    is the record of what was done, so the limit can't drift from it.
+    """
+    counted = (
+        AuditEvent.objects.for_tenant(tenant)
+        .filter(
+            action=action,
+            target_type=target._meta.label_lower,
+            target_id=str(target.pk),
+            created_at__gte=since,
+        )
+        .aggregate(n=Count("id"), oldest=Min("created_at"))
+    )
+    return EventCount(count=counted["n"], oldest=counted["oldest"])

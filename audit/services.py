@@ -3,6 +3,8 @@ so the audit row commits or rolls back with it."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from django.db import models
@@ -55,3 +57,40 @@ def audit_record(
         request_id=ctx.request_id if ctx is not None else "",
         created_at=timezone.now(),
     )
+
+
+@dataclass(frozen=True)
+class SystemEvent:
+    """One event of a bulk system change (see ``audit_record_system_events``)."""
+
+    tenant_id: int
+    action: str
+    summary: str
+    target: models.Model
+    before: Any = None
+    after: Any = None
+
+
+def audit_record_system_events(*, events: list[SystemEvent], at: datetime) -> int:
+    """Append many events done by the system (a sweep) in one INSERT, shaped as ``audit_record`` writes them.
+
+    For sweeps that change many rows at once; call it in the same transaction as the change.
+    """
+    AuditEvent.objects.bulk_create(
+        [
+            AuditEvent(
+                tenant_id=event.tenant_id,
+                actor=None,
+                actor_label=SYSTEM_ACTOR,
+                action=event.action,
+                summary=event.summary[:500],
+                target_type=event.target._meta.label_lower,
+                target_id=str(event.target.pk),
+                before=event.before,
+                after=event.after,
+                created_at=at,
+            )
+            for event in events
+        ]
+    )
+    return len(events)

@@ -11,6 +11,7 @@ from django.db.models import Count, F, IntegerField, OuterRef, Prefetch, Q, Quer
 from django.db.models.functions import Coalesce, RowNumber
 
 from audit.models import AuditEvent
+from audit.selectors import recent_events
 from contacts.models import DirectoryState, EntryKind, NotificationContact, NotificationType, directory_entry_state
 from environment.models import DirectoryGroup, DirectoryUser, GroupMembership
 from tenancy.models import Tenant
@@ -324,8 +325,4 @@ CONTACT_AUDIT_PREFIX = "contacts."
 
 def contact_history(*, tenant: Tenant, limit: int = 10) -> list[AuditEvent]:
     """The most recent contact changes from the audit trail (one query)."""
-    return list(
-        AuditEvent.objects.filter(tenant=tenant, action__startswith=CONTACT_AUDIT_PREFIX).order_by(
-            "-created_at", "-id"
-        )[:limit]
-    )
+    return recent_events(tenant=tenant, action_prefix=CONTACT_AUDIT_PREFIX, limit=limit)

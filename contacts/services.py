@@ -10,11 +10,11 @@ from typing import Any
 
 import phonenumbers
 from django.db import IntegrityError, transaction
-from django.db.models import Count, Max, Min
+from django.db.models import Max
 from django.urls import reverse
 from django.utils import timezone
 
-from audit.models import AuditEvent
+from audit.selectors import events_since
 from audit.services import audit_record
 from contacts.exceptions import (
     CannotReceiveEmail,
@@ -426,15 +426,11 @@ def contact_send_test(*, tenant: Tenant, acting_user: User | None, contact: Noti
             f"{current.display_name} can't receive a test notification: {current.directory_state.label.lower()}."
         )
     now = timezone.now()
-    recent = AuditEvent.objects.filter(
-        tenant=locked,
-        action="contacts.test_sent",
-        target_type=NotificationContact._meta.label_lower,
-        target_id=str(current.pk),
-        created_at__gte=now - TEST_NOTIFICATION_WINDOW,
-    ).aggregate(n=Count("id"), oldest=Min("created_at"))
-    if recent["n"] >= TEST_NOTIFICATION_LIMIT:
-        raise RateLimited(_rate_limit_message(current, oldest=recent["oldest"], now=now))
+    recent = events_since(
+        tenant=locked, action="contacts.test_sent", target=current, since=now - TEST_NOTIFICATION_WINDOW
+    )
+    if recent.count >= TEST_NOTIFICATION_LIMIT:
+        raise RateLimited(_rate_limit_message(current, oldest=recent.oldest, now=now))
     message = outbox_enqueue(
         tenant=locked,
         kind="contacts.test",

@@ -260,10 +260,6 @@ class LicenceUsage:
         used = self.used or 0
         return min(100, round(100 * used / self.seats)) if self.seats else (100 if used else 0)
 
-    @property
-    def over_allocated(self) -> bool:
-        return self.shortfall > 0
-
 
 def licences(*, tenant: Tenant) -> dict[str, Licence]:
     """The tenant's licence rows by product (products without a row have no seats)."""

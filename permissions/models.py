@@ -127,7 +127,3 @@ class AccessGrant(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_level_display()} ({self.get_role_display()}) until {self.ends_at:%Y-%m-%d}"
-
-    @property
-    def is_live(self) -> bool:
-        return self.revoked_at is None

@@ -22,8 +22,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from audit.models import AuditEvent
-from audit.services import SYSTEM_ACTOR, audit_record
+from audit.services import SystemEvent, audit_record, audit_record_system_events
 from environment.models import Device
 from outbox.services import outbox_enqueue
 from permissions.durations import default_end, is_valid_end
@@ -482,25 +481,22 @@ def _expire_ids(ids: list[int], now: datetime) -> int:
     )
     # The sweep may end many grants at once; audit rows go in with one
     # bulk insert, shaped exactly as audit_record writes them (actor "system").
-    AuditEvent.objects.bulk_create(
-        [
-            AuditEvent(
+    audit_record_system_events(
+        events=[
+            SystemEvent(
                 tenant_id=g.tenant_id,
-                actor=None,
-                actor_label=SYSTEM_ACTOR,
                 action=AUDIT_PREFIX + "level_expired",
                 summary=(
                     f"Access level {g.get_level_display()} ({g.get_role_display()}) ended: "
                     f"reached its end date {g.ends_at:%d %b %Y}"
-                )[:500],
-                target_type=AccessGrant._meta.label_lower,
-                target_id=str(g.pk),
+                ),
+                target=g,
                 before={"level": g.level, "on": True, "role": g.role, "ends_at": g.ends_at.isoformat()},
                 after={"level": g.level, "on": False, "revoked_reason": RevokedReason.EXPIRED.value},
-                created_at=now,
             )
             for g in grants
-        ]
+        ],
+        at=now,
     )
     ServiceProviderAccess.objects.filter(id__in={g.access_id for g in grants}).update(version=F("version") + 1)
     return len(grants)

@@ -95,10 +95,6 @@ class ReadinessState(models.Model):
         return self.last_refreshed_at is not None
 
     @property
-    def actions_to_do(self) -> int:
-        return self.actions_complete_now + self.actions_not_started
-
-    @property
     def devices_to_protect(self) -> int:
         return max(self.devices_target - self.devices_protected, 0)
 

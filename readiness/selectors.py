@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from django.core.paginator import Page, Paginator
-from django.db.models import Max, OuterRef, Q, QuerySet, Subquery
+from django.db.models import OuterRef, Q, QuerySet, Subquery
 from django.utils import timezone
 
 from environment.models import (
@@ -20,7 +20,7 @@ from environment.models import (
     SecuritySetting,
 )
 from permissions.models import ServiceProviderAccess
-from readiness.catalogue import ENTRIES, PRODUCTS, Entry
+from readiness.catalogue import ENTRIES, Entry
 from readiness.models import ActionState, ActionStatus, ReadinessState, RefreshRun, Regression, Snapshot
 from tenancy.models import Tenant
 
@@ -244,10 +244,6 @@ def filter_and_sort(
     return sorted(rows, key=key, reverse=direction == "desc")
 
 
-def product_choices() -> tuple[tuple[str, str], ...]:
-    return PRODUCTS
-
-
 def history(*, tenant: Tenant, limit: int = 60) -> list[Snapshot]:
     """The last ``limit`` refreshes, oldest first (one query)."""
     points = list(Snapshot.objects.filter(tenant=tenant).order_by("-taken_at", "-id")[:limit])
@@ -361,10 +357,6 @@ def runs_for_provider(*, organization_id: int, tenant_id: int | None = None, out
     if outcome:
         qs = qs.filter(outcome=outcome)
     return qs.order_by("-started_at", "-id")
-
-
-def latest_environment_change(*, tenant: Tenant) -> datetime | None:
-    return Tenant.objects.filter(pk=tenant.pk).aggregate(m=Max("environment_changed_at"))["m"]
 
 
 @dataclass

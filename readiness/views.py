@@ -12,11 +12,10 @@ from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
-from django.template import TemplateDoesNotExist
-from django.template.loader import get_template
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from permissions.selectors import access_health
 from readiness import presenters
 from readiness.catalogue import ENTRIES, PRODUCTS
 from readiness.exceptions import ReadinessError
@@ -51,17 +50,6 @@ from tenancy.access import provider_tenant_or_404, provider_view, tenant_admin_v
 from tenancy.models import ServicePhase, Tenant
 
 PAGE = "readiness/service_status.html"
-
-
-def _access_health(tenant: Tenant) -> Any:
-    """Permissions' access-health banner data, when that app provides it."""
-    try:
-        from permissions.selectors import access_health
-
-        get_template("permissions/_access_health_banner.html")
-    except (ImportError, TemplateDoesNotExist):
-        return None
-    return access_health(tenant=tenant)
 
 
 def _table_params(request: HttpRequest) -> dict[str, str]:
@@ -134,7 +122,7 @@ def _page_context(request: HttpRequest) -> dict[str, Any]:
         # The required actions not done, listed under the chart so the admin can go straight to them.
         "complete_now_rows": [r for r in all_rows if r.shown_status == ActionState.COMPLETE_NOW],
         "banner": presenters.phase_banner(tenant, state),
-        "access_health": _access_health(tenant),
+        "access_health": access_health(tenant=tenant),
         "chart": history_chart(points),
         "regressions": [
             {"regression": r, "link": regression_links(r)["link"]} for r in open_regressions(tenant=tenant)
