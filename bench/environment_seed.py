@@ -42,8 +42,8 @@ def main() -> None:
 
     print(f"database: {connection.settings_dict['NAME']}")
 
+    from demo.seed import seed_demo
     from environment import selectors, services
-    from environment.demo import seed_demo
     from tenancy.models import Tenant
 
     big = args.devices

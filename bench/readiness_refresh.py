@@ -38,8 +38,8 @@ def main() -> None:
     from django.test.utils import CaptureQueriesContext
     from django.utils import timezone
 
+    from demo.environments import seed_environment
     from environment.models import Device
-    from readiness.demo import seed_environment
     from readiness.models import ReadinessState
     from readiness.rules import environment_facts
     from readiness.services import readiness_claim_due, readiness_refresh, readiness_state_for

@@ -82,6 +82,8 @@ INSTALLED_APPS = [
     "readiness",
     # The portal shell (icons, theme and navigation preferences); imports no feature app.
     "ui",
+    # Demo data (seed_demo): on top of every app above, imported by none of them.
+    "demo",
 ]
 
 MIDDLEWARE = [

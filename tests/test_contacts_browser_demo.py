@@ -15,7 +15,7 @@ from playwright.sync_api import expect
 
 from contacts.models import NotificationContact, NotificationType
 from contacts.services import TEST_NOTIFICATION_LIMIT, contact_add
-from environment.demo import seed_demo
+from demo.seed import seed_demo
 from environment.models import DirectoryGroup, DirectoryUser
 from tenancy.models import Tenant, User
 

@@ -6,7 +6,7 @@ import pytest
 from django.urls import reverse
 
 from audit.models import AuditEvent
-from environment.demo import seed_demo
+from demo.seed import seed_demo
 from environment.models import AntivirusMode, Device, DirectoryUser, DomainController, Licence, OnboardingState
 from tenancy.models import User
 from tests import factories

@@ -96,7 +96,7 @@ def test_other_pages_are_accessible(live_server, page, browser_login, axe_check,
 
 
 def test_seeded_demo_environment_reads_well(live_server, page, browser_login, axe_check, screenshot_dir, settings):
-    from environment.demo import seed_demo
+    from demo.seed import seed_demo
     from tenancy.models import User
 
     seed_demo(seed=42, devices=1500, reset=False)

@@ -9,7 +9,7 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
-from readiness.demo import seed_environment
+from demo.environments import seed_environment
 from readiness.models import ReadinessState
 from readiness.services import readiness_state_for, readiness_sweep
 from tenancy.models import ProviderRole, ServicePhase, Tenant

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from playwright.sync_api import expect
 
-from readiness.demo import seed_environment
+from demo.environments import seed_environment
 from readiness.services import readiness_state_for, readiness_sweep
 from tenancy.models import ServicePhase, Tenant
 from tests import factories

@@ -12,9 +12,9 @@ import pytest
 from django.utils import timezone
 from playwright.sync_api import Page, expect
 
+from demo.environments import seed_environment
 from environment import services as env
 from environment.models import DomainController
-from readiness.demo import seed_environment
 from readiness.models import ReadinessState
 from readiness.services import readiness_state_for, readiness_sweep
 from tenancy.models import Tenant

@@ -16,12 +16,12 @@ from django.utils import timezone
 from django.utils.html import escape
 
 from audit.models import AuditEvent
+from demo.environments import GOOD_SETTINGS, seed_environment
 from environment import services as env
 from environment.models import AntivirusMode, Device, DomainController
 from environment.security_settings import SETTINGS_BY_KEY
 from outbox.models import OutboxMessage
 from readiness import catalogue
-from readiness.demo import GOOD_SETTINGS, seed_environment
 from readiness.exceptions import ReadinessError, ReadinessNotMet, RefreshRateLimited
 from readiness.models import ActionState, ActionStatus, ReadinessState, RefreshRun, Regression, RunOutcome, Snapshot
 from readiness.rules import RULES

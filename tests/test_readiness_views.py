@@ -11,9 +11,9 @@ from django.urls import reverse
 from django.utils import timezone
 
 from audit.models import AuditEvent
+from demo.environments import seed_environment
 from environment.models import AntivirusMode
 from readiness.catalogue import ENTRIES
-from readiness.demo import seed_environment
 from readiness.models import ActionStatus, ReadinessState, RefreshRun
 from readiness.presenters import NOTE_24H
 from readiness.services import readiness_state_for, readiness_sweep
@@ -343,7 +343,7 @@ def test_access_health_banner_and_provider_access_action(login: Any, admin: Any,
 
 
 def test_phase_banner_says_what_happens_next(login: Any, admin: Any, contoso: Tenant) -> None:
-    from readiness.demo import GOOD_SETTINGS
+    from demo.environments import GOOD_SETTINGS
 
     seed_environment(
         contoso, devices=50, split={"active": 1.0}, domain_controllers=1, sensors=1, settings=GOOD_SETTINGS

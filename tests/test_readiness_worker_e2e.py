@@ -19,7 +19,7 @@ from django.db import connection
 from django.utils import timezone
 
 from defender_portal.env import database_url
-from readiness.demo import seed_environment
+from demo.environments import seed_environment
 from readiness.models import ReadinessState, RefreshRun, RunOutcome, Snapshot
 from tests import factories
 

@@ -8,8 +8,8 @@ import pytest
 from django.conf import settings
 from django.core.management import call_command
 
+from demo.seed import seed_demo
 from environment import selectors
-from environment.demo import seed_demo
 from environment.models import (
     AntivirusMode,
     Device,

@@ -12,9 +12,8 @@ deterministic:
   ``devices`` (``--devices N`` rescales them); ``reset`` wipes both demo
   tenants' environments first and restores the demo users' passwords/roles.
 
-100,000 devices load in about two seconds on PostgreSQL: device rows are
-streamed with COPY (``bulk_create`` in large batches on other databases); see
-bench/environment_seed.py.
+100,000 devices load in about two seconds: device rows are streamed with
+COPY; see bench/environment_seed.py.
 """
 
 from __future__ import annotations
@@ -47,6 +46,7 @@ from environment.models import (
     OsPlatform,
     SecuritySetting,
 )
+from onboarding.services import invitation_send
 from tenancy.models import (
     Membership,
     ProviderOrganization,
@@ -742,8 +742,6 @@ def _invite_if_due(spec: TenantSpec, tenant: Tenant, sdm: User) -> None:
     """A tenant the demo shows as invited is invited for real, through the
     onboarding service: the welcome email with its link is in the outbox, and
     the provider console shows who invited it and when."""
-    from onboarding.services import invitation_send
-
     tenant.refresh_from_db(fields=["service_phase"])
     if spec.phase == ServicePhase.INVITED and tenant.service_phase == ServicePhase.NOT_INVITED:
         invitation_send(tenant=tenant, acting_user=sdm)

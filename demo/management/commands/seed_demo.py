@@ -6,7 +6,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from environment.demo import DEFAULT_DEVICES, demo_data_present, describe, seed_demo
+from demo.seed import DEFAULT_DEVICES, demo_data_present, describe, seed_demo
 
 
 class Command(BaseCommand):
