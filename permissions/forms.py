@@ -80,6 +80,17 @@ class LevelsForm(DurationMixin, VersionedForm):
         required=False,
         widget=forms.CheckboxInput(attrs={"role": "switch", "data-level": "respond"}),
     )
+    # The levels as the form showed them: a stale save is a harmless double submit
+    # only if it changes nothing, and the end date it asks for matters only for
+    # levels it turns on (see access_levels_set).
+    investigate_was = forms.BooleanField(required=False, widget=forms.HiddenInput)
+    respond_was = forms.BooleanField(required=False, widget=forms.HiddenInput)
+
+    @property
+    def levels_as_read(self) -> tuple[bool, bool] | None:
+        if "investigate_was" not in self.data and "respond_was" not in self.data:
+            return None  # an older page: every level on counts as turned on
+        return bool(self.cleaned_data.get("investigate_was")), bool(self.cleaned_data.get("respond_was"))
 
 
 class AllDevicesForm(VersionedForm):

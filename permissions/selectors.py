@@ -424,7 +424,13 @@ class PermissionsPage:
         # choice, preselected whenever access is being granted or restored.
         state = self.state
         investigate = state.investigate if state.provider_access_granted else True
-        return {"investigate": investigate, "respond": state.respond, "version": state.version}
+        return {
+            "investigate": investigate,
+            "respond": state.respond,
+            "version": state.version,
+            "investigate_was": state.investigate,
+            "respond_was": state.respond,
+        }
 
     @property
     def levels_action(self) -> str:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from itertools import groupby
 from typing import Any
 
@@ -259,6 +259,42 @@ def _apply_levels(
     return changed
 
 
+# The same duration chosen again moments later (a double submit) ends within this margin of the first.
+SAME_END_MARGIN = timedelta(hours=1)
+
+
+def _levels_already_as_asked(
+    state: AccessLevelsState,
+    *,
+    investigate: bool,
+    respond: bool,
+    ends_at: datetime | None,
+    levels_as_read: tuple[bool, bool] | None,
+) -> bool:
+    """Would this (stale) levels form change nothing if applied now?
+
+    Only then is it a double submit. The levels must match, and so must the end
+    date of every level the form turned on that was off when the form was read:
+    choosing "1 year" for a level someone else has just granted for 30 days is a
+    change. (A level that was already on keeps its own end date, as in any save.)
+    Without ``levels_as_read`` every level that is on is taken as turned on by the form.
+    """
+    if not state.provider_access_granted or (state.investigate, state.respond) != (investigate, respond):
+        return False
+    if ends_at is None:
+        return True
+    was_on = levels_as_read or (False, False)
+    for level, on, was in (
+        (AccessLevel.INVESTIGATE, investigate, was_on[0]),
+        (AccessLevel.RESPOND, respond, was_on[1]),
+    ):
+        if on and not was:
+            grant = state.grants.get(level)
+            if grant is None or abs(grant.ends_at - ends_at) > SAME_END_MARGIN:
+                return False
+    return True
+
+
 @transaction.atomic
 def access_levels_set(
     *,
@@ -270,6 +306,7 @@ def access_levels_set(
     confirm_reduced_access: bool = False,
     recently_authenticated: bool = False,
     ends_at: datetime | None = None,
+    levels_as_read: tuple[bool, bool] | None = None,
 ) -> AccessLevelsState:
     """Turn the access levels on or off (the guide's Permissions step and the Permissions page).
 
@@ -283,7 +320,9 @@ def access_levels_set(
     access = _lock(
         tenant=tenant,
         expected_version=expected_version,
-        already=lambda st: st.provider_access_granted and (st.investigate, st.respond) == (investigate, respond),
+        already=lambda st: _levels_already_as_asked(
+            st, investigate=investigate, respond=respond, ends_at=ends_at, levels_as_read=levels_as_read
+        ),
     )
     if access is None:
         return access_levels_state(tenant=tenant)

@@ -83,6 +83,9 @@ def _page(
         for form in overrides.values():
             if isinstance(form, forms.BaseForm) and form.is_bound:
                 with_values(form, version=state.version)
+                if isinstance(form, LevelsForm):
+                    # Saving again now knowingly applies the admin's choices to what the page shows.
+                    with_values(form, investigate_was=state.investigate, respond_was=state.respond)
         ctx["conflict"] = error
     elif isinstance(error, NeedsConfirmation):
         ctx[confirm_as] = error
@@ -167,6 +170,7 @@ def levels(request: TenantRequest) -> HttpResponse:
         confirm_reduced_access=data["confirm"],
         recently_authenticated=recently_authenticated(request),
         ends_at=form.ends_at,
+        levels_as_read=form.levels_as_read,
     )
     if state.version == was.version:
         return _done(request, "Nothing changed: the access levels were already as you chose.", "#access-levels")
