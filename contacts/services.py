@@ -263,8 +263,14 @@ def _locked_active(
 def contact_remove(
     *, tenant: Tenant, acting_user: User | None, contact: NotificationContact, expected_version: int
 ) -> NotificationContact:
-    """Stop notifying a contact for one type; they get a short email saying so."""
+    """Stop notifying a contact for one type; they get a short email saying so.
+
+    Sent again after it worked (a double submit) it changes nothing and says nothing.
+    """
     locked = _lock_tenant(tenant)
+    already = NotificationContact.objects.filter(pk=contact.pk, tenant=locked, removed_at__isnull=False).first()
+    if already is not None and already.version == int(expected_version) + 1:
+        return already  # this very form removed it a moment ago
     current = _locked_active(tenant=locked, contact=contact, expected_version=expected_version)
     before = _snapshot(current)
     now = timezone.now()
@@ -369,6 +375,12 @@ def contact_set_phone(
     """Set or clear the phone number used for urgent calls (incident contacts only)."""
     phone_e164 = phone_normalize(phone)
     locked = _lock_tenant(tenant)
+    stale_but_same = NotificationContact.objects.filter(
+        pk=contact.pk, tenant=locked, removed_at__isnull=True, phone=phone_e164
+    ).exclude(version=expected_version)
+    if stale_but_same.exists():
+        # A stale form asking for the number the contact already has: a double submit, nothing to change.
+        return _locked_active(tenant=locked, contact=contact, expected_version=None)
     current = _locked_active(tenant=locked, contact=contact, expected_version=expected_version)
     if current.notification_type != NotificationType.INCIDENT:
         raise InvalidPhone("A phone number can only be given for incident contacts.")

@@ -221,12 +221,21 @@ def remove(request: HttpRequest, pk: int) -> HttpResponse:
             contact=contact,
             expected_version=version,
         )
+    except StaleContact as exc:
+        return _conflict(request, exc)
     except ContactError as exc:
         return _after_change(request, error=exc.message)
     return _after_change(
         request,
         success=f"{contact.display_name} was removed as {type_with_article(contact.notification_type)}.",
     )
+
+
+def _conflict(request: HttpRequest, error: StaleContact, **extra: Any) -> HttpResponse:
+    """409: someone else changed the list meanwhile; the board as it is now, with the admin's own input kept."""
+    context = _page_context(request, notice_error=error.message, **extra)
+    template = "contacts/index.html#board" if request.htmx else "contacts/index.html"  # type: ignore[attr-defined]
+    return render(request, template, context, status=409)
 
 
 def _after_change(request: HttpRequest, *, success: str = "", error: str = "") -> HttpResponse:
@@ -257,6 +266,8 @@ def move(request: HttpRequest, pk: int) -> HttpResponse:
             expected_version=version,
             expected_neighbour_id=request.POST.get("neighbour"),
         )
+    except StaleContact as exc:
+        return _conflict(request, exc)
     except ContactError as exc:
         return _after_change(request, error=exc.message)
     place = "the primary contact" if moved.position == 1 else f"backup {moved.position - 1}"
@@ -286,7 +297,9 @@ def phone(request: HttpRequest, pk: int) -> HttpResponse:
     except StaleContact as exc:
         current = NotificationContact.objects.filter(pk=contact.pk).values_list("phone", flat=True).first() or ""
         shown = current or "no phone number"
-        return _after_change(request, error=f"{exc.message} Current phone number: {shown}.")
+        exc.message = f"{exc.message} Current phone number: {shown}."
+        # The number the admin typed stays in the field; saving it again applies it knowingly.
+        return _conflict(request, exc, phone_values={contact.pk: raw})
     except ContactError as exc:
         return _after_change(request, error=exc.message)
     if updated.phone:
