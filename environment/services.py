@@ -384,6 +384,11 @@ def security_setting_set(
         tenant=tenant, key=key, defaults={"value": value, "updated_at": now}
     )
     before = spec.default if created else current.value
+    if before == value:
+        # Nothing a reader can see changes (storing the default explicitly
+        # included), so no timestamps move and nothing is audited. A stale
+        # form asking for the value already in place is a double submit.
+        return None
     if expected_value is not None and before != expected_value:
         # Raising rolls back the row get_or_create may just have inserted.
         raise ValidationError(
@@ -391,10 +396,6 @@ def security_setting_set(
             "wasn't saved. Check the current value and save again.",
             code="stale_edit",
         )
-    if before == value:
-        # Nothing a reader can see changes (storing the default explicitly
-        # included), so no timestamps move and nothing is audited.
-        return None
     if not created:
         current.value = value
         current.updated_at = now
@@ -433,14 +434,14 @@ def licence_set_seats(
         tenant=tenant, product=product, defaults={"seats": 0, "updated_at": now}
     )
     before = licence.seats
+    if before == seats:
+        return None  # also a stale form asking for the count already in place: a double submit
     if expected_seats is not None and before != expected_seats:
         raise ValidationError(
             f"{LicenceProduct(product).label} was changed to {before:,} seats since you opened this page, so your "
             "change wasn't saved. Check the current count and save again.",
             code="stale_edit",
         )
-    if before == seats:
-        return None
     licence.seats = seats
     licence.updated_at = now
     licence.save(update_fields=["seats", "updated_at"])

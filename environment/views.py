@@ -67,6 +67,10 @@ def _htmx(request: HttpRequest) -> bool:
     return bool(getattr(request, "htmx", False))
 
 
+def _bad_status(request: HttpRequest) -> int:
+    return 200 if _htmx(request) else 400
+
+
 def _messages_text(error: ValidationError) -> str:
     return " ".join(str(m) for m in error.messages)
 
@@ -498,6 +502,7 @@ def security_settings(request: HttpRequest) -> HttpResponse:
     require_manage(request)
     form = SecuritySettingForm(request.POST)
     key = request.POST.get("key", "")
+    stale = False
     if form.is_valid():
         try:
             changed = services.security_setting_set(
@@ -508,6 +513,7 @@ def security_settings(request: HttpRequest) -> HttpResponse:
                 expected_value=form.cleaned_data["expected"] or None,
             )
         except ValidationError as exc:
+            stale = exc.code == "stale_edit"
             form.add_error(None, _messages_text(exc))
         else:
             spec = SETTINGS_BY_KEY[form.cleaned_data["key"]]
@@ -523,7 +529,8 @@ def security_settings(request: HttpRequest) -> HttpResponse:
         if key in SETTINGS_BY_KEY
         else _settings_context(request, error=errors)
     )
-    return _render(request, "environment/settings.html", context, status=200 if _htmx(request) else 400)
+    # Changed by someone else since the page was read: 409, the admin's value kept in its row.
+    return _render(request, "environment/settings.html", context, status=409 if stale else _bad_status(request))
 
 
 # --- Licences ------------------------------------------------------------------------------------------
@@ -559,6 +566,7 @@ def licences(request: HttpRequest) -> HttpResponse:
     require_manage(request)
     form = LicenceSeatsForm(request.POST)
     product = request.POST.get("product", "")
+    stale = False
     if form.is_valid():
         try:
             changed = services.licence_set_seats(
@@ -569,6 +577,7 @@ def licences(request: HttpRequest) -> HttpResponse:
                 expected_seats=form.cleaned_data["expected"],
             )
         except ValidationError as exc:
+            stale = exc.code == "stale_edit"
             form.add_error(None, _messages_text(exc))
         else:
             seats = form.cleaned_data["seats"]
@@ -585,4 +594,4 @@ def licences(request: HttpRequest) -> HttpResponse:
         if known
         else _licences_context(request, error=errors)
     )
-    return _render(request, "environment/licences.html", context, status=200 if _htmx(request) else 400)
+    return _render(request, "environment/licences.html", context, status=409 if stale else _bad_status(request))

@@ -420,7 +420,7 @@ def test_stale_edits_get_a_conflict_message_showing_the_current_state(login, adm
     response = login(admin).post(
         reverse("environment:settings"), {"key": "mde.edr_block_mode", "value": "off", "expected": "off"}
     )
-    assert response.status_code == 400
+    assert response.status_code == 409
     content = response.content.decode()
     assert "EDR in block mode was changed to On since you opened this page" in content
     assert 'data-testid="value-mde.edr_block_mode">On<' in content
@@ -428,6 +428,6 @@ def test_stale_edits_get_a_conflict_message_showing_the_current_state(login, adm
     response = login(secadmin).post(
         reverse("environment:licences"), {"product": "mde_p2", "seats": "30", "expected": "25"}
     )
-    assert response.status_code == 400
+    assert response.status_code == 409
     assert "was changed to 20 seats since you opened this page" in response.content.decode()
     assert Licence.objects.get(tenant=contoso, product="mde_p2").seats == 20
