@@ -7,12 +7,14 @@ Each benchmark picks its own database and settings, then calls :func:`bootstrap`
     bootstrap("portal_contacts_bench", settings="defender_portal.settings")
 
 Variables already set in the environment win over these defaults; ``DATABASE_URL`` defaults to the
-benchmark's database on the local server (``postgres://root@127.0.0.1:5432/<database>``). Run on its
-own (``make bench`` runs every ``bench/*.py``) this module does nothing.
+benchmark's database on the local server (``postgres://root@127.0.0.1:5432/<database>``), or, when none
+answers there, on the embedded PostgreSQL (``var/postgres-bench``, started and stopped by the benchmark).
+Run on its own (``make bench`` runs every ``bench/*.py``) this module does nothing.
 """
 
 from __future__ import annotations
 
+import atexit
 import os
 import sys
 from pathlib import Path
@@ -34,6 +36,20 @@ PORTAL_DEFAULTS = {
     "PORTAL_TESTING": "1",
     "PORTAL_VAR_DIR": "/tmp/defender-portal-bench-var",
 }
+
+
+def _default_server(database: str) -> str:
+    """The local server when one answers on 127.0.0.1:5432, else the embedded PostgreSQL (var/postgres-bench)."""
+    from defender_portal.embedded_db import EmbeddedPostgres, answers
+
+    url = f"{SERVER}/{database}"
+    if answers(url):
+        return url
+    server = EmbeddedPostgres(ROOT / "var" / "postgres-bench")
+    print(f"No PostgreSQL answers at 127.0.0.1:5432: benchmarking on the embedded one in {server.data_dir}")
+    if server.start():
+        atexit.register(server.stop)  # started here: stopped when the benchmark ends
+    return server.url(database)
 
 
 def ensure_database(url: str) -> None:
@@ -64,7 +80,8 @@ def bootstrap(
     ``redis`` the cache and the Celery broker default to the local Redis. Exits with ``refusal``
     unless the database is PostgreSQL.
     """
-    os.environ.setdefault("DATABASE_URL", f"{SERVER}/{database}")
+    if "DATABASE_URL" not in os.environ:
+        os.environ["DATABASE_URL"] = _default_server(database)
     if settings == "defender_portal.settings":
         for name, value in PORTAL_DEFAULTS.items():
             os.environ.setdefault(name, value)
