@@ -330,13 +330,21 @@ def _trigger(state: ReadinessState, tenant: Tenant) -> str:
 
 
 def readiness_refresh(*, tenant_id: int, generation: int) -> str:
-    """Refresh one tenant's assessment for the claimed generation. Safe to run any number of times.
+    """Refresh one tenant's assessment for its outstanding claim. Safe to run any number of times.
 
-    Returns "succeeded", "skipped" (stale or already done) or raises (the task retries).
+    The message carries the generation it was enqueued for. While that claim, or
+    a later one, is not completed, whichever message arrives first does the
+    work, for the newest claim: a message that waited in a long queue past its
+    lease (and was claimed again meanwhile) still makes progress rather than
+    being thrown away, so a backlog can't livelock the refresh. Once the newest
+    claim is completed every other message is a no-op.
+
+    Returns "succeeded", "skipped" (already done) or raises (the task retries).
     """
     peek = ReadinessState.objects.filter(tenant_id=tenant_id).values("generation", "completed_generation").first()
-    if peek is None or peek["generation"] != generation or peek["completed_generation"] >= generation:
+    if peek is None or peek["completed_generation"] >= min(generation, peek["generation"]):
         return "skipped"
+    generation = peek["generation"]
     started = timezone.now()
     run = RefreshRun.objects.create(
         tenant_id=tenant_id, generation=generation, started_at=started, worker=socket.gethostname()[:200]
@@ -357,12 +365,16 @@ def readiness_refresh(*, tenant_id: int, generation: int) -> str:
                 )
                 .get(tenant_id=tenant_id)
             )
-            if state.generation != generation or state.completed_generation >= generation:
-                # Another execution of the same message finished first.
+            if state.completed_generation >= state.generation:
+                # Another message for this tenant finished first.
                 RefreshRun.objects.filter(pk=run.pk).update(
                     outcome=RunOutcome.SKIPPED, finished_at=timezone.now(), duration_ms=0
                 )
                 return "skipped"
+            if state.generation != generation:
+                # Claimed again while this message waited for the lock: the work is for the newest claim.
+                generation = state.generation
+                RefreshRun.objects.filter(pk=run.pk).update(generation=generation)
             tenant = state.tenant  # read with the lock, before the environment itself
             trigger = _trigger(state, tenant)
             state.environment_seen_at = tenant.environment_changed_at

@@ -206,3 +206,21 @@ def test_eager_refreshes_are_not_given_a_lease_after_they_finish(due_tenants):
     assert result.claimed_count == 5
     assert set(ReadinessState.objects.values_list("lease_expires_at", flat=True)) == {None}
     assert RefreshRun.objects.filter(outcome=RunOutcome.SUCCEEDED).count() == 5
+
+
+def test_a_message_that_waited_past_its_lease_still_refreshes_and_the_newer_one_is_a_no_op(contoso, settings):
+    """A queue longer than the lease: before, every message found its tenant claimed again and was
+    skipped, and the sweeps re-enqueued the same tenants forever (the chaos suite's crowd phase)."""
+    readiness_state_for(tenant=contoso)
+    t0 = timezone.now() + timedelta(seconds=1)
+    (first,) = readiness_claim_due(now=t0)
+    (second,) = readiness_claim_due(now=t0 + timedelta(seconds=settings.READINESS_LEASE + 1))
+    assert second.generation == first.generation + 1
+    assert readiness_refresh(tenant_id=contoso.pk, generation=first.generation) == "succeeded"
+    assert readiness_refresh(tenant_id=contoso.pk, generation=second.generation) == "skipped"
+    assert readiness_refresh(tenant_id=contoso.pk, generation=first.generation) == "skipped"
+    runs = list(RefreshRun.objects.filter(tenant=contoso).values_list("generation", "outcome"))
+    assert runs == [(second.generation, RunOutcome.SUCCEEDED)]
+    state = ReadinessState.objects.get(tenant=contoso)
+    assert state.completed_generation == state.generation == second.generation
+    assert Snapshot.objects.filter(tenant=contoso).count() == 1
