@@ -1,24 +1,14 @@
-from typing import Any
-
 from django.contrib import admin
-from django.http import HttpRequest
 
 from audit.models import AuditEvent
+from tenancy.admin_base import ReadOnlyAdmin
 
 
 @admin.register(AuditEvent)
-class AuditEventAdmin(admin.ModelAdmin):
+class AuditEventAdmin(ReadOnlyAdmin):
     """Read-only: the audit trail cannot be edited, not even here."""
 
     list_display = ["created_at", "tenant", "actor_label", "action", "summary"]
     list_filter = ["action", "tenant"]
+    list_select_related = ["tenant"]
     search_fields = ["summary", "actor_label"]
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False

@@ -57,7 +57,7 @@ if not DEBUG and not ALLOWED_HOSTS:
 PORTAL_BASE_URL = env_url("PORTAL_BASE_URL", "http://127.0.0.1:8000", schemes={"http", "https"}).rstrip("/")
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    "defender_portal.apps.OperatorAdminConfig",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -70,6 +70,11 @@ INSTALLED_APPS = [
     "django_celery_beat",
     "axes",
     "csp",
+    # Sign-in (with a second factor) and the list of signed-in sessions.
+    "allauth",
+    "allauth.account",
+    "allauth.mfa",
+    "allauth.usersessions",
     # The tenancy core, the audit trail and the outbox come first: every
     # feature app depends on them.
     "tenancy",
@@ -101,7 +106,11 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "allauth.account.middleware.AccountMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    # Idle timeout and absolute age; records each session's IP, device and
+    # last activity ("Signed-in sessions") at most once a minute.
+    "tenancy.sessions.SessionLifetimeMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "csp.middleware.CSPMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
@@ -143,6 +152,7 @@ AUTHENTICATION_BACKENDS = [
     "axes.backends.AxesStandaloneBackend",
     "django.contrib.auth.backends.ModelBackend",
 ]
+USERSESSIONS_TRACK_ACTIVITY = True
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator", "OPTIONS": {"min_length": 12}},
@@ -207,6 +217,10 @@ X_FRAME_OPTIONS = "DENY"
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"
 SESSION_COOKIE_AGE = env_duration_seconds("SESSION_COOKIE_AGE", 8 * 3600)
+# A signed-in session ends after this long without a request, and at the latest
+# SESSION_ABSOLUTE_AGE after sign-in, however active it is.
+SESSION_IDLE_TIMEOUT = env_duration_seconds("SESSION_IDLE_TIMEOUT", 3600)
+SESSION_ABSOLUTE_AGE = env_duration_seconds("SESSION_ABSOLUTE_AGE", SESSION_COOKIE_AGE)
 SESSION_EXPIRE_AT_BROWSER_CLOSE = True
 CSRF_COOKIE_HTTPONLY = False  # htmx reads no cookie; the token travels in hx-headers.
 

@@ -482,19 +482,6 @@ def _ensure_user(email: str, name: str, password: str, *, reset: bool) -> tuple[
     return user, False
 
 
-def _grant_environment_admin(user: User) -> None:
-    """Provider staff change the emulated environment in the Django admin too."""
-    from django.contrib.auth.models import Permission
-
-    if not user.is_staff:
-        user.is_staff = True
-        user.save(update_fields=["is_staff"])
-    perms = Permission.objects.filter(
-        content_type__app_label="environment", codename__regex=r"^(view|change)_"
-    ).exclude(pk__in=user.user_permissions.values("pk"))
-    user.user_permissions.add(*perms)
-
-
 def _reset_environment(tenant: Tenant) -> None:
     # Groups and devices first; users' memberships cascade with them.
     Device.objects.filter(tenant=tenant).delete()
@@ -696,7 +683,6 @@ def seed_demo(*, seed: int = 42, devices: int = DEFAULT_DEVICES, reset: bool = F
             domain=PROVIDER_DOMAIN, defaults={"name": PROVIDER_NAME}
         )
         sdm, _ = _ensure_user(SDM_EMAIL, SDM_NAME, password, reset=reset)
-        _grant_environment_admin(sdm)
         ProviderStaff.objects.update_or_create(
             user=sdm, defaults={"organization": provider, "role": ProviderRole.SERVICE_DELIVERY_MANAGER}
         )

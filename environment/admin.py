@@ -1,9 +1,10 @@
-"""Django admin for provider staff: the same changes as the Environment area.
+"""Django admin for the portal's operators: the same changes as the Environment area.
 
 State changes (onboarding, antivirus mode, sensors, settings, seats, enabling
-and deleting users) go through ``environment.services``, so they are audited,
-stamped and done with bulk SQL exactly as in the portal. Admin actions on a
-selection spanning several tenants call the service once per tenant.
+and deleting users) go through ``environment.services``, so they are audited
+in the tenant's log, stamped and done with bulk SQL exactly as in the portal.
+Admin actions on a selection spanning several tenants call the service once
+per tenant. Everything else is read-only, and no row ever changes tenant.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from environment.models import (
     SecuritySetting,
 )
 from environment.security_settings import SETTINGS, SETTINGS_BY_KEY
+from tenancy.admin_base import OperatorAdmin, ReadOnlyAdmin
 from tenancy.models import Tenant, User
 
 
@@ -40,7 +42,7 @@ def _ids_by_tenant(queryset: QuerySet[Any]) -> dict[int, list[int]]:
 
 
 def _actor(request: HttpRequest) -> User:
-    # The admin only serves signed-in staff.
+    # The admin only serves signed-in operators.
     return cast(User, request.user)
 
 
@@ -48,37 +50,11 @@ def _tenants(ids: Any) -> dict[int, Tenant]:
     return Tenant.objects.in_bulk(list(ids))
 
 
-class ProviderScopedAdmin(admin.ModelAdmin):
-    """Staff see and change only the tenants their provider organisation serves.
-
-    Superusers (the platform operators) see every tenant.
-    """
-
-    tenant_path = "tenant"
-
-    def get_queryset(self, request: HttpRequest) -> QuerySet[Any]:
-        qs = super().get_queryset(request)
-        if request.user.is_superuser:
-            return qs
-        staff = getattr(request.user, "provider_staff", None)
-        if staff is None:
-            return qs.none()
-        return qs.filter(**{f"{self.tenant_path}__provider_id": staff.organization_id})
-
-    def formfield_for_foreignkey(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
-        if db_field.name == "tenant" and not request.user.is_superuser:
-            staff = getattr(request.user, "provider_staff", None)
-            org_id = staff.organization_id if staff is not None else None
-            kwargs["queryset"] = Tenant.objects.filter(provider_id=org_id)
-        return super().formfield_for_foreignkey(db_field, request, **kwargs)
-
-
 @admin.register(DeviceGroup)
-class DeviceGroupAdmin(ProviderScopedAdmin):
+class DeviceGroupAdmin(ReadOnlyAdmin):
     list_display = ["name", "tenant", "rank", "device_count", "updated_at"]
     list_filter = ["tenant"]
     search_fields = ["name"]
-    readonly_fields = ["updated_at"]
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[DeviceGroup]:
         return super().get_queryset(request).select_related("tenant").annotate(n_devices=Count("devices"))
@@ -89,7 +65,7 @@ class DeviceGroupAdmin(ProviderScopedAdmin):
 
 
 @admin.register(Device)
-class DeviceAdmin(ProviderScopedAdmin):
+class DeviceAdmin(OperatorAdmin):
     list_display = ["name", "tenant", "os_platform", "device_group", "onboarding_state", "av_mode", "last_seen"]
     list_filter = ["tenant", "onboarding_state", "av_mode", "os_platform", "device_group"]
     search_fields = ["name"]
@@ -104,9 +80,6 @@ class DeviceAdmin(ProviderScopedAdmin):
     actions = ["onboard", "set_active", "set_passive", "set_disabled"]
 
     def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
 
     @admin.action(description="Onboard selected devices to Defender for Endpoint", permissions=["change"])
@@ -147,12 +120,18 @@ class DeviceAdmin(ProviderScopedAdmin):
 
 
 @admin.register(DomainController)
-class DomainControllerAdmin(ProviderScopedAdmin):
+class DomainControllerAdmin(OperatorAdmin):
     list_display = ["name", "tenant", "domain", "sensor_installed", "identity_count", "sensor_installed_at"]
     list_filter = ["tenant", "sensor_installed"]
     search_fields = ["name", "domain"]
-    readonly_fields = ["sensor_installed", "sensor_installed_at", "updated_at"]
+    # Viewable here; the sensor changes only through the actions (audited).
     actions = ["install_sensor", "uninstall_sensor"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return obj is None and super().has_change_permission(request, obj)
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[DomainController]:
         return super().get_queryset(request).select_related("tenant").annotate(n_identities=Count("identities"))
@@ -198,7 +177,7 @@ class SecuritySettingForm(forms.ModelForm):
 
 
 @admin.register(SecuritySetting)
-class SecuritySettingAdmin(ProviderScopedAdmin):
+class SecuritySettingAdmin(OperatorAdmin):
     form = SecuritySettingForm
     list_display = ["key", "value", "tenant", "updated_at"]
     list_filter = ["tenant", "key"]
@@ -219,12 +198,19 @@ class SecuritySettingAdmin(ProviderScopedAdmin):
         else:
             obj.pk = SecuritySetting.objects.filter(tenant=obj.tenant, key=obj.key).values_list("pk", flat=True).first()
 
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
+
+class LicenceForm(forms.ModelForm):
+    # The service's bounds, so an out-of-range count is a form error, not a 500.
+    seats = forms.IntegerField(min_value=0, max_value=services.MAX_SEATS)
+
+    class Meta:
+        model = Licence
+        fields = ["tenant", "product", "seats"]
 
 
 @admin.register(Licence)
-class LicenceAdmin(ProviderScopedAdmin):
+class LicenceAdmin(OperatorAdmin):
+    form = LicenceForm
     list_display = ["product", "seats", "tenant", "updated_at"]
     list_filter = ["tenant", "product"]
     list_select_related = ["tenant"]
@@ -241,12 +227,9 @@ class LicenceAdmin(ProviderScopedAdmin):
         )
         obj.pk = row.pk if row is not None else Licence.objects.get(tenant=obj.tenant, product=obj.product).pk
 
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
 
 @admin.register(DirectoryUser)
-class DirectoryUserAdmin(ProviderScopedAdmin):
+class DirectoryUserAdmin(OperatorAdmin):
     list_display = ["display_name", "user_principal_name", "tenant", "enabled", "domain_controller"]
     list_filter = ["tenant", "enabled", "domain_controller"]
     search_fields = ["search_text", "user_principal_name"]
@@ -262,9 +245,6 @@ class DirectoryUserAdmin(ProviderScopedAdmin):
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         # Viewable here; changed only through the actions (audited).
         return obj is None and super().has_change_permission(request, obj)
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
     def _enabled(self, request: HttpRequest, queryset: QuerySet[DirectoryUser], enabled: bool) -> None:
         grouped = _ids_by_tenant(queryset)
@@ -299,7 +279,7 @@ class DirectoryUserAdmin(ProviderScopedAdmin):
 
 
 @admin.register(DirectoryGroup)
-class DirectoryGroupAdmin(ProviderScopedAdmin):
+class DirectoryGroupAdmin(ReadOnlyAdmin):
     list_display = ["display_name", "tenant", "mail", "mail_enabled", "security_enabled", "member_count"]
     list_filter = ["tenant", "mail_enabled", "security_enabled"]
     search_fields = ["search_text"]
@@ -310,12 +290,3 @@ class DirectoryGroupAdmin(ProviderScopedAdmin):
     @admin.display(ordering="n_members", description="Members")
     def member_count(self, obj: Any) -> int:
         return obj.n_members
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return obj is None and super().has_change_permission(request, obj)
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False

@@ -1,21 +1,19 @@
 from django.contrib import admin
 
 from outbox.models import OutboxAttempt, OutboxMessage
+from tenancy.admin_base import ReadOnlyAdmin, ReadOnlyInline
 
 
-class AttemptInline(admin.TabularInline):
+class AttemptInline(ReadOnlyInline):
     model = OutboxAttempt
-    extra = 0
-    can_delete = False
-    readonly_fields = ["number", "started_at", "finished_at", "outcome", "error", "worker"]
+    fields = ["number", "started_at", "finished_at", "outcome", "error", "worker"]
+    readonly_fields = fields
 
 
 @admin.register(OutboxMessage)
-class OutboxMessageAdmin(admin.ModelAdmin):
+class OutboxMessageAdmin(ReadOnlyAdmin):
+    # Retries and resends happen in the provider's Outbox (audited).
     list_display = ["created_at", "tenant", "kind", "subject", "status", "attempts"]
     list_filter = ["status", "kind"]
-    readonly_fields = [f.name for f in OutboxMessage._meta.fields]
+    list_select_related = ["tenant"]
     inlines = [AttemptInline]
-
-    def has_add_permission(self, request):  # type: ignore[no-untyped-def]
-        return False

@@ -2,37 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from django.contrib import admin
-from django.http import HttpRequest
 
 from permissions.models import AccessGrant, ServiceProviderAccess
+from tenancy.admin_base import ReadOnlyAdmin, ReadOnlyInline
 
 
-class ReadOnlyAdmin(admin.ModelAdmin):
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-
-class GrantInline(admin.TabularInline):
+class GrantInline(ReadOnlyInline):
     model = AccessGrant
-    extra = 0
-    can_delete = False
     fields = ("level", "role", "starts_at", "ends_at", "revoked_at", "revoked_reason", "reminder_sent_at")
     readonly_fields = fields
-
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
 
 @admin.register(ServiceProviderAccess)

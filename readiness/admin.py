@@ -1,24 +1,9 @@
 from __future__ import annotations
 
-from typing import Any
-
 from django.contrib import admin
-from django.http import HttpRequest
 
 from readiness.models import ActionStatus, ReadinessState, RefreshRun, Regression, Snapshot
-
-
-class ReadOnlyAdmin(admin.ModelAdmin):
-    """Readiness rows are written only by the refresh; the admin is for looking."""
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
+from tenancy.admin_base import ReadOnlyAdmin
 
 
 @admin.register(ReadinessState)

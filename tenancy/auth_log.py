@@ -11,6 +11,7 @@ from django.http import HttpRequest
 from audit.services import audit_record
 from tenancy.reauth import mark_authenticated
 from tenancy.request_ip import client_ip
+from tenancy.sessions import session_started
 
 logger = logging.getLogger("portal.auth")
 
@@ -21,6 +22,7 @@ def _ip(request: HttpRequest | None) -> str | None:
 
 def on_logged_in(sender: Any, request: HttpRequest, user: Any, **kwargs: Any) -> None:
     mark_authenticated(request)
+    session_started(request)
     logger.info("sign-in user=%s ip=%s", user.email, _ip(request))
     audit_record(
         tenant=None, acting_user=user, action="auth.sign_in", summary=f"{user.email} signed in", ip_address=_ip(request)
