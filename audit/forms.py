@@ -5,6 +5,7 @@ from typing import Any
 from django import forms
 
 from audit.selectors import AuditFilters
+from tenancy.bounds import BoundedDateField
 
 
 class AuditFilterForm(forms.Form):
@@ -12,8 +13,8 @@ class AuditFilterForm(forms.Form):
     action = forms.CharField(required=False, max_length=80)
     actor = forms.CharField(required=False, max_length=254)
     q = forms.CharField(required=False, max_length=200, label="Search")
-    date_from = forms.DateField(required=False, label="From", widget=forms.DateInput(attrs={"type": "date"}))
-    date_to = forms.DateField(required=False, label="To", widget=forms.DateInput(attrs={"type": "date"}))
+    date_from = BoundedDateField(required=False, label="From", widget=forms.DateInput(attrs={"type": "date"}))
+    date_to = BoundedDateField(required=False, label="To", widget=forms.DateInput(attrs={"type": "date"}))
 
     def __init__(self, data: Any = None) -> None:
         # The query string uses "from"/"to"; map them onto the field names.

@@ -14,7 +14,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from django.core.paginator import Paginator
-from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, StreamingHttpResponse
 from django.shortcuts import render
 from django.utils import timezone
 from django.views.decorators.http import require_GET
@@ -93,6 +93,10 @@ def audit_export(request: HttpRequest) -> StreamingHttpResponse | HttpResponse:
     """The filtered trail as CSV, streamed in chunks so a long history never sits in memory."""
     tenant = request.tenant  # type: ignore[attr-defined]
     form = AuditFilterForm(request.GET if request.GET else None)
+    if form.is_bound and not form.is_valid():
+        # An export must hold exactly what was asked for, so a bad filter exports nothing.
+        errors = " ".join(e for field_errors in form.errors.values() for e in field_errors)
+        return HttpResponseBadRequest(errors, content_type="text/plain; charset=utf-8")
     events = (
         audit_events(tenant=tenant, filters=form.filters())
         .only(

@@ -36,6 +36,7 @@ from contacts.services import (
     type_with_article,
 )
 from tenancy.access import get_tenant_object_or_404, tenant_admin_view, tenant_view
+from tenancy.bounds import parse_int
 
 
 def safe_next(request: HttpRequest) -> str:
@@ -191,10 +192,7 @@ OUT_OF_DATE_FORM = "This form was out of date, so nothing was changed. The curre
 
 
 def _version(request: HttpRequest) -> int | None:
-    try:
-        return int(request.POST.get("version", ""))
-    except ValueError:
-        return None
+    return parse_int(request.POST.get("version", ""))
 
 
 @require_http_methods(["GET", "POST"])

@@ -13,6 +13,7 @@ from django import forms
 from environment.models import AntivirusMode, LicenceProduct
 from environment.security_settings import SETTINGS_BY_KEY
 from environment.services import MAX_ONBOARD_COUNT, MAX_SEATS
+from tenancy.bounds import BoundedIntegerField
 
 DEVICE_ACTIONS = {
     "onboard_selected": "Onboard selected",
@@ -104,7 +105,7 @@ class LicenceSeatsForm(forms.Form):
         },
     )
     # The count shown when the page was opened, to catch concurrent edits.
-    expected = forms.IntegerField(required=False, min_value=0)
+    expected = BoundedIntegerField(required=False, min_value=0)
 
 
 class DirectoryUserForm(forms.Form):

@@ -34,6 +34,7 @@ from environment.models import (
 )
 from environment.search import Fold
 from environment.security_settings import SETTINGS, SettingSpec
+from tenancy.bounds import parse_id
 from tenancy.models import Tenant
 
 ONBOARDING_FILTERS = {OnboardingState.ONBOARDED.value, OnboardingState.NOT_ONBOARDED.value}
@@ -160,7 +161,7 @@ class DeviceFilters:
 def parse_device_filters(params: Any) -> DeviceFilters:
     """Read the device list's GET filters; unknown values are ignored, never a 500."""
     raw_group = (params.get("group") or "").strip()
-    group_id = int(raw_group) if raw_group.isdigit() and len(raw_group) < 19 else None
+    group_id = parse_id(raw_group)
     onboarding = params.get("onboarding") or ""
     av = params.get("av") or ""
     return DeviceFilters(

@@ -44,6 +44,7 @@ from environment.models import (
 )
 from environment.security_settings import SETTINGS_BY_KEY
 from tenancy.access import get_tenant_object_or_404, require_manage, tenant_view
+from tenancy.bounds import parse_id
 from tenancy.models import Tenant, User
 
 DEVICES_PER_PAGE = 50
@@ -135,9 +136,10 @@ def _selected_device_ids(request: HttpRequest) -> list[int]:
     raw = request.POST.getlist("device")
     ids: set[int] = set()
     for value in raw:
-        if not value.isdigit() or len(value) > 18:
+        device_id = parse_id(value)
+        if device_id is None:
             raise Http404
-        ids.add(int(value))
+        ids.add(device_id)
     if ids and Device.objects.filter(tenant=_tenant(request), pk__in=ids).count() != len(ids):
         raise Http404
     return sorted(ids)

@@ -54,6 +54,7 @@ from onboarding.services import (
     step_reachable,
 )
 from tenancy.access import provider_tenant_or_404, provider_view, require_manage, tenant_view
+from tenancy.bounds import parse_int
 from tenancy.middleware import SESSION_TENANT_KEY
 from tenancy.models import Membership, ServicePhase
 from tenancy.reauth import recently_authenticated
@@ -165,10 +166,8 @@ def guide_step(request: HttpRequest, step: str) -> HttpResponse:
 
 
 def _int(value: Any) -> int:
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        return -1
+    parsed = parse_int(value)
+    return -1 if parsed is None else parsed
 
 
 def _submit(request: HttpRequest, step: GuideStep) -> HttpResponse:

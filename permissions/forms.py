@@ -10,10 +10,11 @@ from django.utils import timezone
 
 from permissions.durations import DEFAULT_DURATION, MAX_DURATION, Duration, end_for
 from permissions.evaluator import DEVICE_ACTIONS, ExpertAction
+from tenancy.bounds import BoundedDateField, BoundedIntegerField
 
 
 class VersionedForm(forms.Form):
-    version = forms.IntegerField(min_value=1, widget=forms.HiddenInput)
+    version = BoundedIntegerField(min_value=1, widget=forms.HiddenInput)
     confirm = forms.BooleanField(required=False, widget=forms.HiddenInput)
     # Several forms share one page: distinct id prefixes keep every id unique.
     id_prefix = "f"
@@ -30,7 +31,7 @@ class DurationMixin(forms.Form):
     # Optional: the duration only matters when something is newly granted (the
     # page hides it otherwise), so a missing value means the default.
     duration = forms.ChoiceField(label="Duration", choices=Duration.choices, initial=DEFAULT_DURATION, required=False)
-    custom_end = forms.DateField(
+    custom_end = BoundedDateField(
         label="Custom end date",
         required=False,
         widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"),

@@ -45,6 +45,7 @@ from permissions.services import (
     provider_access_restore,
 )
 from tenancy.access import TenantRequest, get_tenant_object_or_404, tenant_page
+from tenancy.bounds import parse_id
 from tenancy.reauth import recently_authenticated
 
 TEMPLATE = "permissions/index.html"
@@ -141,8 +142,9 @@ def index(request: TenantRequest) -> HttpResponse:
     values = prefill(params, ("investigate", "respond", "duration", "custom_end", "version"))
     if kind in {"levels", "restore"}:
         return _page(request, levels_form=LevelsForm(initial=values), pending_save=kind)
-    if kind == "renew" and params.get("grant", "").isdigit():
-        return _page(request, renew_initial=values, renew_grant=int(params["grant"]), pending_save="renew")
+    grant_id = parse_id(params.get("grant"))
+    if kind == "renew" and grant_id is not None:
+        return _page(request, renew_initial=values, renew_grant=grant_id, pending_save="renew")
     return _page(request)
 
 

@@ -29,6 +29,7 @@ from django.shortcuts import redirect
 from django_htmx.middleware import HtmxDetails
 
 from core.errors import NotAllowed
+from tenancy.bounds import parse_id
 from tenancy.models import Membership, ProviderStaff, Tenant, User
 
 P = ParamSpec("P")
@@ -156,6 +157,9 @@ def get_tenant_object_or_404(request: HttpRequest, queryset: type[M] | models.Qu
     if tenant is None:
         raise Http404
     qs = queryset._default_manager.all() if isinstance(queryset, type) else queryset
+    for key in ("pk", "id"):
+        if key in lookup and parse_id(lookup[key]) is None:
+            raise Http404
     try:
         return qs.get(tenant=tenant, **lookup)
     except (ObjectDoesNotExist, ValueError, TypeError, ValidationError):
@@ -166,6 +170,8 @@ def provider_tenant_or_404(request: HttpRequest, tenant_id: Any) -> Tenant:
     """A tenant served by the signed-in staff member's provider organisation."""
     staff: ProviderStaff | None = getattr(request, "provider_staff", None)
     if staff is None:
+        raise Http404
+    if parse_id(tenant_id) is None:
         raise Http404
     try:
         return Tenant.objects.get(pk=tenant_id, provider_id=staff.organization_id)

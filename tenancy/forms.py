@@ -7,6 +7,8 @@ from django.contrib.auth import authenticate
 from django.contrib.auth.forms import AuthenticationForm
 from django.http import HttpRequest
 
+from tenancy.bounds import IdField
+
 
 class SignInForm(AuthenticationForm):
     username = forms.EmailField(
@@ -41,4 +43,4 @@ class ConfirmPasswordForm(forms.Form):
 
 
 class SwitchTenantForm(forms.Form):
-    tenant = forms.IntegerField()
+    tenant = IdField()
