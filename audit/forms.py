@@ -4,11 +4,12 @@ from typing import Any
 
 from django import forms
 
-from audit.selectors import AuditFilters
+from audit.selectors import VIEWS, AuditFilters
 from tenancy.bounds import BoundedDateField
 
 
 class AuditFilterForm(forms.Form):
+    view = forms.ChoiceField(required=False, choices=list(VIEWS.items()))
     category = forms.CharField(required=False, max_length=40)
     action = forms.CharField(required=False, max_length=80)
     actor = forms.CharField(required=False, max_length=254)
@@ -40,6 +41,7 @@ class AuditFilterForm(forms.Form):
         else:
             cleaned = self.cleaned_data
         return AuditFilters(
+            view=cleaned.get("view") or "",
             category=(cleaned.get("category") or "").strip(),
             action=(cleaned.get("action") or "").strip(),
             actor=(cleaned.get("actor") or "").strip(),

@@ -38,6 +38,8 @@ class AuditEvent(models.Model):
     ip_address = models.GenericIPAddressField(null=True, blank=True)
     # The request that made the change (core.context), to tie rows written together; "" for the system.
     request_id = models.CharField(max_length=32, blank=True, default="")
+    # The browser or client that made the request (sign-ins, experts' sessions, any change).
+    user_agent = models.CharField(max_length=300, blank=True, default="")
     created_at = models.DateTimeField(db_index=True)
 
     objects = AuditEventQuerySet.as_manager()

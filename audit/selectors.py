@@ -12,9 +12,16 @@ from django.db.models import Count, Min, Q, QuerySet
 from audit.models import AuditEvent
 from tenancy.models import Tenant
 
+# The Audit log's views: every event, members' sign-ins, and what the provider's experts did.
+VIEW_ALL = ""
+VIEW_SIGN_INS = "sign-ins"
+VIEW_EXPERTS = "experts"
+VIEWS = {VIEW_ALL: "All events", VIEW_SIGN_INS: "Sign-ins", VIEW_EXPERTS: "Experts' activity"}
+
 
 @dataclass(frozen=True)
 class AuditFilters:
+    view: str = VIEW_ALL
     category: str = ""
     action: str = ""
     actor: str = ""
@@ -24,6 +31,7 @@ class AuditFilters:
 
     def as_query(self) -> dict[str, str]:
         out = {
+            "view": self.view,
             "category": self.category,
             "action": self.action,
             "actor": self.actor,
@@ -41,6 +49,11 @@ def audit_events(*, tenant: Tenant, filters: AuditFilters) -> QuerySet[AuditEven
     ``time_utc``, so a filtered day holds exactly the rows shown with that date.
     """
     qs = AuditEvent.objects.for_tenant(tenant)
+    if filters.view == VIEW_SIGN_INS:
+        qs = qs.filter(action__startswith="auth.")
+    elif filters.view == VIEW_EXPERTS:
+        # Sessions, attempted actions (allowed or refused) and anything else the provider's staff did here.
+        qs = qs.filter(Q(action__startswith="experts.") | Q(actor__provider_staff__isnull=False))
     if filters.category:
         qs = qs.filter(action__startswith=f"{filters.category}.")
     if filters.action:

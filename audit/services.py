@@ -30,6 +30,7 @@ def audit_record(
     after: Any = None,
     ip_address: str | None = None,
     actor_label: str | None = None,
+    user_agent: str | None = None,
 ) -> AuditEvent:
     """Append one audit event.
 
@@ -41,6 +42,8 @@ def audit_record(
     ctx = current_request_context()
     if ip_address is None and ctx is not None:
         ip_address = ctx.ip_address
+    if user_agent is None:
+        user_agent = ctx.user_agent if ctx is not None else ""
     if actor_label is None:
         actor_label = acting_user.email if acting_user is not None else SYSTEM_ACTOR
     return AuditEvent.objects.create(
@@ -55,6 +58,7 @@ def audit_record(
         after=after,
         ip_address=ip_address,
         request_id=ctx.request_id if ctx is not None else "",
+        user_agent=user_agent[:300],
         created_at=timezone.now(),
     )
 

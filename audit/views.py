@@ -21,11 +21,13 @@ from django.views.decorators.http import require_GET
 
 from audit.forms import AuditFilterForm
 from audit.presentation import action_label, field_changes
-from audit.selectors import audit_events, audit_filter_choices
+from audit.selectors import VIEWS, audit_events, audit_filter_choices
 from tenancy.access import tenant_view
 
 PAGE_SIZE = 50
-CSV_COLUMNS = ["time_utc", "actor", "action", "summary", "target_type", "target_id", "before", "after", "ip_address"]
+CSV_COLUMNS = [
+    "time_utc", "actor", "action", "summary", "target_type", "target_id", "before", "after", "ip_address", "user_agent",
+]  # fmt: skip
 
 
 @tenant_view
@@ -48,6 +50,7 @@ def audit_log(request: HttpRequest) -> HttpResponse:
         "query": query,
         "choices": choices,
         "action_choices": sorted(((a, action_label(a)) for a in choices["actions"]), key=lambda c: c[1]),
+        "views": VIEWS,
     }
     if request.htmx:  # type: ignore[attr-defined]
         return render(request, "audit/log.html#results", ctx)
@@ -84,6 +87,7 @@ def _rows(events: Any) -> Iterator[list[str]]:
             _cell(_json(e.before)),
             _cell(_json(e.after)),
             _cell(e.ip_address or ""),
+            _cell(e.user_agent),
         ]
 
 
@@ -109,6 +113,7 @@ def audit_export(request: HttpRequest) -> StreamingHttpResponse | HttpResponse:
             "before",
             "after",
             "ip_address",
+            "user_agent",
         )
         .iterator(chunk_size=2000)
     )

@@ -24,7 +24,11 @@ from django.http import HttpRequest
 class RequestContext:
     request_id: str
     ip_address: str | None
+    # The browser or client (sign-ins, experts' sessions, any change); bounded like the audit column.
+    user_agent: str = ""
 
+
+USER_AGENT_MAX = 300
 
 _current: ContextVar[RequestContext | None] = ContextVar("portal_request_context", default=None)
 
@@ -35,9 +39,15 @@ def current_request_context() -> RequestContext | None:
 
 
 @contextmanager
-def request_context(*, ip_address: str | None, request_id: str | None = None) -> Iterator[RequestContext]:
+def request_context(
+    *, ip_address: str | None, request_id: str | None = None, user_agent: str = ""
+) -> Iterator[RequestContext]:
     """Serve one request (or a test) inside a context; restored afterwards."""
-    ctx = RequestContext(request_id=request_id or uuid.uuid4().hex, ip_address=ip_address)
+    ctx = RequestContext(
+        request_id=request_id or uuid.uuid4().hex,
+        ip_address=ip_address,
+        user_agent=user_agent[:USER_AGENT_MAX].replace("\x00", ""),
+    )
     token = _current.set(ctx)
     try:
         yield ctx
@@ -67,3 +77,7 @@ def client_ip(request: HttpRequest | None) -> str | None:
             except ValueError:
                 return remote
     return remote
+
+
+def user_agent(request: HttpRequest | None) -> str:
+    return str(request.META.get("HTTP_USER_AGENT", "")) if request is not None else ""

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from django.http import HttpRequest, HttpResponse
 from django.utils.cache import patch_vary_headers
 
-from core.context import client_ip, request_context
+from core.context import client_ip, request_context, user_agent
 from core.errors import ApplicationError
 from core.pages import error_response
 
@@ -20,7 +20,7 @@ class WebCoreMiddleware:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
-        with request_context(ip_address=client_ip(request)) as ctx:
+        with request_context(ip_address=client_ip(request), user_agent=user_agent(request)) as ctx:
             response = self.get_response(request)
         # Pages answer htmx with fragments at the same URLs; every response says so.
         patch_vary_headers(response, ["HX-Request"])

@@ -174,6 +174,24 @@ def provider_tenant_or_404(request: HttpRequest, tenant_id: Any) -> Tenant:
     if parse_id(tenant_id) is None:
         raise Http404
     try:
-        return Tenant.objects.get(pk=tenant_id, provider_id=staff.organization_id)
+        tenant = Tenant.objects.get(pk=tenant_id, provider_id=staff.organization_id)
     except (Tenant.DoesNotExist, ValueError, TypeError):
         raise Http404 from None
+    _record_expert_session(request, tenant)
+    return tenant
+
+
+SESSION_EXPERT_TENANTS = "expert_tenants"
+
+
+def _record_expert_session(request: HttpRequest, tenant: Tenant) -> None:
+    """The first time in a signed-in session that an expert opens a tenant, the
+    tenant's log says so ("Experts' activity"): when, from where, with what."""
+    from tenancy.services import expert_session_record
+
+    seen = request.session.get(SESSION_EXPERT_TENANTS)
+    seen = list(seen) if isinstance(seen, list) else []
+    if tenant.pk in seen:
+        return
+    expert_session_record(tenant=tenant, acting_user=request.user, signed_in_at=request.session.get("signed_in_at"))  # type: ignore[arg-type]
+    request.session[SESSION_EXPERT_TENANTS] = [*seen, tenant.pk]

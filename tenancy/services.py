@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 from django.core.exceptions import ValidationError
@@ -257,3 +258,33 @@ def user_set_password(*, user: User, acting_user: User | None, password: str | N
             target=locked,
         )
     return locked
+
+
+@transaction.atomic
+def expert_session_record(*, tenant: Tenant, acting_user: User, signed_in_at: int | None) -> None:
+    """A provider expert's signed-in session reached this tenant (once per session)."""
+    when = (
+        datetime.fromtimestamp(signed_in_at, tz=UTC).strftime("%Y-%m-%d %H:%M UTC")
+        if isinstance(signed_in_at, int)
+        else "an earlier sign-in"
+    )
+    audit_record(
+        tenant=tenant,
+        acting_user=acting_user,
+        action="experts.session_started",
+        summary=f"{acting_user.email} (Defender Experts) signed in at {when} and opened {tenant.name}",
+        target=tenant,
+    )
+
+
+@transaction.atomic
+def expert_refusal_record(*, tenant: Tenant, acting_user: User, attempted: str, reason: str) -> None:
+    """An expert's request on this tenant was refused; the log keeps what and why."""
+    audit_record(
+        tenant=tenant,
+        acting_user=acting_user,
+        action="experts.action_refused",
+        summary=f"Refused: {attempted} by {acting_user.email} (Defender Experts). {reason}",
+        target=tenant,
+        after={"attempted": attempted, "allowed": False, "reason": reason},
+    )

@@ -13,6 +13,9 @@ from django.contrib import messages
 from django.contrib.auth import logout
 from django.contrib.auth.views import redirect_to_login
 from django.http import HttpRequest, HttpResponse
+from django.utils import timezone
+
+from core.context import client_ip
 
 
 def user_sessions_end(*, user: Any, keep_session_key: str | None = None) -> int:
@@ -34,11 +37,28 @@ SESSION_ACTIVITY_AT = "activity_at"
 ACTIVITY_RESOLUTION_SECONDS = 60
 
 
-def session_started(request: Any) -> None:
-    """Stamp a new signed-in session (called on sign-in, where allauth records the session)."""
+def session_started(request: Any, user: Any) -> None:
+    """Stamp a new signed-in session and list it in "Signed-in sessions" (called on sign-in)."""
     now = int(time.time())
     request.session[SESSION_SIGNED_IN_AT] = now
     request.session[SESSION_ACTIVITY_AT] = now
+    _track(request, user)
+
+
+def _track(request: Any, user: Any) -> None:
+    if not request.session.session_key:
+        request.session.save()
+    agent = str(request.META.get("HTTP_USER_AGENT", ""))[:200]
+    UserSession.objects.update_or_create(
+        session_key=request.session.session_key,
+        defaults={
+            "user": user,
+            # Test clients and some proxies give no address; the column needs one.
+            "ip": client_ip(request) or "0.0.0.0",  # noqa: S104 - a stored placeholder, not a bind address
+            "user_agent": agent,
+            "last_seen_at": timezone.now(),
+        },
+    )
 
 
 def session_expired(session: Any, *, now: float, idle: int, absolute: int) -> str | None:
@@ -83,5 +103,5 @@ class SessionLifetimeMiddleware:
                 request.session[SESSION_ACTIVITY_AT] = int(now)
                 if request.session.get(SESSION_SIGNED_IN_AT) is None:
                     request.session[SESSION_SIGNED_IN_AT] = int(now)
-                UserSession.objects.create_from_request(request, user=user, session=request.session)
+                _track(request, user)
         return self.get_response(request)
