@@ -118,6 +118,7 @@ def provider_page(
             if staff is None:
                 raise NotAllowed(PROVIDER_ONLY_MESSAGE)
             if sdm and not staff.is_service_delivery_manager:
+                record_refused_expert_action(request, SDM_ONLY_MESSAGE, kwargs)
                 raise NotAllowed(SDM_ONLY_MESSAGE)
             return view(cast(ProviderRequest, request), *args, **kwargs)
 
@@ -195,3 +196,18 @@ def _record_expert_session(request: HttpRequest, tenant: Tenant) -> None:
         return
     expert_session_record(tenant=tenant, acting_user=request.user, signed_in_at=request.session.get("signed_in_at"))  # type: ignore[arg-type]
     request.session[SESSION_EXPERT_TENANTS] = [*seen, tenant.pk]
+
+
+def record_refused_expert_action(request: HttpRequest, reason: str, kwargs: dict[str, Any] | None = None) -> None:
+    """An expert was refused a change on one of their provider's tenants: the
+    tenant's log keeps what they attempted and why ("Experts' activity")."""
+    from tenancy.services import expert_refusal_record
+
+    staff: ProviderStaff | None = getattr(request, "provider_staff", None)
+    match = request.resolver_match
+    if staff is None or match is None or request.method in ("GET", "HEAD", "OPTIONS"):
+        return
+    tenant_id = parse_id((kwargs if kwargs is not None else match.kwargs).get("tenant_id"))
+    tenant = Tenant.objects.filter(pk=tenant_id, provider_id=staff.organization_id).first() if tenant_id else None
+    if tenant is not None:
+        expert_refusal_record(tenant=tenant, acting_user=request.user, attempted=match.view_name, reason=reason)  # type: ignore[arg-type]

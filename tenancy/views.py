@@ -10,13 +10,11 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
 from core.replay import pop_post
-from tenancy.bounds import parse_id
+from tenancy.access import record_refused_expert_action
 from tenancy.forms import ConfirmPasswordForm, SignInForm, SwitchTenantForm
 from tenancy.middleware import SESSION_TENANT_KEY
-from tenancy.models import Tenant
 from tenancy.reauth import mark_authenticated
 from tenancy.selectors import memberships_for_user
-from tenancy.services import expert_refusal_record
 
 
 class SignInView(auth_views.LoginView):
@@ -93,27 +91,9 @@ def _replay_pending_post(request: HttpRequest) -> HttpResponse | None:
 
 def forbidden(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
     message = str(exception) if exception and str(exception) else "You don't have permission to do that."
-    _record_refused_expert_action(request, message)
+    record_refused_expert_action(request, message)
     return render(request, "errors/403.html", {"message": message}, status=403)
 
 
 def not_found(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
     return render(request, "errors/404.html", status=404)
-
-
-def _record_refused_expert_action(request: HttpRequest, reason: str) -> None:
-    """An expert refused an action on one of their provider's tenants: the tenant's
-    log shows the attempt and the reason ("Experts' activity")."""
-    staff = getattr(request, "provider_staff", None)
-    match = request.resolver_match
-    if staff is None or match is None or request.method in ("GET", "HEAD", "OPTIONS"):
-        return
-    tenant_id = parse_id(match.kwargs.get("tenant_id"))
-    tenant = Tenant.objects.filter(pk=tenant_id, provider_id=staff.organization_id).first() if tenant_id else None
-    if tenant is not None:
-        expert_refusal_record(
-            tenant=tenant,
-            acting_user=request.user,
-            attempted=match.view_name,
-            reason=reason,  # type: ignore[arg-type]
-        )
