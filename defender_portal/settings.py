@@ -115,6 +115,8 @@ MIDDLEWARE = [
     "csp.middleware.CSPMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "tenancy.middleware.TenantMiddleware",
+    # Who must have a second factor and has none goes to the guided enrolment.
+    "tenancy.mfa.MFAEnrolmentMiddleware",
     # The request context for the audit trail; ApplicationError -> response (core.errors).
     "core.middleware.WebCoreMiddleware",
     # Axes must be last so it sees the authentication outcome.
@@ -152,6 +154,29 @@ AUTHENTICATION_BACKENDS = [
     "axes.backends.AxesStandaloneBackend",
     "django.contrib.auth.backends.ModelBackend",
 ]
+
+# --- Sign-in: django-allauth with multi-factor authentication ---------------------------
+# Email and password, then an authenticator app code, a recovery code or a
+# passkey (WebAuthn). Sign-up is closed: operators create accounts.
+ACCOUNT_ADAPTER = "tenancy.mfa.AccountAdapter"
+MFA_ADAPTER = "tenancy.mfa.MFAAdapter"
+ACCOUNT_LOGIN_METHODS = {"email"}
+ACCOUNT_SIGNUP_FIELDS = ["email*", "password1*"]
+ACCOUNT_USER_MODEL_USERNAME_FIELD = None
+ACCOUNT_EMAIL_VERIFICATION = "none"
+ACCOUNT_SESSION_REMEMBER = False
+ACCOUNT_LOGOUT_ON_GET = False
+# django-axes throttles every factor (see tenancy/mfa.py), so allauth's own limits stay off.
+ACCOUNT_RATE_LIMITS = False
+ACCOUNT_REAUTHENTICATION_TIMEOUT = 15 * 60
+ACCOUNT_FORMS = {"login": "tenancy.forms.SignInForm"}
+MFA_SUPPORTED_TYPES = ["totp", "recovery_codes", "webauthn"]
+MFA_FORMS = {"authenticate": "tenancy.mfa.AuthenticateForm", "reauthenticate": "tenancy.mfa.ReauthenticateForm"}
+# One 30-second step either side: phones' clocks drift.
+MFA_TOTP_TOLERANCE = 1
+MFA_PASSKEY_LOGIN_ENABLED = False
+# WebAuthn needs HTTPS, except on a developer's or the test suite's plain-HTTP localhost.
+MFA_WEBAUTHN_ALLOW_INSECURE_ORIGIN = DEBUG or env_bool("PORTAL_TESTING", False)
 USERSESSIONS_TRACK_ACTIVITY = True
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
@@ -167,7 +192,8 @@ LOGOUT_REDIRECT_URL = "login"
 AXES_FAILURE_LIMIT = env_int("AXES_FAILURE_LIMIT", 5, minimum=1)
 AXES_COOLOFF_TIME = env_duration_seconds("AXES_COOLOFF", 15 * 60) / 3600  # hours
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
-AXES_USERNAME_FORM_FIELD = "username"
+AXES_USERNAME_FORM_FIELD = "login"
+AXES_USERNAME_CALLABLE = "tenancy.mfa.axes_username"
 AXES_RESET_ON_SUCCESS = True
 AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
 AXES_VERBOSE = False
@@ -348,6 +374,9 @@ ONBOARDING_LINK_MAX_AGE = env_duration_seconds("ONBOARDING_LINK_MAX_AGE", 14 * 2
 
 # --- Demo -----------------------------------------------------------------------------
 DEMO_PASSWORD = env_str("DEMO_PASSWORD", "Defender-Demo-2026!")
+# The demo users' authenticator app key (base32): add it to any TOTP app, or
+# run `manage.py demo_code` for the current code. Never used outside the demo.
+DEMO_TOTP_SECRET = env_str("DEMO_TOTP_SECRET", "DEFENDEREXPERTSPORTALDEMOTOTPKEY")
 
 # --- Logging ------------------------------------------------------------------------
 LOGGING = {

@@ -482,6 +482,17 @@ def _ensure_user(email: str, name: str, password: str, *, reset: bool) -> tuple[
     return user, False
 
 
+def _ensure_totp(user: User, secret: str) -> None:
+    """Demo users sign in with a second factor too, from a known key (see DEMO_TOTP_SECRET)."""
+    from allauth.mfa.models import Authenticator
+    from allauth.mfa.recovery_codes.internal.auth import RecoveryCodes
+    from allauth.mfa.totp.internal.auth import TOTP
+
+    if not Authenticator.objects.filter(user=user, type=Authenticator.Type.TOTP).exists():
+        TOTP.activate(user, secret)
+        RecoveryCodes.activate(user)
+
+
 def _reset_environment(tenant: Tenant) -> None:
     # Groups and devices first; users' memberships cascade with them.
     Device.objects.filter(tenant=tenant).delete()
@@ -683,6 +694,7 @@ def seed_demo(*, seed: int = 42, devices: int = DEFAULT_DEVICES, reset: bool = F
             domain=PROVIDER_DOMAIN, defaults={"name": PROVIDER_NAME}
         )
         sdm, _ = _ensure_user(SDM_EMAIL, SDM_NAME, password, reset=reset)
+        _ensure_totp(sdm, settings.DEMO_TOTP_SECRET)
         ProviderStaff.objects.update_or_create(
             user=sdm, defaults={"organization": provider, "role": ProviderRole.SERVICE_DELIVERY_MANAGER}
         )
@@ -694,6 +706,7 @@ def seed_demo(*, seed: int = 42, devices: int = DEFAULT_DEVICES, reset: bool = F
             )
             for email, name, role, _title in spec.people:
                 user, _ = _ensure_user(email, name, password, reset=reset)
+                _ensure_totp(user, settings.DEMO_TOTP_SECRET)
                 Membership.objects.update_or_create(user=user, tenant=tenant, defaults={"role": role})
             tenants.append((spec, tenant, n_devices))
         summary.timings["people"] = time.perf_counter() - started

@@ -196,6 +196,7 @@ def _serve(env: dict[str, str], port: str) -> int:
         stop()
         return 1
     password = env.get("DEMO_PASSWORD", "Defender-Demo-2026!")
+    totp_secret = env.get("DEMO_TOTP_SECRET", "DEFENDEREXPERTSPORTALDEMOTOTPKEY")
     print(
         "\n"
         "  Defender Experts portal is running (web, Celery worker and beat)\n"
@@ -203,6 +204,8 @@ def _serve(env: dict[str, str], port: str) -> int:
         f"  Demo admin   admin@contoso.example   password {password}\n"
         "  Other users  secadmin@ / operator@ / reader@contoso.example, admin@fabrikam.example,\n"
         "               and provider staff sdm@experts.example (same password)\n"
+        f"  Second step  authenticator app key {totp_secret} (add it to any TOTP app),\n"
+        "               or print the current code with: .venv/bin/python manage.py demo_code\n"
         "  Press Ctrl-C to stop.\n",
         flush=True,
     )

@@ -6,6 +6,7 @@ class TenancyConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from tenancy import auth_log
+        from tenancy import auth_log, mfa
 
         auth_log.connect()
+        mfa.connect()

@@ -17,6 +17,7 @@ from django.http import HttpRequest
 
 from audit.services import audit_record
 from core.context import client_ip
+from tenancy.mfa import remember_enrolment
 from tenancy.models import Tenant, User
 from tenancy.reauth import mark_authenticated
 from tenancy.sessions import session_started
@@ -43,6 +44,7 @@ def _record(request: HttpRequest | None, *, user: User | None, label: str, actio
 def on_logged_in(sender: Any, request: HttpRequest, user: Any, **kwargs: Any) -> None:
     mark_authenticated(request)
     session_started(request, user)
+    remember_enrolment(request, user)
     ip = client_ip(request)
     logger.info("sign-in user=%s ip=%s", user.email, ip)
     _record(request, user=user, label=user.email, action="auth.sign_in", summary=f"{user.email} signed in")

@@ -2,37 +2,57 @@ from __future__ import annotations
 
 from typing import Any
 
+from allauth.account.forms import LoginForm
 from django import forms
 from django.contrib.auth import authenticate
-from django.contrib.auth.forms import AuthenticationForm
 from django.http import HttpRequest
 
 from tenancy.bounds import IdField
+from tenancy.mfa import code_authenticators, verify_code
 
 
-class SignInForm(AuthenticationForm):
-    username = forms.EmailField(
-        label="Email",
-        widget=forms.EmailInput(attrs={"autocomplete": "username", "autofocus": True}),
-    )
-    password = forms.CharField(
-        label="Password", strip=False, widget=forms.PasswordInput(attrs={"autocomplete": "current-password"})
-    )
+class SignInForm(LoginForm):
+    """allauth's sign-in form with the portal's labels; the password reset link is not offered
+    (the wording of its errors is the account adapter's, tenancy/mfa.py)."""
 
-    error_messages = {
-        "invalid_login": "That email and password don't match an account. Check them and try again.",
-        "inactive": "This account is disabled. Contact your administrator.",
-    }
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["login"].label = "Email"
+        self.fields["login"].widget.attrs.update({"autocomplete": "username", "autofocus": True})
+        self.fields["login"].widget.attrs.pop("placeholder", None)
+        self.fields["password"].help_text = ""
+        self.fields["password"].widget.attrs.pop("placeholder", None)
 
 
 class ConfirmPasswordForm(forms.Form):
     password = forms.CharField(
         label="Password", strip=False, widget=forms.PasswordInput(attrs={"autocomplete": "current-password"})
     )
+    code = forms.CharField(
+        label="Authenticator code",
+        required=False,
+        max_length=20,
+        help_text="The 6-digit code from your authenticator app, or one of your recovery codes.",
+        widget=forms.TextInput(attrs={"autocomplete": "one-time-code", "inputmode": "numeric"}),
+    )
 
     def __init__(self, *args: Any, request: HttpRequest, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.request = request
+        # With a second factor enrolled, a sensitive step asks for it too.
+        self.needs_code = bool(code_authenticators(request.user))
+        if not self.needs_code:
+            del self.fields["code"]
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        if self.needs_code and not self.errors:
+            code = (data.get("code") or "").strip()
+            if not code:
+                self.add_error("code", "Enter the code from your authenticator app.")
+            elif not verify_code(self.request, self.request.user, code):
+                self.add_error("code", "That code isn't right. Try again.")
+        return data
 
     def clean_password(self) -> str:
         password = self.cleaned_data["password"]

@@ -119,6 +119,8 @@ class Tenant(models.Model):
     # Bumped by every environment change, so the readiness refresh can tell
     # whether anything moved since it last looked.
     environment_changed_at = models.DateTimeField(default=timezone.now)
+    # Members whose role can change settings must sign in with a second factor.
+    require_mfa_for_admins = models.BooleanField(default=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

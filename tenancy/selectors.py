@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.db.models import QuerySet
+from django.db.models import Count, QuerySet
 
 from tenancy.models import Membership, ProviderStaff, Tenant, User
 
@@ -33,4 +33,14 @@ def tenant_admin_emails(tenant: Tenant) -> list[str]:
         Membership.objects.filter(tenant=tenant, role__in=MANAGING_ROLES, user__is_active=True)
         .order_by("user__email")
         .values_list("user__email", flat=True)
+    )
+
+
+def member_session_counts(*, tenant: Tenant) -> list[Membership]:
+    """The tenant's members with ``n_sessions``, their signed-in sessions (one query)."""
+    return list(
+        Membership.objects.filter(tenant=tenant)
+        .select_related("user")
+        .annotate(n_sessions=Count("user__usersession"))
+        .order_by("user__email")
     )

@@ -288,3 +288,43 @@ def expert_refusal_record(*, tenant: Tenant, acting_user: User, attempted: str, 
         target=tenant,
         after={"attempted": attempted, "allowed": False, "reason": reason},
     )
+
+
+@transaction.atomic
+def member_sessions_end(*, tenant: Tenant, acting_user: User, membership: Membership) -> int:
+    """An admin signs a member out of every session; returns how many ended."""
+    if membership.tenant_id != tenant.pk:
+        raise ValidationError("That person isn't a member of this organisation.", code="foreign_member")
+    ended = user_sessions_end(user=membership.user)
+    audit_record(
+        tenant=tenant,
+        acting_user=acting_user,
+        action="tenant.member_signed_out",
+        summary=f"{membership.user.email} signed out of {ended} session{'s' if ended != 1 else ''} by an admin",
+        target=membership,
+        after={"user": membership.user.email, "sessions_ended": ended},
+    )
+    return ended
+
+
+@transaction.atomic
+def tenant_set_mfa_requirement(*, tenant: Tenant, acting_user: User, required: bool) -> Tenant:
+    """Whether members who can change settings must sign in with a second factor."""
+    locked = Tenant.objects.select_for_update().get(pk=tenant.pk)
+    if locked.require_mfa_for_admins == required:
+        return locked
+    locked.require_mfa_for_admins = required
+    locked.save(update_fields=["require_mfa_for_admins"])
+    audit_record(
+        tenant=locked,
+        acting_user=acting_user,
+        action="tenant.mfa_requirement_changed",
+        summary="Multi-factor sign-in "
+        + ("required" if required else "no longer required")
+        + " for Global and Security Administrators",
+        target=locked,
+        before={"require_mfa_for_admins": not required},
+        after={"require_mfa_for_admins": required},
+    )
+    tenant.require_mfa_for_admins = required
+    return locked

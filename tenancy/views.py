@@ -1,7 +1,10 @@
 from __future__ import annotations
 
+from typing import Any
+
+from allauth.mfa.base.views import IndexView as MFAIndexView
+from allauth.usersessions.views import ListUserSessionsView
 from django.contrib import messages
-from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, QueryDict
 from django.shortcuts import redirect, render
@@ -10,21 +13,14 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
 from core.replay import pop_post
-from tenancy.access import record_refused_expert_action
-from tenancy.forms import ConfirmPasswordForm, SignInForm, SwitchTenantForm
+from tenancy import services
+from tenancy.access import TenantRequest, get_tenant_object_or_404, record_refused_expert_action, tenant_page
+from tenancy.forms import ConfirmPasswordForm, SwitchTenantForm
+from tenancy.mfa import mfa_required
 from tenancy.middleware import SESSION_TENANT_KEY
+from tenancy.models import Membership
 from tenancy.reauth import mark_authenticated
-from tenancy.selectors import memberships_for_user
-
-
-class SignInView(auth_views.LoginView):
-    template_name = "registration/login.html"
-    authentication_form = SignInForm
-    redirect_authenticated_user = True
-
-
-sign_in = SignInView.as_view()
-sign_out = auth_views.LogoutView.as_view()
+from tenancy.selectors import member_session_counts, memberships_for_user
 
 
 def home(request: HttpRequest) -> HttpResponse:
@@ -97,3 +93,58 @@ def forbidden(request: HttpRequest, exception: Exception | None = None) -> HttpR
 
 def not_found(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
     return render(request, "errors/404.html", status=404)
+
+
+# --- Multi-factor sign-in and signed-in sessions ------------------------------------------
+
+
+class MultiFactorView(MFAIndexView):
+    """Multi-factor sign-in: the guided enrolment, and (for admins) the organisation's rule."""
+
+    def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
+        ctx = super().get_context_data(**kwargs)
+        membership = getattr(self.request, "membership", None)
+        ctx["mfa_required"] = mfa_required(self.request)
+        ctx["can_set_policy"] = membership is not None and membership.can_manage
+        ctx["nav"] = "account"
+        return ctx
+
+
+class SignedInSessionsView(ListUserSessionsView):
+    """Signed-in sessions: the user's own (device, IP, sign-in, last activity), and for
+    admins, their members', each of whom they can sign out everywhere."""
+
+    def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
+        ctx = super().get_context_data(**kwargs)
+        membership = getattr(self.request, "membership", None)
+        if membership is not None and membership.can_manage:
+            ctx["members"] = member_session_counts(tenant=membership.tenant)
+        ctx["nav"] = "account"
+        return ctx
+
+
+multi_factor = MultiFactorView.as_view()
+signed_in_sessions = SignedInSessionsView.as_view()
+
+
+@tenant_page(manage=True)
+@require_POST
+def member_sessions_end(request: TenantRequest, membership_id: int) -> HttpResponse:
+    membership = get_tenant_object_or_404(request, Membership.objects.select_related("user"), pk=membership_id)
+    ended = services.member_sessions_end(tenant=request.tenant, acting_user=request.user, membership=membership)
+    messages.success(request, f"Signed {membership.user.email} out of {ended} session{'s' if ended != 1 else ''}.")
+    return redirect("usersessions_list")
+
+
+@tenant_page(manage=True)
+@require_POST
+def mfa_policy(request: TenantRequest) -> HttpResponse:
+    required = request.POST.get("require_mfa_for_admins") == "on"
+    services.tenant_set_mfa_requirement(tenant=request.tenant, acting_user=request.user, required=required)
+    messages.success(
+        request,
+        "Administrators must now sign in with a second factor."
+        if required
+        else "A second factor is now optional for administrators.",
+    )
+    return redirect("mfa_index")

@@ -66,6 +66,15 @@ def sdm(db: Any) -> User:
 
 
 @pytest.fixture
+def admin_user(db: Any) -> User:
+    """pytest-django's operator (``admin_client``), enrolled in multi-factor sign-in as operators must be."""
+    user = User.objects.create_superuser(
+        email="operator@portal.example", password=factories.PASSWORD, display_name="Operator"
+    )
+    return factories.enrol_totp(user)
+
+
+@pytest.fixture
 def login(client: Client) -> Callable[[User], Client]:
     """``login(user)`` signs the test client in as ``user`` and returns it."""
 
@@ -108,9 +117,38 @@ def browser_login(live_server: Any, context: Any) -> Callable[[User], None]:
         page.get_by_label("Password").fill(password)
         page.get_by_role("button", name="Sign in").click()
         page.wait_for_load_state()
+        complete_mfa(page, user)
         page.close()
 
     return _login
+
+
+_used_codes: set[tuple[int, str]] = set()
+
+
+def fresh_totp_code(user: User, secret: str = factories.TOTP_SECRET) -> str:
+    """A code the authenticator app would show that this user hasn't used yet
+    (a code works once; the portal accepts one 30-second step either side)."""
+    for step in (0, 1, -1):
+        code = factories.totp_code(secret, step=step)
+        if (user.pk, code) not in _used_codes:
+            _used_codes.add((user.pk, code))
+            return code
+    raise AssertionError("all three TOTP codes of this minute are used; sign in less often in one test")
+
+
+def complete_mfa(page: Any, user: User, secret: str = factories.TOTP_SECRET, *, keyboard: bool = False) -> None:
+    """If sign-in asks for the second factor, type the authenticator app's code, generated here."""
+    page.wait_for_load_state()
+    if "/account/two-factor/authenticate/" not in page.url:
+        return
+    if keyboard:
+        page.keyboard.type(fresh_totp_code(user, secret))  # the code field has focus on load
+        page.keyboard.press("Enter")
+    else:
+        page.get_by_label("Code").fill(fresh_totp_code(user, secret))
+        page.get_by_role("button", name="Verify").click()
+    page.wait_for_load_state()
 
 
 @pytest.fixture

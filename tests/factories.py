@@ -24,6 +24,8 @@ from environment.models import (
 from tenancy.models import Membership, ProviderOrganization, ProviderRole, ProviderStaff, Tenant, TenantRole, User
 
 PASSWORD = "Correct-Horse-Battery-9"
+# The cast signs in with a second factor: an authenticator app with this key.
+TOTP_SECRET = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"
 _seq = itertools.count(1)
 
 
@@ -45,16 +47,35 @@ def user(email: str | None = None, *, display_name: str = "", password: str = PA
     return User.objects.create_user(email=email, password=password, display_name=display_name or email.split("@")[0])
 
 
-def member(t: Tenant, role: str = TenantRole.GLOBAL_ADMINISTRATOR, email: str | None = None) -> User:
+def enrol_totp(u: User, secret: str = TOTP_SECRET) -> User:
+    """Give ``u`` an authenticator app (TOTP) with a known key."""
+    from allauth.mfa.totp.internal.auth import TOTP
+
+    TOTP.activate(u, secret)
+    return u
+
+
+def totp_code(secret: str = TOTP_SECRET, *, step: int = 0) -> str:
+    """The authenticator app's code now (``step`` 30-second periods from now)."""
+    import time
+
+    from allauth.mfa.totp.internal.auth import format_hotp_value, hotp_value
+
+    return format_hotp_value(hotp_value(secret, int(time.time()) // 30 + step))
+
+
+def member(
+    t: Tenant, role: str = TenantRole.GLOBAL_ADMINISTRATOR, email: str | None = None, *, mfa: bool = True
+) -> User:
     u = user(email)
     Membership.objects.create(user=u, tenant=t, role=role)
-    return u
+    return enrol_totp(u) if mfa else u
 
 
-def staff(role: str = ProviderRole.SERVICE_DELIVERY_MANAGER, email: str | None = None) -> User:
+def staff(role: str = ProviderRole.SERVICE_DELIVERY_MANAGER, email: str | None = None, *, mfa: bool = True) -> User:
     u = user(email)
     ProviderStaff.objects.create(user=u, organization=provider_org(), role=role)
-    return u
+    return enrol_totp(u) if mfa else u
 
 
 def directory_user(t: Tenant, name: str | None = None, **extra: Any) -> DirectoryUser:

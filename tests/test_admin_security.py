@@ -29,7 +29,8 @@ pytestmark = pytest.mark.django_db
 
 @pytest.fixture
 def operator_user(db: Any) -> User:
-    return User.objects.create_superuser(email="ops@portal.example", password=factories.PASSWORD, display_name="Ops")
+    user = User.objects.create_superuser(email="ops@portal.example", password=factories.PASSWORD, display_name="Ops")
+    return factories.enrol_totp(user)
 
 
 @pytest.fixture

@@ -7,6 +7,7 @@ from playwright.sync_api import expect
 
 from contacts.models import NotificationContact, NotificationType
 from tests import factories
+from tests.conftest import complete_mfa
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -259,6 +260,7 @@ def test_works_without_javascript(live_server, browser, browser_login, admin, co
     page.get_by_label("Email").fill(admin.email)
     page.get_by_label("Password").fill(factories.PASSWORD)
     page.get_by_role("button", name="Sign in").click()
+    complete_mfa(page, admin)
     page.goto(_url(live_server))
     # The plain GET form: a results page with an Add button per result.
     page.get_by_role("searchbox", name="Contact person or team").fill("bob")

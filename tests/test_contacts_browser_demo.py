@@ -18,6 +18,7 @@ from contacts.services import TEST_NOTIFICATION_LIMIT, contact_add
 from demo.seed import seed_demo
 from environment.models import DirectoryGroup, DirectoryUser
 from tenancy.models import Tenant, User
+from tests.conftest import complete_mfa
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -39,7 +40,7 @@ def _sign_in(page, live_server, email: str) -> None:
     page.get_by_label("Email").fill(email)
     page.get_by_label("Password").fill(settings.DEMO_PASSWORD)
     page.get_by_role("button", name="Sign in").click()
-    page.wait_for_load_state()
+    complete_mfa(page, User.objects.get(email=email), settings.DEMO_TOTP_SECRET)
 
 
 def _people_named(tenant: Tenant, first: str) -> list[DirectoryUser]:

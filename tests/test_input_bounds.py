@@ -85,18 +85,17 @@ def _get_pages(objects: dict[str, Any]) -> list[str]:
     """Every GET page of the portal and the provider area, with real ids for its arguments."""
     urls: list[str] = []
 
-    def walk(patterns: list[Any], namespace: str) -> None:
+    def walk(patterns: list[Any], namespace: str, outer: list[str]) -> None:
         for p in patterns:
+            params = [*outer, *p.pattern.regex.groupindex]  # path converters and regex groups alike
             if isinstance(p, URLResolver):
                 if "django-admin" in str(p.pattern):
                     continue
-                walk(p.url_patterns, f"{namespace}{p.namespace}:" if p.namespace else namespace)
-            elif isinstance(p, URLPattern) and p.name:
-                params = list(p.pattern.converters) or re.findall(r"<(?:\w+:)?(\w+)>", str(p.pattern))
-                if all(name in objects for name in params):
-                    urls.append(reverse(f"{namespace}{p.name}", kwargs={n: objects[n] for n in params}))
+                walk(p.url_patterns, f"{namespace}{p.namespace}:" if p.namespace else namespace, params)
+            elif isinstance(p, URLPattern) and p.name and all(name in objects for name in params):
+                urls.append(reverse(f"{namespace}{p.name}", kwargs={n: objects[n] for n in params}))
 
-    walk(get_resolver().url_patterns, "")
+    walk(get_resolver().url_patterns, "", [])
     return sorted(set(urls))
 
 

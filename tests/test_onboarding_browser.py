@@ -14,6 +14,7 @@ from onboarding.models import GuideProgress
 from permissions.selectors import access_levels_state
 from tenancy.models import ServicePhase
 from tests import factories
+from tests.conftest import complete_mfa
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -39,6 +40,7 @@ def sign_in(page: Page, user: Any, *, keyboard: bool = False) -> None:
         page.get_by_label("Email").fill(user.email)
         page.get_by_label("Password").fill(factories.PASSWORD)
         page.get_by_role("button", name="Sign in").click()
+    complete_mfa(page, user, keyboard=keyboard)
 
 
 def invite_contoso(

@@ -14,6 +14,7 @@ from playwright.sync_api import expect
 from onboarding.links import token_for_nonce
 from onboarding.services import invitation_send
 from permissions.selectors import access_levels_state
+from tests.conftest import complete_mfa
 from tests.test_onboarding_browser import LINK_RE, STEP_URL
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -114,6 +115,7 @@ def test_the_guide_works_without_javascript(browser, live_server, invited, admin
     page.get_by_label("Email").fill(admin.email)
     page.get_by_label("Password").fill("Correct-Horse-Battery-9")
     page.get_by_role("button", name="Sign in").click()
+    complete_mfa(page, admin)
     page.goto(f"{live_server.url}/settings/defender-experts/get-started/")
     page.get_by_role("checkbox", name=re.compile("Respond directly")).check()
     page.get_by_role("button", name="Next", exact=True).click()

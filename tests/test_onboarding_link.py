@@ -40,10 +40,10 @@ def test_anonymous_goes_to_sign_in_and_comes_back(client, link, admin, contoso):
     page = client.get(response["Location"]).content.decode()
     assert "Sign in to open the Defender Experts Get started guide from your welcome email." in page
     assert "Contoso" not in page
-    signed_in = client.post(
-        response["Location"], {"username": admin.email, "password": factories.PASSWORD}, follow=True
-    )
-    # Sign-in -> the link -> Get started -> the current step.
+    password_step = client.post(response["Location"], {"login": admin.email, "password": factories.PASSWORD})
+    assert password_step["Location"] == reverse("mfa_authenticate")
+    signed_in = client.post(reverse("mfa_authenticate"), {"code": factories.totp_code()}, follow=True)
+    # Sign-in (password, then the second factor) -> the link -> Get started -> the current step.
     assert signed_in.redirect_chain[0][0] == link
     assert signed_in.redirect_chain[-1][0] == reverse("onboarding:step", args=["permissions"])
     contoso.refresh_from_db()

@@ -10,6 +10,7 @@ from playwright.sync_api import expect
 from permissions.selectors import access_levels_state
 from permissions.services import access_levels_set
 from tests import factories
+from tests.conftest import fresh_totp_code
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -151,6 +152,8 @@ def test_granting_respond_after_a_stale_sign_in_goes_through_the_password_prompt
     page.get_by_role("button", name="Save").first.click()
     expect(page.get_by_role("heading", name="Confirm your password")).to_be_visible()
     page.get_by_label("Password").fill(factories.PASSWORD)
+    # The second factor is asked for too, since one is enrolled.
+    page.get_by_label("Authenticator code").fill(fresh_totp_code(admin))
     page.get_by_role("button", name="Confirm").click()
     # The change the password was asked for is made at once: no second Save.
     expect(page.get_by_text("Access levels saved.")).to_be_visible()

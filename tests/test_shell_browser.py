@@ -7,6 +7,8 @@ import re
 import pytest
 from playwright.sync_api import expect
 
+from tests.conftest import complete_mfa
+
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
@@ -24,6 +26,7 @@ def test_admin_signs_in_by_keyboard_and_sees_the_shell(page, live_server, admin,
     page.keyboard.press("Tab")
     page.keyboard.type("Correct-Horse-Battery-9")
     page.keyboard.press("Enter")
+    complete_mfa(page, admin, keyboard=True)
     expect(page).to_have_url(re.compile(r"/settings/defender-experts/$"))
     expect(page.get_by_test_id("tenant-name")).to_have_text("Contoso")
     nav = page.get_by_role("navigation", name="Portal")

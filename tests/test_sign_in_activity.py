@@ -16,7 +16,7 @@ from audit.models import AuditEvent
 from environment.models import AntivirusMode
 from tenancy.models import ProviderRole
 from tests import factories
-from tests.factories import PASSWORD
+from tests.factories import PASSWORD, totp_code
 
 pytestmark = pytest.mark.django_db
 
@@ -35,10 +35,15 @@ def _sign_in(client, email, password, ip="203.0.113.7"):
 
 def test_a_members_sign_in_is_in_their_tenants_log_with_ip_and_user_agent(client, admin, contoso, fabrikam):
     _sign_in(client, admin.email, PASSWORD)
+    _second_factor(client)
     event = AuditEvent.objects.get(action="auth.sign_in")
     assert event.tenant == contoso and event.actor == admin
     assert event.ip_address == "203.0.113.7" and event.user_agent == BROWSER
     assert not AuditEvent.objects.filter(tenant=fabrikam).exists()
+
+
+def _second_factor(client, ip="203.0.113.7"):
+    return client.post(reverse("mfa_authenticate"), {"code": totp_code()}, REMOTE_ADDR=ip, HTTP_USER_AGENT=BROWSER)
 
 
 def test_failures_and_the_lockout_are_in_the_members_tenant_log(client, admin, contoso, settings):
@@ -59,7 +64,9 @@ def test_an_unknown_address_is_recorded_without_a_tenant(client, contoso):
 
 def test_the_sign_ins_view_shows_only_sign_in_activity(client, login, admin, reader, contoso):
     _sign_in(Client(), reader.email, "wrong-password")
-    _sign_in(Client(), reader.email, PASSWORD)
+    reader_client = Client()
+    _sign_in(reader_client, reader.email, PASSWORD)
+    _second_factor(reader_client)
     page = login(admin).get(LOG, {"view": "sign-ins"}).content.decode()
     assert "reader@contoso.example signed in" in page and "Failed sign-in for reader@contoso.example" in page
     assert "203.0.113.7" in page and "Chrome/131.0" in page
@@ -120,6 +127,7 @@ def test_a_refused_provider_action_is_recorded_with_the_reason(login, contoso):
 
 def test_another_tenants_admin_sees_none_of_it(client, login, admin, outsider, sdm, contoso_with_access):
     _sign_in(client, admin.email, PASSWORD)
+    _second_factor(client)
     login(sdm).get(reverse("permissions_provider:tenant", args=[contoso_with_access.pk]))
     for view in ("sign-ins", "experts"):
         page = login(outsider).get(LOG, {"view": view}).content.decode()
