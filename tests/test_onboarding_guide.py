@@ -208,9 +208,10 @@ def test_respond_needs_a_recent_sign_in_and_the_choice_survives_the_prompt(login
 
     back = parse_qs(urlparse(response["Location"]).query)["next"][0]
     assert back.startswith(PERMISSIONS)
-    from tests.factories import PASSWORD
+    from tests.factories import PASSWORD, totp_code
 
-    confirmed = client.post(reverse("confirm_password"), {"password": PASSWORD, "next": back})
+    # The admin has a second factor, so the prompt asks for its code too.
+    confirmed = client.post(reverse("confirm_password"), {"password": PASSWORD, "code": totp_code(), "next": back})
     assert confirmed["Location"] == back
     html = client.get(back).content.decode()
     assert 'id="level-respond" name="respond" checked' in html

@@ -14,6 +14,7 @@ from permissions.selectors import access_levels_state
 from permissions.services import access_levels_set
 from tenancy.reauth import SESSION_AUTH_TIME
 from tests import factories
+from tests.conftest import fresh_totp_code
 
 pytestmark = pytest.mark.django_db
 
@@ -44,7 +45,11 @@ def test_confirming_the_password_completes_the_change(login, contoso, admin):
     client = _stale(login(admin))
     nxt = _ask_for_respond(client, contoso)
     assert not access_levels_state(tenant=contoso).respond
-    response = client.post(PROMPT + "?next=" + nxt, {"password": factories.PASSWORD, "next": nxt}, follow=True)
+    response = client.post(
+        PROMPT + "?next=" + nxt,
+        {"password": factories.PASSWORD, "code": fresh_totp_code(admin), "next": nxt},
+        follow=True,
+    )
     state = access_levels_state(tenant=contoso)
     assert state.respond and state.grants["respond"].days_left == 90
     assert "Access levels saved." in response.content.decode()
@@ -67,7 +72,7 @@ def test_an_old_pending_change_is_not_replayed(login, contoso, admin):
     session = client.session
     session[SESSION_PENDING_POST]["at"] -= PENDING_POST_MAX_AGE + 1
     session.save()
-    response = client.post(PROMPT, {"password": factories.PASSWORD, "next": nxt})
+    response = client.post(PROMPT, {"password": factories.PASSWORD, "code": fresh_totp_code(admin), "next": nxt})
     assert response.status_code == 302 and response["Location"] == nxt  # back to the page, choice shown again
     assert not access_levels_state(tenant=contoso).respond
 
@@ -86,7 +91,7 @@ def test_the_replay_rechecks_the_version(login, contoso, admin, secadmin):
         expected_version=v,
         confirm_reduced_access=True,
     )
-    response = client.post(PROMPT, {"password": factories.PASSWORD, "next": nxt})
+    response = client.post(PROMPT, {"password": factories.PASSWORD, "code": fresh_totp_code(admin), "next": nxt})
     assert response.status_code == 409
     assert not access_levels_state(tenant=contoso).respond
     assert not AccessGrant.objects.filter(level="respond", revoked_at__isnull=True).exists()
@@ -102,6 +107,6 @@ def test_the_replay_is_this_users_and_rechecks_the_role(login, contoso, admin, r
         "at": int(time.time()),
     }
     session.save()
-    response = client.post(PROMPT, {"password": factories.PASSWORD, "next": "/"})
+    response = client.post(PROMPT, {"password": factories.PASSWORD, "code": fresh_totp_code(reader), "next": "/"})
     assert response.status_code == 403
     assert not access_levels_state(tenant=contoso).respond
