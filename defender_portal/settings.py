@@ -247,6 +247,8 @@ SESSION_COOKIE_AGE = env_duration_seconds("SESSION_COOKIE_AGE", 8 * 3600)
 # SESSION_ABSOLUTE_AGE after sign-in, however active it is.
 SESSION_IDLE_TIMEOUT = env_duration_seconds("SESSION_IDLE_TIMEOUT", 3600)
 SESSION_ABSOLUTE_AGE = env_duration_seconds("SESSION_ABSOLUTE_AGE", SESSION_COOKIE_AGE)
+# A session's last activity (Signed-in sessions, the idle timeout) is written at most this often.
+SESSION_ACTIVITY_RESOLUTION = env_duration_seconds("SESSION_ACTIVITY_RESOLUTION", 60)
 SESSION_EXPIRE_AT_BROWSER_CLOSE = True
 CSRF_COOKIE_HTTPONLY = False  # htmx reads no cookie; the token travels in hx-headers.
 

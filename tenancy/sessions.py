@@ -33,8 +33,6 @@ def user_sessions_end(*, user: Any, keep_session_key: str | None = None) -> int:
 # were last seen (idle timeout, and the "Last activity" of Signed-in sessions).
 SESSION_SIGNED_IN_AT = "signed_in_at"
 SESSION_ACTIVITY_AT = "activity_at"
-# Last activity is recorded at most this often: one write a minute, not one per request.
-ACTIVITY_RESOLUTION_SECONDS = 60
 
 
 def session_started(request: Any, user: Any) -> None:
@@ -48,17 +46,16 @@ def session_started(request: Any, user: Any) -> None:
 def _track(request: Any, user: Any) -> None:
     if not request.session.session_key:
         request.session.save()
-    agent = str(request.META.get("HTTP_USER_AGENT", ""))[:200]
-    UserSession.objects.update_or_create(
-        session_key=request.session.session_key,
-        defaults={
-            "user": user,
-            # Test clients and some proxies give no address; the column needs one.
-            "ip": client_ip(request) or "0.0.0.0",  # noqa: S104 - a stored placeholder, not a bind address
-            "user_agent": agent,
-            "last_seen_at": timezone.now(),
-        },
-    )
+    values = {
+        "user": user,
+        # Test clients and some proxies give no address; the column needs one.
+        "ip": client_ip(request) or "0.0.0.0",  # noqa: S104 - a stored placeholder, not a bind address
+        "user_agent": str(request.META.get("HTTP_USER_AGENT", ""))[:200],
+        "last_seen_at": timezone.now(),
+    }
+    # One UPDATE in the common case; the row is created on sign-in.
+    if not UserSession.objects.filter(session_key=request.session.session_key).update(**values):
+        UserSession.objects.get_or_create(session_key=request.session.session_key, defaults=values)
 
 
 def session_expired(session: Any, *, now: float, idle: int, absolute: int) -> str | None:
@@ -99,7 +96,7 @@ class SessionLifetimeMiddleware:
                 )
                 return redirect_to_login(request.get_full_path())
             seen = request.session.get(SESSION_ACTIVITY_AT)
-            if not isinstance(seen, int) or now - seen >= ACTIVITY_RESOLUTION_SECONDS:
+            if not isinstance(seen, int) or now - seen >= settings.SESSION_ACTIVITY_RESOLUTION:
                 request.session[SESSION_ACTIVITY_AT] = int(now)
                 if request.session.get(SESSION_SIGNED_IN_AT) is None:
                     request.session[SESSION_SIGNED_IN_AT] = int(now)

@@ -32,6 +32,13 @@ from defender_portal.settings import *  # noqa: E402,F403
 # Fast hashing: password strength is not what these tests measure.
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+# Query-count tests measure pages, not the once-a-minute "last activity" write, which
+# a slow set-up would otherwise land in a measured request; tests/test_mfa_and_sessions.py
+# covers that write with its own setting.
+SESSION_ACTIVITY_RESOLUTION = 24 * 3600
 
 # Templates only the tests render (tests/test_core.py).
 TEMPLATES[0]["DIRS"] = [*TEMPLATES[0]["DIRS"], BASE_DIR / "tests" / "templates"]  # noqa: F405
+# Parallel runs against other test databases share the Redis database: keep their keys
+# (for example allauth's "this authenticator code was used") apart.
+CACHES["default"]["KEY_PREFIX"] = os.environ.get("TEST_DATABASE_NAME", "")  # noqa: F405

@@ -197,3 +197,17 @@ def test_idle_and_absolute_limits_end_the_session(admin, key, age, message):
     assert response.redirect_chain[-1][0].startswith(reverse("login"))
     assert message in response.content.decode()
     assert "_auth_user_id" not in client.session
+
+
+def test_last_activity_is_written_at_most_once_per_resolution(admin, settings):
+    settings.SESSION_ACTIVITY_RESOLUTION = 60
+    client = _signed_in(admin)
+    row = UserSession.objects.get(user=admin)
+    session = client.session
+    session[SESSION_ACTIVITY_AT] = int(time.time()) - 61
+    session.save()
+    client.get(HOME, HTTP_USER_AGENT="Moved/2.0", REMOTE_ADDR="192.0.2.44")
+    moved = UserSession.objects.get(pk=row.pk)
+    assert moved.last_seen_at > row.last_seen_at and moved.ip == "192.0.2.44" and moved.user_agent == "Moved/2.0"
+    client.get(HOME, HTTP_USER_AGENT="Again/3.0")  # within the minute: not written
+    assert UserSession.objects.get(pk=row.pk).user_agent == "Moved/2.0"

@@ -131,6 +131,8 @@ def test_htmx_attempt_returns_the_partial(login, sdm, contoso, admin):
 def test_the_provider_detail_page_runs_a_fixed_number_of_queries(login, sdm, contoso, admin, django_assert_num_queries):
     _grant(contoso, admin, respond=True)
     client = login(sdm)
+    # The expert's first visit in a session is recorded in the tenant's log (Experts' activity).
+    client.get(_detail(contoso))
     # session, user, provider staff, tenant (middleware and scoping); relationship
     # and latest grants; device-group aggregate; recent attempts.
     with django_assert_num_queries(8):
