@@ -22,6 +22,7 @@ from demo.seed import seed_demo
 from environment.models import DirectoryUser
 from readiness.services import readiness_state_for, readiness_sweep
 from tenancy.models import ServicePhase, Tenant, User
+from tests.conftest import complete_mfa
 from ui.preferences import THEME_COOKIE
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -65,7 +66,7 @@ def _sign_in(page: Any, base: str, email: str) -> None:
     page.get_by_label("Email").fill(email)
     page.get_by_label("Password").fill(settings.DEMO_PASSWORD)
     page.get_by_role("button", name="Sign in").click()
-    page.wait_for_load_state()
+    complete_mfa(page, User.objects.get(email=email), settings.DEMO_TOTP_SECRET)
 
 
 def _shape(path: str) -> str:
