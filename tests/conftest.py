@@ -139,6 +139,8 @@ def fresh_totp_code(user: User, secret: str = factories.TOTP_SECRET) -> str:
 
 def complete_mfa(page: Any, user: User, secret: str = factories.TOTP_SECRET, *, keyboard: bool = False) -> None:
     """If sign-in asks for the second factor, type the authenticator app's code, generated here."""
+    # Wait for the password step's answer (a keyboard Enter returns before it navigates).
+    page.wait_for_url(lambda url: "/sign-in/" not in url, timeout=15_000)
     page.wait_for_load_state()
     if "/account/two-factor/authenticate/" not in page.url:
         return
