@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: run test lint bench chaos chaos-short clean-var
+.PHONY: run test lint bench bench-http chaos chaos-short clean-var
 
 $(VENV)/.installed-run: pyproject.toml
 	@scripts/bootstrap.sh "$(PYTHON)" "$(VENV)" run
@@ -36,8 +36,13 @@ chaos-short: $(VENV)/.installed-dev
 lint: $(VENV)/.installed-dev
 	$(VENV)/bin/ruff check .
 
+# The microbenchmarks; the HTTP benchmark has its own target (it seeds 100,000 devices and serves them).
 bench: $(VENV)/.installed-dev
-	@for b in bench/*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
+	@for b in $(filter-out bench/http_pages.py,$(wildcard bench/*.py)); do echo "== $$b"; $(PY) $$b || exit 1; done
+
+## Every page over HTTP (gunicorn as in production, wrk) against a trivial reference: see README "Benchmarks".
+bench-http: $(VENV)/.installed-dev
+	@$(PY) bench/http_pages.py $(BENCH_ARGS)
 
 clean-var:
 	rm -rf var
