@@ -199,6 +199,38 @@ class Device(models.Model):
         return self.onboarding_state == OnboardingState.ONBOARDED and self.av_mode == AntivirusMode.ACTIVE
 
 
+class DeviceTally(models.Model):
+    """How many of a tenant's devices share one (device group, onboarding state, antivirus mode).
+
+    Pages show device counts from these few rows instead of counting the device table on every view.
+    Database triggers on ``environment_device`` (migration 0003) keep them right in the same
+    transaction as every change to a device, whichever way it is made: the services' bulk UPDATEs,
+    bulk inserts, the admin, a deleted device group (its devices become ungrouped) or a deleted
+    tenant. A row whose count reaches 0 is deleted. Never written from Python.
+    """
+
+    # Not a constraint: when a tenant is deleted its devices go first and the triggers then delete
+    # these rows; a constraint would be checked while the tally still has them.
+    tenant = models.ForeignKey("tenancy.Tenant", on_delete=models.DO_NOTHING, db_constraint=False, related_name="+")
+    # The device group's id, 0 for devices outside any group (a key, not a foreign key, so that
+    # the unique constraint below also holds for them).
+    group_key = models.BigIntegerField()
+    onboarding_state = models.CharField(max_length=16, choices=OnboardingState.choices)
+    av_mode = models.CharField(max_length=10, choices=AntivirusMode.choices)
+    devices = models.BigIntegerField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["tenant", "group_key", "onboarding_state", "av_mode"], name="device_tally_unique_cell"
+            )
+        ]
+
+    def __str__(self) -> str:
+        cell = f"{self.group_key}/{self.onboarding_state}/{self.av_mode}"
+        return f"{self.devices} devices of tenant {self.tenant_id} in {cell}"
+
+
 class DomainController(models.Model):
     """An on-premises Active Directory domain controller, watched by a Defender for Identity sensor if installed."""
 

@@ -18,12 +18,13 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from django.db.models import Count, Q, QuerySet, Value
+from django.db.models import Count, OuterRef, Q, QuerySet, Subquery, Value
 
 from environment.models import (
     AntivirusMode,
     Device,
     DeviceGroup,
+    DeviceTally,
     DirectoryGroup,
     DirectoryUser,
     DomainController,
@@ -64,6 +65,16 @@ class GroupDeviceCounts:
         return round(100 * self.onboarded / self.total) if self.total else 0
 
 
+@dataclass(frozen=True)
+class TallyCell:
+    """The devices of one (group, onboarding state, antivirus mode); ``group_id`` None: ungrouped."""
+
+    group_id: int | None
+    onboarding_state: str
+    av_mode: str
+    devices: int
+
+
 @dataclass
 class DeviceCounts:
     total: int = 0
@@ -76,6 +87,7 @@ class DeviceCounts:
     onboarded_passive: int = 0
     onboarded_disabled: int = 0
     groups: list[GroupDeviceCounts] = field(default_factory=list)
+    cells: list[TallyCell] = field(default_factory=list)
 
     @property
     def not_onboarded(self) -> int:
@@ -85,36 +97,50 @@ class DeviceCounts:
     def onboarded_percent(self) -> int:
         return round(100 * self.onboarded / self.total) if self.total else 0
 
+    def matching(self, *, group_id: int | None = None, onboarding: str = "", av: str = "") -> int:
+        """The devices matching the device list's group, onboarding and antivirus filters (no name search)."""
+        return sum(
+            c.devices
+            for c in self.cells
+            if (not group_id or c.group_id == group_id)
+            and (not onboarding or c.onboarding_state == onboarding)
+            and (not av or c.av_mode == av)
+        )
+
     @property
     def protected_percent(self) -> int:
         return round(100 * self.protected / self.total) if self.total else 0
 
 
 def device_counts(*, tenant: Tenant) -> DeviceCounts:
-    """Device counts by onboarding state, AV mode and group: ONE GROUP BY query.
+    """Device counts by onboarding state, AV mode and group: ONE query of the tally.
 
-    The result has at most groups x 2 states x 3 modes rows, so folding it in
-    Python costs nothing whatever the number of devices. Device groups
-    without devices are not listed (see ``device_groups`` for all of them).
+    The counts come from ``DeviceTally`` (at most groups x 2 states x 3 modes rows, kept by triggers
+    in the transaction of every device change), so the cost doesn't grow with the number of devices.
+    Device groups without devices are not listed (see ``device_groups`` for all of them).
     """
+    groups = DeviceGroup.objects.filter(pk=OuterRef("group_key"))
     rows = (
-        Device.objects.filter(tenant=tenant)
-        .order_by()
-        .values("device_group_id", "device_group__name", "device_group__rank", "onboarding_state", "av_mode")
-        .annotate(n=Count("id"))
+        DeviceTally.objects.filter(tenant=tenant, devices__gt=0)
+        .annotate(
+            group_name=Subquery(groups.values("name")[:1]),
+            group_rank=Subquery(groups.values("rank")[:1]),
+        )
+        .values("group_key", "group_name", "group_rank", "onboarding_state", "av_mode", "devices")
     )
     counts = DeviceCounts()
     by_group: dict[int | None, GroupDeviceCounts] = {}
     ranks: dict[int | None, tuple[int, str]] = {}
     for row in rows:
-        gid = row["device_group_id"]
+        gid = row["group_key"] or None
         group = by_group.get(gid)
         if group is None:
-            group = by_group[gid] = GroupDeviceCounts(id=gid, name=row["device_group__name"] or "Ungrouped devices")
-            ranks[gid] = (row["device_group__rank"] if gid is not None else 1 << 30, group.name)
-        n = row["n"]
+            group = by_group[gid] = GroupDeviceCounts(id=gid, name=row["group_name"] or "Ungrouped devices")
+            ranks[gid] = (row["group_rank"] if gid is not None else 1 << 30, group.name)
+        n = row["devices"]
         onboarded = row["onboarding_state"] == OnboardingState.ONBOARDED
         mode = row["av_mode"]
+        counts.cells.append(TallyCell(group_id=gid, onboarding_state=row["onboarding_state"], av_mode=mode, devices=n))
         for target in (counts, group):
             target.total += n
             setattr(target, mode, getattr(target, mode) + n)
@@ -184,6 +210,95 @@ def device_list(*, tenant: Tenant, filters: DeviceFilters) -> QuerySet[Device]:
     if filters.q:
         qs = qs.filter(name__icontains=filters.q)
     return qs.order_by("name", "id")
+
+
+# A name search can't be counted from the tally; it is counted up to this many, then shown as "more than".
+SEARCH_COUNT_LIMIT = 10_000
+
+
+def device_matching(*, tenant: Tenant, filters: DeviceFilters, counts: DeviceCounts) -> tuple[int, bool]:
+    """How many devices match the filters, and whether that is a lower bound.
+
+    Group, onboarding and antivirus filters are answered from the tally already read for the page;
+    a name search is counted with a LIMIT (``SEARCH_COUNT_LIMIT``), so no view counts every device.
+    """
+    if not filters.q:
+        return counts.matching(group_id=filters.group_id, onboarding=filters.onboarding, av=filters.av), False
+    found = device_list(tenant=tenant, filters=filters).order_by()[: SEARCH_COUNT_LIMIT + 1].count()
+    return min(found, SEARCH_COUNT_LIMIT), found > SEARCH_COUNT_LIMIT
+
+
+@dataclass
+class DevicePage:
+    """One page of the device list, found from the name at its edge (keyset): no OFFSET, no COUNT.
+
+    Device names are unique per tenant, so the name alone orders and resumes the list; the
+    ``device_unique_name`` index (tenant, name) finds a page in the same time wherever it is.
+    ``number`` is the page's position for display, carried in the links.
+    """
+
+    object_list: list[Device]
+    number: int
+    num_pages: int
+    has_previous: bool
+    has_next: bool
+
+    @property
+    def first_name(self) -> str | None:
+        return self.object_list[0].name if self.object_list else None
+
+    @property
+    def last_name(self) -> str | None:
+        return self.object_list[-1].name if self.object_list else None
+
+    @property
+    def previous_page_number(self) -> int:
+        return max(self.number - 1, 1)
+
+    @property
+    def next_page_number(self) -> int:
+        return min(self.number + 1, self.num_pages)
+
+
+def _page_number(raw: Any) -> int:
+    text = str(raw or "").strip()
+    return int(text) if text.isdigit() and len(text) < 10 else 1
+
+
+def device_page(
+    *,
+    tenant: Tenant,
+    filters: DeviceFilters,
+    matching: int,
+    per_page: int,
+    after: str = "",
+    before: str = "",
+    number: Any = 1,
+) -> DevicePage:
+    """The page after the device named ``after``, before the one named ``before``, or the first page."""
+    qs = device_list(tenant=tenant, filters=filters)
+    num_pages = max(1, -(-matching // per_page))
+    if before:
+        rows = list(qs.filter(name__lt=before).order_by("-name")[: per_page + 1])
+        has_previous = len(rows) > per_page
+        rows = rows[:per_page][::-1]
+        has_next = True
+    else:
+        if after:
+            qs = qs.filter(name__gt=after)
+        rows = list(qs[: per_page + 1])
+        has_previous = bool(after)
+        has_next = len(rows) > per_page
+        rows = rows[:per_page]
+    position = _page_number(number)
+    if not has_previous:
+        position = 1
+    elif not has_next:
+        position = num_pages
+    position = min(max(position, 2 if has_previous else 1), num_pages)
+    return DevicePage(
+        object_list=rows, number=position, num_pages=num_pages, has_previous=has_previous, has_next=has_next
+    )
 
 
 # --- Defender for Identity -----------------------------------------------------------------

@@ -211,8 +211,11 @@ def devices(request: HttpRequest) -> HttpResponse:
             else:
                 if not _htmx(request):
                     messages.success(request, outcome)
+                    cursor = {k: request.POST[k][:128] for k in ("after", "before") if request.POST.get(k)}
                     return redirect(
-                        _with_query(reverse("environment:devices"), {**filters.as_query(), "page": page_number})
+                        _with_query(
+                            reverse("environment:devices"), {**filters.as_query(), **cursor, "page": page_number}
+                        )
                     )
                 form = DeviceActionForm()
         if form.errors:
@@ -231,19 +234,33 @@ def _devices_context(
     request: HttpRequest, filters: selectors.DeviceFilters, page_number: Any, form: DeviceActionForm, outcome: str
 ) -> dict[str, Any]:
     tenant = _tenant(request)
-    # Queries: the device counts (one GROUP BY), the device groups, the
-    # paginator's COUNT and the page of devices with their group joined.
-    paginator = Paginator(selectors.device_list(tenant=tenant, filters=filters), DEVICES_PER_PAGE)
-    page = paginator.get_page(page_number)
+    params = request.POST if request.method == "POST" else request.GET
+    # Queries: the device tally (counts, also of the filtered list), the device groups and one
+    # keyset page of devices with their group joined: none of them grows with the devices.
+    counts = selectors.device_counts(tenant=tenant)
+    matching, more = selectors.device_matching(tenant=tenant, filters=filters, counts=counts)
+    page = selectors.device_page(
+        tenant=tenant,
+        filters=filters,
+        matching=matching,
+        per_page=DEVICES_PER_PAGE,
+        after=(params.get("after") or "")[:128],
+        before=(params.get("before") or "")[:128],
+        number=page_number,
+    )
     query = filters.as_query()
     return {
         "env_tab": "devices",
-        "counts": selectors.device_counts(tenant=tenant),
+        "counts": counts,
         "groups": list(selectors.device_groups(tenant=tenant)),
         "filters": filters,
         "filter_query": urlencode(query),
         "page": page,
-        "matching": paginator.count,
+        "cursor": _page_cursor(params, page),
+        "previous_query": urlencode({**query, "before": page.first_name, "page": page.previous_page_number}),
+        "next_query": urlencode({**query, "after": page.last_name, "page": page.next_page_number}),
+        "matching": matching,
+        "matching_more": more,
         "form": form,
         "outcome": outcome,
         "av_modes": AntivirusMode.choices,
@@ -251,6 +268,15 @@ def _devices_context(
         "actions": DEVICE_ACTIONS,
         "selected": set(form.selected) if form.is_bound else set(),
     }
+
+
+def _page_cursor(params: Any, page: selectors.DevicePage) -> dict[str, Any]:
+    """What brings the list back to this page after an action (the cursor it was reached by)."""
+    cursor: dict[str, Any] = {"page": page.number}
+    for key in ("after", "before"):
+        if params.get(key):
+            cursor[key] = params.get(key)[:128]
+    return cursor
 
 
 # --- Domain controllers ---------------------------------------------------------------------------

@@ -15,12 +15,12 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from django.db.models import Count, Max, OuterRef, QuerySet, Subquery
+from django.db.models import Max, OuterRef, QuerySet, Subquery, Sum
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from audit.selectors import recent_events
-from environment.models import Device
+from environment.models import DeviceTally
 from permissions.models import AccessGrant, AccessLevel, AccessState, RevokedReason, ServiceProviderAccess
 from tenancy.models import ProviderOrganization, Tenant
 
@@ -323,23 +323,21 @@ def device_scope_queryset(*, tenant: Tenant) -> QuerySet[Any]:
     each carrying the tenant's ungrouped-device count (a tenant without groups
     gets one row with no group, through the LEFT JOIN from the tenant).
 
-    Both counts are subqueries filtered on (tenant, device_group), which the
-    ``device_tenant_group`` index answers with index-only scans: the cost
-    grows with the number of devices only as index entries counted, never as
-    rows fetched, and the number of queries never grows at all.
+    Both counts are sums of ``DeviceTally`` rows (a handful per group, kept by the
+    device table's triggers), so no device is counted on a view.
     """
     per_group = (
-        Device.objects.filter(tenant_id=tenant.pk, device_group_id=OuterRef("device_groups__pk"))
+        DeviceTally.objects.filter(tenant_id=tenant.pk, group_key=OuterRef("device_groups__pk"))
         .order_by()
-        .values("device_group_id")
-        .annotate(c=Count("*"))
+        .values("tenant_id")
+        .annotate(c=Sum("devices"))
         .values("c")
     )
     ungrouped = (
-        Device.objects.filter(tenant_id=tenant.pk, device_group__isnull=True)
+        DeviceTally.objects.filter(tenant_id=tenant.pk, group_key=0)
         .order_by()
         .values("tenant_id")
-        .annotate(c=Count("*"))
+        .annotate(c=Sum("devices"))
         .values("c")
     )
     return (

@@ -157,8 +157,33 @@ def test_devices_paginate(login, admin, contoso):
     client = login(admin)
     first = client.get(reverse("environment:devices")).content.decode()
     assert "bulk-000049" in first and "bulk-000050" not in first and "page 1 of 3" in first
-    third = client.get(reverse("environment:devices"), {"page": 3}).content.decode()
-    assert "bulk-000119" in third and "bulk-000000" not in third
+    # Keyset pages: Next resumes after the last name shown, Previous before the first one.
+    def rows(params):
+        body = client.get(reverse("environment:devices"), params).content.decode()
+        return body, [n for n in (f"bulk-{i:06d}" for i in range(120)) if f'data-device="{n}"' in body]
+
+    body, shown = rows({"after": "bulk-000049", "page": 2})
+    assert shown == [f"bulk-{i:06d}" for i in range(50, 100)] and "page 2 of 3" in body
+    assert "before=bulk-000050" in body and "after=bulk-000099" in body
+    body, shown = rows({"after": "bulk-000099", "page": 3})
+    assert shown == [f"bulk-{i:06d}" for i in range(100, 120)] and "page 3 of 3" in body
+    assert "after=" not in body  # no Next on the last page
+    body, shown = rows({"before": "bulk-000100", "page": 2})
+    assert shown == [f"bulk-{i:06d}" for i in range(50, 100)] and "page 2 of 3" in body
+    # A page number without its cursor (an old link) is the first page, numbered as such.
+    body, shown = rows({"page": 3})
+    assert shown[0] == "bulk-000000" and "page 1 of 3" in body
+
+
+def test_devices_search_counts_matches_with_a_bound(login, admin, contoso, monkeypatch):
+    from environment import selectors
+
+    factories.devices(contoso, 30, prefix="bulk")
+    monkeypatch.setattr(selectors, "SEARCH_COUNT_LIMIT", 20)
+    body = login(admin).get(reverse("environment:devices"), {"q": "bulk"}).content.decode()
+    assert "More than 20 devices match the filters" in body and "Onboard all matching" in body
+    body = login(admin).get(reverse("environment:devices"), {"q": "bulk-00001"}).content.decode()
+    assert "10 devices match the filters" in body and "Onboard all 10 matching" in body
 
 
 def test_onboard_a_whole_group_as_a_plain_form(login, admin, env):
