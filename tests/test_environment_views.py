@@ -157,6 +157,7 @@ def test_devices_paginate(login, admin, contoso):
     client = login(admin)
     first = client.get(reverse("environment:devices")).content.decode()
     assert "bulk-000049" in first and "bulk-000050" not in first and "page 1 of 3" in first
+
     # Keyset pages: Next resumes after the last name shown, Previous before the first one.
     def rows(params):
         body = client.get(reverse("environment:devices"), params).content.decode()
