@@ -26,7 +26,7 @@ machines and between runs and mean nothing on their own. See the README, "Benchm
 
 Options: ``--devices N`` (100000), ``--history N`` (180 daily snapshots), ``--rounds N`` (3),
 ``--duration S`` (5 seconds per wrk run), ``--connections N`` (16), ``--threads N`` (2),
-``--port N`` (a free one), ``--pages TEXT`` (only pages whose name contains TEXT), ``--list``.
+``--port N`` (a free one), ``--pages A,B`` (only pages whose name contains A or B), ``--list``.
 """
 
 from __future__ import annotations
@@ -427,7 +427,11 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--port", type=int, default=0)
-    parser.add_argument("--pages", default="", help="only the pages whose name contains this (case-insensitive)")
+    parser.add_argument(
+        "--pages",
+        default="",
+        help="only the pages whose name contains one of these comma-separated words (case-insensitive)",
+    )
     parser.add_argument("--list", action="store_true", help="list the pages and exit")
     args = parser.parse_args()
 
@@ -449,7 +453,8 @@ def main() -> None:
 
     data = seed(args.devices, args.history)
     message = OutboxMessage.objects.order_by("-id").values_list("id", flat=True).first()
-    selected = [p for p in pages(data["contoso_id"], message) if args.pages.lower() in p.name.lower()]
+    wanted = [w.strip().lower() for w in args.pages.split(",")]
+    selected = [p for p in pages(data["contoso_id"], message) if any(w in p.name.lower() for w in wanted)]
     if args.list:
         print("\n".join(f"{p.name}: {p.path}" for p in selected))
         return
