@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import csv
+import functools
+import hashlib
 from typing import Any
 from urllib.parse import urlencode
 
@@ -12,7 +14,9 @@ from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.template.loader import get_template
 from django.utils import timezone
+from django.utils.functional import SimpleLazyObject
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from permissions.selectors import access_health
@@ -50,6 +54,25 @@ from tenancy.access import provider_tenant_or_404, provider_view, tenant_admin_v
 from tenancy.models import ServicePhase, Tenant
 
 PAGE = "readiness/service_status.html"
+
+# The parts of Service status that only change with a refresh (the history chart and table, the
+# action rows) are rendered once per snapshot generation and kept in Django's cache: Redis in
+# production, the database cache in the embedded default. Their keys (see _page_context) name
+# everything those parts show, so a refresh, a change seen in the environment, another filter or a
+# new version of the template gives a new key; entries of past generations simply expire.
+FRAGMENT_TIMEOUT = 2 * 24 * 3600
+
+
+@functools.cache
+def _template_version() -> str:
+    """The page template's own fingerprint, so a deploy never serves fragments of the old template."""
+    source = getattr(get_template(PAGE), "template", None)
+    return hashlib.sha256(str(getattr(source, "source", PAGE)).encode()).hexdigest()[:12]
+
+
+def _snapshot_key(tenant: Tenant, state: Any) -> str:
+    refreshed = state.last_refreshed_at.isoformat() if state.last_refreshed_at else "never"
+    return f"{_template_version()}:{tenant.pk}:{state.completed_generation}:{refreshed}"
 
 
 def _table_params(request: HttpRequest) -> dict[str, str]:
@@ -95,7 +118,6 @@ def _page_context(request: HttpRequest) -> dict[str, Any]:
     for row in rows:
         row.fix_url = presenters.fix_url(row.entry)  # type: ignore[attr-defined]
         row.badge = presenters.status_badge(row.shown_status)  # type: ignore[attr-defined]
-    points = history(tenant=tenant)
     # Changes since the last refresh: the environment's own stamp, and what each action reads (which
     # includes service provider access, granted in Permissions rather than in the environment).
     changes = [r.changed_at for r in all_rows if r.changed_at is not None]
@@ -108,6 +130,8 @@ def _page_context(request: HttpRequest) -> dict[str, Any]:
     next_check_at = state.next_refresh_at
     if pending_change:
         next_check_at = min(next_check_at, max(changes) + state.delay)
+    snapshot_key = _snapshot_key(tenant, state)
+    seen = ",".join(f"{r.key}@{r.changed_at.isoformat()}" for r in all_rows if r.changed_at is not None)
     return {
         "nav": "service_status",
         "tenant": tenant,
@@ -123,7 +147,11 @@ def _page_context(request: HttpRequest) -> dict[str, Any]:
         "complete_now_rows": [r for r in all_rows if r.shown_status == ActionState.COMPLETE_NOW],
         "banner": presenters.phase_banner(tenant, state),
         "access_health": access_health(tenant=tenant),
-        "chart": history_chart(points),
+        # Read and drawn only when the cache doesn't have this generation's history.
+        "chart": SimpleLazyObject(lambda: history_chart(history(tenant=tenant))),
+        "history_key": snapshot_key,
+        "actions_key": f"{snapshot_key}:{sorted(params.items())}:{next_check_at.isoformat()}:{seen}",
+        "fragment_timeout": FRAGMENT_TIMEOUT,
         "regressions": [
             {"regression": r, "link": regression_links(r)["link"]} for r in open_regressions(tenant=tenant)
         ],

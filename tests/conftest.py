@@ -172,3 +172,12 @@ def screenshot_dir() -> Iterator[str]:
     path = os.environ.get("SCREENSHOT_DIR", "test-artifacts/screenshots")
     os.makedirs(path, exist_ok=True)
     yield path
+
+
+@pytest.fixture(autouse=True)
+def _empty_cache() -> None:
+    """Pages cache fragments under keys made of tenant ids and snapshot generations, which repeat
+    from one test (and one test database) to the next: every test starts with an empty cache."""
+    from django.core.cache import cache
+
+    cache.clear()
