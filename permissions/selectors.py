@@ -20,7 +20,7 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from audit.selectors import recent_events
-from environment.models import DeviceTally
+from environment.models import Device, DeviceTally
 from permissions.models import AccessGrant, AccessLevel, AccessState, RevokedReason, ServiceProviderAccess
 from tenancy.models import ProviderOrganization, Tenant
 

@@ -4,9 +4,9 @@ import django.db.models.deletion
 from django.db import migrations, models
 
 # The triggers that keep environment_devicetally equal to a GROUP BY of environment_device, in the
-# transaction of every change. PostgreSQL: one statement-level trigger per event that reads the
-# transition tables, so a bulk UPDATE of 100,000 devices costs two GROUP BYs over the changed rows,
-# not 100,000 counter updates. SQLite (the embedded default): row-level triggers.
+# transaction of every change: one statement-level trigger per event that reads the transition
+# tables, so a bulk UPDATE of 100,000 devices costs two GROUP BYs over the changed rows, not
+# 100,000 counter updates.
 TALLY = "environment_devicetally"
 KEY = "(tenant_id, group_key, onboarding_state, av_mode)"
 
@@ -60,38 +60,6 @@ POSTGRES_DROP = [
 ]
 
 
-def _sqlite_add(row: str) -> str:
-    return (
-        f"INSERT INTO {TALLY} (tenant_id, group_key, onboarding_state, av_mode, devices) "
-        f"VALUES ({row}.tenant_id, COALESCE({row}.device_group_id, 0), {row}.onboarding_state, {row}.av_mode, 1) "
-        f"ON CONFLICT {KEY} DO UPDATE SET devices = devices + 1;"
-    )
-
-
-def _sqlite_remove(row: str) -> str:
-    cell = (
-        f"tenant_id = {row}.tenant_id AND group_key = COALESCE({row}.device_group_id, 0) "
-        f"AND onboarding_state = {row}.onboarding_state AND av_mode = {row}.av_mode"
-    )
-    return f"UPDATE {TALLY} SET devices = devices - 1 WHERE {cell}; DELETE FROM {TALLY} WHERE {cell} AND devices = 0;"
-
-
-SQLITE_TRIGGERS = [
-    f"CREATE TRIGGER environment_device_tally_insert AFTER INSERT ON environment_device "
-    f"BEGIN {_sqlite_add('NEW')} END",
-    f"CREATE TRIGGER environment_device_tally_delete AFTER DELETE ON environment_device "
-    f"BEGIN {_sqlite_remove('OLD')} END",
-    "CREATE TRIGGER environment_device_tally_update "
-    "AFTER UPDATE OF tenant_id, device_group_id, onboarding_state, av_mode ON environment_device "
-    "WHEN OLD.tenant_id IS NOT NEW.tenant_id OR OLD.device_group_id IS NOT NEW.device_group_id "
-    "OR OLD.onboarding_state IS NOT NEW.onboarding_state OR OLD.av_mode IS NOT NEW.av_mode "
-    f"BEGIN {_sqlite_remove('OLD')} {_sqlite_add('NEW')} END",
-]
-SQLITE_DROP = [
-    "DROP TRIGGER IF EXISTS environment_device_tally_insert",
-    "DROP TRIGGER IF EXISTS environment_device_tally_update",
-    "DROP TRIGGER IF EXISTS environment_device_tally_delete",
-]
 BACKFILL = (
     f"INSERT INTO {TALLY} (tenant_id, group_key, onboarding_state, av_mode, devices) "
     "SELECT tenant_id, COALESCE(device_group_id, 0), onboarding_state, av_mode, count(*) "
@@ -101,19 +69,14 @@ BACKFILL = (
 
 def install(apps, schema_editor):
     vendor = schema_editor.connection.vendor
-    if vendor == "postgresql":
-        statements = [POSTGRES_FUNCTION, *POSTGRES_TRIGGERS]
-    elif vendor == "sqlite":
-        statements = SQLITE_TRIGGERS
-    else:
-        raise NotImplementedError(f"No device tally triggers for {vendor}.")
-    for sql in [*statements, BACKFILL]:
+    if vendor != "postgresql":
+        raise NotImplementedError(f"The device tally triggers are written for PostgreSQL, not {vendor}.")
+    for sql in [POSTGRES_FUNCTION, *POSTGRES_TRIGGERS, BACKFILL]:
         schema_editor.execute(sql, params=None)
 
 
 def uninstall(apps, schema_editor):
-    drops = POSTGRES_DROP if schema_editor.connection.vendor == "postgresql" else SQLITE_DROP
-    for sql in drops:
+    for sql in POSTGRES_DROP:
         schema_editor.execute(sql, params=None)
 
 
