@@ -228,13 +228,22 @@ def device_matching(*, tenant: Tenant, filters: DeviceFilters, counts: DeviceCou
     return min(found, SEARCH_COUNT_LIMIT), found > SEARCH_COUNT_LIMIT
 
 
+@dataclass(frozen=True)
+class PageCount:
+    """What templates ask a Django paginator for: ``count`` and ``num_pages``."""
+
+    count: int
+    num_pages: int
+
+
 @dataclass
 class DevicePage:
-    """One page of the device list, found from the name at its edge (keyset): no OFFSET, no COUNT.
+    """One page of a device list, found from the name at its edge (keyset): no OFFSET, no COUNT.
 
     Device names are unique per tenant, so the name alone orders and resumes the list; the
     ``device_unique_name`` index (tenant, name) finds a page in the same time wherever it is.
-    ``number`` is the page's position for display, carried in the links.
+    ``number`` is the page's position for display, carried in the links. It answers what
+    templates ask of Django's ``Page`` (``paginator.count``, ``paginator.num_pages``, ...).
     """
 
     object_list: list[Device]
@@ -242,6 +251,11 @@ class DevicePage:
     num_pages: int
     has_previous: bool
     has_next: bool
+    count: int = 0
+
+    @property
+    def paginator(self) -> PageCount:
+        return PageCount(count=self.count, num_pages=self.num_pages)
 
     @property
     def first_name(self) -> str | None:
@@ -259,10 +273,50 @@ class DevicePage:
     def next_page_number(self) -> int:
         return min(self.number + 1, self.num_pages)
 
+    def previous_query(self, **params: Any) -> dict[str, Any]:
+        return {**params, "before": self.first_name, "page": self.previous_page_number}
+
+    def next_query(self, **params: Any) -> dict[str, Any]:
+        return {**params, "after": self.last_name, "page": self.next_page_number}
+
 
 def _page_number(raw: Any) -> int:
     text = str(raw or "").strip()
     return int(text) if text.isdigit() and len(text) < 10 else 1
+
+
+def keyset_page(
+    qs: QuerySet[Device], *, matching: int, per_page: int, after: str = "", before: str = "", number: Any = 1
+) -> DevicePage:
+    """The devices of ``qs`` after the one named ``after``, before the one named ``before``, or the first ones."""
+    after, before = str(after or "")[:128], str(before or "")[:128]
+    num_pages = max(1, -(-matching // per_page))
+    if before:
+        rows = list(qs.filter(name__lt=before).order_by("-name")[: per_page + 1])
+        has_previous = len(rows) > per_page
+        rows = rows[:per_page][::-1]
+        has_next = True
+    else:
+        if after:
+            qs = qs.filter(name__gt=after)
+        rows = list(qs.order_by("name")[: per_page + 1])
+        has_previous = bool(after)
+        has_next = len(rows) > per_page
+        rows = rows[:per_page]
+    position = _page_number(number)
+    if not has_previous:
+        position = 1
+    elif not has_next:
+        position = num_pages
+    position = min(max(position, 2 if has_previous else 1), num_pages)
+    return DevicePage(
+        object_list=rows,
+        number=position,
+        num_pages=num_pages,
+        has_previous=has_previous,
+        has_next=has_next,
+        count=matching,
+    )
 
 
 def device_page(
@@ -275,29 +329,14 @@ def device_page(
     before: str = "",
     number: Any = 1,
 ) -> DevicePage:
-    """The page after the device named ``after``, before the one named ``before``, or the first page."""
-    qs = device_list(tenant=tenant, filters=filters)
-    num_pages = max(1, -(-matching // per_page))
-    if before:
-        rows = list(qs.filter(name__lt=before).order_by("-name")[: per_page + 1])
-        has_previous = len(rows) > per_page
-        rows = rows[:per_page][::-1]
-        has_next = True
-    else:
-        if after:
-            qs = qs.filter(name__gt=after)
-        rows = list(qs[: per_page + 1])
-        has_previous = bool(after)
-        has_next = len(rows) > per_page
-        rows = rows[:per_page]
-    position = _page_number(number)
-    if not has_previous:
-        position = 1
-    elif not has_next:
-        position = num_pages
-    position = min(max(position, 2 if has_previous else 1), num_pages)
-    return DevicePage(
-        object_list=rows, number=position, num_pages=num_pages, has_previous=has_previous, has_next=has_next
+    """The device list's page after the device named ``after``, before the one named ``before``, or the first."""
+    return keyset_page(
+        device_list(tenant=tenant, filters=filters),
+        matching=matching,
+        per_page=per_page,
+        after=after,
+        before=before,
+        number=number,
     )
 
 

@@ -7,18 +7,20 @@ from datetime import datetime
 from typing import Any
 
 from django.core.paginator import Page, Paginator
-from django.db.models import OuterRef, Q, QuerySet, Subquery
+from django.db.models import OuterRef, Q, QuerySet, Subquery, Sum
 from django.utils import timezone
 
 from environment.models import (
     AntivirusMode,
     Device,
+    DeviceTally,
     DirectoryUser,
     DomainController,
     Licence,
     OnboardingState,
     SecuritySetting,
 )
+from environment.selectors import DevicePage, keyset_page
 from permissions.models import ServiceProviderAccess
 from readiness.catalogue import ENTRIES, Entry
 from readiness.models import ActionState, ActionStatus, ReadinessState, RefreshRun, Regression, Snapshot
@@ -305,17 +307,20 @@ PAGE_SIZE = 25
 EMBEDDED_PAGE_SIZE = 10
 
 
-def device_page(*, tenant: Tenant, state: str, page: Any, per_page: int = PAGE_SIZE) -> tuple[str, Page]:
-    """One page of the devices behind a number: a COUNT and a LIMIT/OFFSET query."""
+def device_page(
+    *, tenant: Tenant, state: str, page: Any, per_page: int = PAGE_SIZE, after: str = "", before: str = ""
+) -> tuple[str, DevicePage]:
+    """One page of the devices behind a number: counted from the device tally with the same condition,
+    then read by name from where the previous page ended (keyset), so neither grows with the devices."""
     title, condition = DEVICE_STATES[state]
+    count = DeviceTally.objects.filter(tenant=tenant).filter(condition).aggregate(n=Sum("devices"))["n"] or 0
     qs: QuerySet[Device] = (
         Device.objects.filter(tenant=tenant)
         .filter(condition)
         .select_related("device_group")
         .only("id", "name", "os_platform", "onboarding_state", "av_mode", "last_seen", "device_group__name")
-        .order_by("name", "id")
     )
-    return title, Paginator(qs, per_page).get_page(page)
+    return title, keyset_page(qs, matching=count, per_page=per_page, after=after, before=before, number=page)
 
 
 def domain_controller_page(*, tenant: Tenant, state: str, page: Any, per_page: int = PAGE_SIZE) -> tuple[str, Page]:

@@ -19,6 +19,7 @@ from django.utils import timezone
 from django.utils.functional import SimpleLazyObject
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from environment.selectors import DevicePage
 from permissions.selectors import access_health
 from readiness import presenters
 from readiness.catalogue import ENTRIES, PRODUCTS
@@ -290,7 +291,14 @@ def _list_context(request: HttpRequest, kind: str, state_key: str) -> dict[str, 
     if kind == "devices":
         if state_key not in DEVICE_STATES:
             raise Http404
-        title, page = device_page(tenant=tenant, state=state_key, page=page_number, per_page=per_page)
+        title, page = device_page(
+            tenant=tenant,
+            state=state_key,
+            page=page_number,
+            per_page=per_page,
+            after=request.GET.get("after", ""),
+            before=request.GET.get("before", ""),
+        )
         figure = DEVICE_STATE_FIGURE.get(state_key)
         env_query = DEVICE_STATE_ENV_QUERY.get(state_key, "")
     elif kind == "domain_controllers":
@@ -304,6 +312,11 @@ def _list_context(request: HttpRequest, kind: str, state_key: str) -> dict[str, 
         title, page = identity_page(tenant=tenant, state=state_key, page=page_number, per_page=per_page)
         figure = None
     assessed = getattr(readiness, figure) if figure and readiness.has_refreshed else None
+    if isinstance(page, DevicePage):  # device lists page by name (keyset)
+        previous_query, next_query = urlencode(page.previous_query()), urlencode(page.next_query())
+    else:
+        previous_query = urlencode({"page": page.previous_page_number()}) if page.has_previous() else ""
+        next_query = urlencode({"page": page.next_page_number()}) if page.has_next() else ""
     return {
         "nav": "service_status",
         "kind": kind,
@@ -311,6 +324,8 @@ def _list_context(request: HttpRequest, kind: str, state_key: str) -> dict[str, 
         "title": title,
         "page_obj": page,
         "count": page.paginator.count,
+        "previous_query": previous_query,
+        "next_query": next_query,
         "assessed": assessed,
         "readiness": readiness,
         "env_query": env_query,

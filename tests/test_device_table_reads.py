@@ -1,5 +1,8 @@
 """Pages that show devices never count or aggregate the device table on a GET.
 
+Environment devices (lists, overview, licences), Permissions and the device lists behind
+Service status's numbers.
+
 Counts come from the device tally; lists read one page through an index with a LIMIT. Each page is
 requested at 1x and 10x data: the SQL statements must be the same number, and every statement that
 reads ``environment_device`` must be a bounded read (a LIMIT, no COUNT, no GROUP BY, no aggregate).
@@ -57,6 +60,9 @@ def _unbounded_device_reads(statements: list[str]) -> list[str]:
 
 
 PAGES = [
+    ("readiness:devices/protected", {}),
+    ("readiness:devices/not_active", {"after": "a000-000005", "page": "2"}),
+    ("readiness:devices/unprotected", {"before": "p001-000000", "page": "3"}),
     ("environment:devices", {}),
     ("environment:devices", {"av": "passive"}),
     ("environment:devices", {"onboarding": "not_onboarded", "after": "n000-000004", "page": "2"}),
@@ -72,7 +78,8 @@ def test_device_pages_read_the_same_bounded_sql_at_1x_and_10x(login, contoso, fa
     counts = []
     for tenant, user, scale in ((contoso, admin, 1), (fabrikam, outsider, 10)):
         _estate(tenant, user, scale)
-        statements = _statements(login(user), reverse(name), params)
+        url_name, _, state = name.partition("/")
+        statements = _statements(login(user), reverse(url_name, args=[state] if state else []), params)
         assert _unbounded_device_reads(statements) == [], f"{name} {params} counts or scans the device table"
         counts.append(len(statements))
     assert counts[0] == counts[1], f"{name} {params}: {counts[0]} queries at 1x, {counts[1]} at 10x"

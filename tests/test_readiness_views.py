@@ -123,9 +123,14 @@ def test_each_number_opens_the_list_that_matches_it(login: Any, admin: Any, asse
     assert response.context["count"] == assessed.identities_protected
     response = client.get(reverse("readiness:domain_controllers", args=["without_sensor"]))
     assert response.context["count"] == assessed.domain_controllers_without_sensor
-    # Pagination: 25 a page; a bad page number falls back rather than failing.
-    response = client.get(reverse("readiness:devices", args=["passive"]), {"page": "2"})
+    # Pagination: 25 a page, by name from where the page before ended (keyset); a bad page number
+    # falls back rather than failing.
+    first = client.get(reverse("readiness:devices", args=["passive"]))
+    last_name = first.context["page_obj"].object_list[-1].name
+    assert f"after={last_name}&amp;page=2" in first.content.decode()
+    response = client.get(reverse("readiness:devices", args=["passive"]), {"after": last_name, "page": "2"})
     assert response.context["page_obj"].number == 2
+    assert response.context["page_obj"].object_list[0].name > last_name
     assert client.get(reverse("readiness:devices", args=["passive"]), {"page": "zzz"}).status_code == 200
     assert client.get(reverse("readiness:devices", args=["bogus"])).status_code == 404
     assert client.get(reverse("readiness:domain_controllers", args=["bogus"])).status_code == 404
