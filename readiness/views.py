@@ -113,12 +113,16 @@ def _page_context(request: HttpRequest) -> dict[str, Any]:
     state = readiness_state_for(tenant=tenant)
     params = _table_params(request)
     all_rows = action_rows(tenant=tenant, state=state)
-    rows = filter_and_sort(
-        all_rows, status=params["status"], product=params["product"], sort=params["sort"], direction=params["dir"]
-    )
-    for row in rows:
-        row.fix_url = presenters.fix_url(row.entry)  # type: ignore[attr-defined]
-        row.badge = presenters.status_badge(row.shown_status)  # type: ignore[attr-defined]
+
+    def shown_rows() -> list[Any]:
+        rows = filter_and_sort(
+            all_rows, status=params["status"], product=params["product"], sort=params["sort"], direction=params["dir"]
+        )
+        for row in rows:
+            row.fix_url = presenters.fix_url(row.entry)  # type: ignore[attr-defined]
+            row.badge = presenters.status_badge(row.shown_status)  # type: ignore[attr-defined]
+        return rows
+
     # Changes since the last refresh: the environment's own stamp, and what each action reads (which
     # includes service provider access, granted in Permissions rather than in the environment).
     changes = [r.changed_at for r in all_rows if r.changed_at is not None]
@@ -137,12 +141,13 @@ def _page_context(request: HttpRequest) -> dict[str, Any]:
         "nav": "service_status",
         "tenant": tenant,
         "state": state,
-        "rows": rows,
+        # The parts below that only the cached fragments show are worked out only when they're rendered.
+        "rows": SimpleLazyObject(shown_rows),
         "params": params,
-        "sort_links": _sort_links(params),
+        "sort_links": SimpleLazyObject(lambda: _sort_links(params)),
         "statuses": ActionState.choices,
         "products": PRODUCTS,
-        "donut": presenters.donut(all_rows),
+        "donut": SimpleLazyObject(lambda: presenters.donut(all_rows)),
         "catalogue_size": len(ENTRIES),
         # The required actions not done, listed under the chart so the admin can go straight to them.
         "complete_now_rows": [r for r in all_rows if r.shown_status == ActionState.COMPLETE_NOW],
@@ -151,7 +156,8 @@ def _page_context(request: HttpRequest) -> dict[str, Any]:
         # Read and drawn only when the cache doesn't have this generation's history.
         "chart": SimpleLazyObject(lambda: history_chart(history(tenant=tenant))),
         "history_key": snapshot_key,
-        "actions_key": f"{snapshot_key}:{sorted(params.items())}:{next_check_at.isoformat()}:{seen}",
+        "summary_key": f"{snapshot_key}:{seen}",
+        "actions_key": f"{snapshot_key}:{seen}:{sorted(params.items())}:{next_check_at.isoformat()}",
         "fragment_timeout": FRAGMENT_TIMEOUT,
         "regressions": [
             {"regression": r, "link": regression_links(r)["link"]} for r in open_regressions(tenant=tenant)
