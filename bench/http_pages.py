@@ -275,6 +275,15 @@ def session_cookies() -> dict[str, str]:
     return cookies
 
 
+def check_static_caching(port: int) -> dict[str, str]:
+    """How a static file (by its hashed name, as pages link it) is cached: far in the future, immutable."""
+    from django.templatetags.static import static
+
+    url = static("css/readiness.css")
+    with urllib.request.urlopen(_request(port, url, ""), timeout=10) as response:
+        return {"url": url, "cache_control": response.headers.get("Cache-Control", "")}
+
+
 def check_page(port: int, page: Page, cookie: str) -> None:
     """The page answers 200 with its text over HTTP, so wrk never times a redirect or an error page."""
     opener = urllib.request.build_opener(_NoRedirect)
@@ -485,6 +494,10 @@ def main() -> None:
         )
     try:
         wait_until_up(port, server, log)
+        static_caching = check_static_caching(port)
+        print(
+            f"• Static files: {static_caching['url']} is served with Cache-Control: {static_caching['cache_control']}"
+        )
         cookies = session_cookies()
         rows = []
         for page in selected:
@@ -537,6 +550,7 @@ def main() -> None:
         "machine": {"cpus": os.cpu_count(), "load_average": os.getloadavg(), "python": platform.python_version()},
         "config": {k: v for k, v in vars(args).items() if k not in ("list",)} | {"gunicorn": command},
         "data": data,
+        "static_caching": static_caching,
         "reference": [asdict(r) for r in reference],
         "pages": [
             {
