@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 from django.utils import timezone
 
+from demo.environments import seed_environment
 from environment import services as environment_services
 from environment.models import AntivirusMode, Device
-from readiness.demo import seed_environment
 from readiness.models import ReadinessState, Snapshot
 from readiness.services import readiness_state_for, readiness_sweep
 from tenancy.models import Tenant
