@@ -203,7 +203,7 @@ class DeviceTally(models.Model):
     """How many of a tenant's devices share one (device group, onboarding state, antivirus mode).
 
     Pages show device counts from these few rows instead of counting the device table on every view.
-    PostgreSQL triggers on ``environment_device`` (migration 0003) keep them right in the same
+    PostgreSQL triggers on ``environment_device`` (migration 0005) keep them right in the same
     transaction as every change to a device, whichever way it is made: the services' bulk UPDATEs,
     bulk inserts, the admin, a deleted device group (its devices become ungrouped) or a deleted
     tenant. A row whose count reaches 0 is deleted. Never written from Python.

@@ -83,7 +83,7 @@ def uninstall(apps, schema_editor):
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('environment', '0002_initial'),
+        ('environment', '0004_search_text_statistics'),
         ('tenancy', '0002_tenant_provider_name_index'),
     ]
 
