@@ -17,7 +17,8 @@ urlpatterns = [
     path("account/two-factor/", include("allauth.mfa.urls")),
     path("account/sessions/", views.signed_in_sessions, name="usersessions_list"),
     path("account/sessions/members/<int:membership_id>/end/", views.member_sessions_end, name="member_sessions_end"),
-    path("account/two-factor/organization/", views.mfa_policy, name="mfa_policy"),
+    # Outside the enrolment pages: an admin who must enrol can't switch the rule off instead.
+    path("account/organization/multi-factor/", views.mfa_policy, name="mfa_policy"),
     path("account/switch-organization/", views.switch_tenant, name="switch_tenant"),
     path("account/confirm-password/", views.confirm_password, name="confirm_password"),
 ]

@@ -87,6 +87,14 @@ def test_the_tenant_setting_can_make_it_optional_for_admins_and_is_audited(login
     assert other.get(HOME).status_code == 200
 
 
+def test_an_admin_who_must_enrol_cannot_switch_the_rule_off_instead(client, contoso):
+    admin = factories.member(contoso, TenantRole.GLOBAL_ADMINISTRATOR, "dodger@contoso.example", mfa=False)
+    client.force_login(admin)
+    assert client.post(reverse("mfa_policy"), {})["Location"] == MFA
+    contoso.refresh_from_db()
+    assert contoso.require_mfa_for_admins is True
+
+
 def test_only_admins_change_the_tenant_setting(login, reader, contoso):
     assert login(reader).post(reverse("mfa_policy"), {}).status_code == 403
     contoso.refresh_from_db()
