@@ -110,14 +110,14 @@ def browser_type_launch_args(browser_type_launch_args: dict[str, Any]) -> dict[s
 def browser_login(live_server: Any, context: Any) -> Callable[[User], None]:
     """Sign a Playwright browser context in as ``user`` through the real form."""
 
-    def _login(user: User, password: str = factories.PASSWORD) -> None:
+    def _login(user: User, password: str = factories.PASSWORD, secret: str = factories.TOTP_SECRET) -> None:
         page = context.new_page()
         page.goto(f"{live_server.url}/sign-in/")
         page.get_by_label("Email").fill(user.email)
         page.get_by_label("Password").fill(password)
         page.get_by_role("button", name="Sign in").click()
         page.wait_for_load_state()
-        complete_mfa(page, user)
+        complete_mfa(page, user, secret)
         page.close()
 
     return _login

@@ -100,7 +100,11 @@ def test_seeded_demo_environment_reads_well(live_server, page, browser_login, ax
     from tenancy.models import User
 
     seed_demo(seed=42, devices=1500, reset=False)
-    browser_login(User.objects.get(email="admin@contoso.example"), password=settings.DEMO_PASSWORD)
+    browser_login(
+        User.objects.get(email="admin@contoso.example"),
+        password=settings.DEMO_PASSWORD,
+        secret=settings.DEMO_TOTP_SECRET,
+    )
     page.goto(f"{live_server.url}/environment/")
     expect(page.get_by_test_id("metric-devices")).to_contain_text("of 1,500 devices")
     axe_check(page)

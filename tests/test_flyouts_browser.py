@@ -10,8 +10,9 @@ from playwright.sync_api import expect
 
 from demo.environments import seed_environment
 from readiness.services import readiness_state_for, readiness_sweep
-from tenancy.models import ServicePhase, Tenant
+from tenancy.models import ServicePhase, Tenant, User
 from tests import factories
+from tests.conftest import complete_mfa
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -31,6 +32,8 @@ def _sign_in(page: Any, base: str) -> None:
     page.get_by_label("Password").fill(factories.PASSWORD)
     page.get_by_role("button", name="Sign in").click()
     page.wait_for_load_state()
+    # Provider staff always sign in with a second factor.
+    complete_mfa(page, User.objects.get(email="sdm@experts.example"))
 
 
 def test_starting_monitoring_opens_a_drawer_then_completes(
