@@ -67,7 +67,8 @@ def test_the_server_starts_answers_with_the_search_extensions_and_stops(tmp_path
             available = {r[0] for r in conn.execute("SELECT name FROM pg_available_extensions")}
             assert {"unaccent", "pg_trgm"} <= available
             pid = conn.execute("SELECT pg_backend_pid()").fetchone()[0]
-        owner = Path(f"/proc/{pid}").stat().st_uid
+            # Read while connected: the backend process exits with its connection.
+            owner = Path(f"/proc/{pid}").stat().st_uid
         if os.geteuid() == 0:
             # PostgreSQL refuses root: the server runs as the unprivileged system user, who owns the data.
             assert owner == pwd.getpwnam(embedded_db.SYSTEM_USER).pw_uid != 0

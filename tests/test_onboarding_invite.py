@@ -273,6 +273,7 @@ def test_django_admin_lists_invitations_without_their_secret(client, sdm, contos
 
     invitation = invitation_send(tenant=contoso, acting_user=sdm)
     superuser = User.objects.create_superuser(email="root@experts.example", password="x" * 16, display_name="Root")
+    factories.enrol_totp(superuser)  # operators need a second factor too
     client.force_login(superuser)
     listing = client.get("/django-admin/onboarding/invitation/")
     assert listing.status_code == 200
