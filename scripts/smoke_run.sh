@@ -29,10 +29,20 @@ curl -fsS -c "$jar" -b "$jar" -o /dev/null "$base/sign-in/" || { echo "sign-in p
 token=$(awk '$6 == "csrftoken" {print $7}' "$jar")
 landing=$(curl -fsS -c "$jar" -b "$jar" -L -e "$base/sign-in/" \
   --data-urlencode "csrfmiddlewaretoken=$token" \
-  --data-urlencode "username=admin@contoso.example" \
+  --data-urlencode "login=admin@contoso.example" \
   --data-urlencode "password=${DEMO_PASSWORD:-Defender-Demo-2026!}" \
   -w '\n%{url_effective}' "$base/sign-in/")
 final_url=$(printf '%s' "$landing" | tail -n1)
+# Admins sign in with a second factor: the demo users' authenticator code, as `manage.py demo_code` prints it.
+case "$final_url" in
+  */account/two-factor/authenticate/*)
+    code=$(env -u DATABASE_URL PORTAL_VAR_DIR="$var_dir" .venv/bin/python manage.py demo_code | awk '{print $1}')
+    token=$(awk '$6 == "csrftoken" {print $7}' "$jar")
+    landing=$(curl -fsS -c "$jar" -b "$jar" -L -e "$final_url" \
+      --data-urlencode "csrfmiddlewaretoken=$token" --data-urlencode "code=$code" \
+      -w '\n%{url_effective}' "$final_url")
+    final_url=$(printf '%s' "$landing" | tail -n1) ;;
+esac
 case "$final_url" in
   */settings/defender-experts/) ;;
   *) echo "sign-in did not land on Settings > Defender Experts (ended at $final_url)"; cat "$log"; exit 1 ;;
@@ -41,4 +51,4 @@ printf '%s' "$landing" | grep -q "Contoso" || { echo "landing page does not show
 grep -q "Sign in at" "$log" || { echo "make run did not print where to sign in"; cat "$log"; exit 1; }
 grep -q "celery@\|worker@" "$log" || { echo "the Celery worker did not start"; cat "$log"; exit 1; }
 grep -qi "beat: Starting" "$log" || { echo "Celery beat did not start"; cat "$log"; exit 1; }
-echo "make run: served $base, signed in as admin@contoso.example and saw Contoso's Settings > Defender Experts"
+echo "make run: served $base, signed in as admin@contoso.example (password and authenticator code) and saw Contoso's Settings > Defender Experts"
