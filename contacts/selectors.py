@@ -12,7 +12,14 @@ from django.db.models.functions import Coalesce, RowNumber
 
 from audit.models import AuditEvent
 from audit.selectors import recent_events
-from contacts.models import DirectoryState, EntryKind, NotificationContact, NotificationType, directory_entry_state
+from contacts.models import (
+    NOTIFICATION_TYPE_HELP,
+    DirectoryState,
+    EntryKind,
+    NotificationContact,
+    NotificationType,
+    directory_entry_state,
+)
 from environment.models import DirectoryGroup, DirectoryUser, GroupMembership
 from tenancy.models import Tenant
 
@@ -326,3 +333,8 @@ CONTACT_AUDIT_PREFIX = "contacts."
 def contact_history(*, tenant: Tenant, limit: int = 10) -> list[AuditEvent]:
     """The most recent contact changes from the audit trail (one query)."""
     return recent_events(tenant=tenant, action_prefix=CONTACT_AUDIT_PREFIX, limit=limit)
+
+
+def notification_type_text(notification_type: str) -> tuple[str, str]:
+    """A notification type's label and what it is for, in the seed's words (for pages of other apps)."""
+    return NotificationType(notification_type).label, NOTIFICATION_TYPE_HELP[notification_type]

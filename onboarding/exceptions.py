@@ -1,4 +1,5 @@
-"""Errors the onboarding services raise; each carries a user-facing message."""
+"""Errors the onboarding services raise: the web core's kinds (``core.errors``), each
+with a user-facing message; ``core.middleware`` maps them to responses."""
 
 from __future__ import annotations
 
@@ -11,15 +12,11 @@ if TYPE_CHECKING:
     from onboarding.models import GuideProgress
 
 
-class OnboardingError(Invalid):
-    message = "That didn't work. Try again."
-
-
-class InvitationError(OnboardingError):
+class InvitationError(Invalid):
     """The welcome email can't be sent (wrong phase, nobody to send it to)."""
 
 
-class LinkError(OnboardingError):
+class LinkError(Invalid):
     """A welcome link that can't be used; ``reason`` picks the explanation page."""
 
     reason = "invalid"
@@ -40,7 +37,7 @@ class LinkReplaced(LinkError):
     message = "This link has been replaced by a newer welcome email."
 
 
-class GuideNotAvailable(OnboardingError):
+class GuideNotAvailable(Invalid):
     message = (
         # The seed's words; then what the reader can do meanwhile.
         "Once the Defender Experts for XDR team is ready to onboard your organization, you'll receive a welcome "
@@ -48,7 +45,7 @@ class GuideNotAvailable(OnboardingError):
     )
 
 
-class GuideConflict(Conflict, OnboardingError):
+class GuideConflict(Conflict):
     """Someone else changed the guide since this page was loaded."""
 
     def __init__(self, progress: GuideProgress, message: str | None = None) -> None:
@@ -61,19 +58,10 @@ class GuideConflict(Conflict, OnboardingError):
         )
 
 
-class StepAlreadySaved(GuideConflict):
-    """The same admin already saved this step since the page was loaded: a
-    double-click, a resubmitted form, a second tab. Nothing to save again;
-    the guide simply moves on."""
-
-    def __init__(self, progress: GuideProgress) -> None:
-        super().__init__(progress, "You already saved this step.")
-
-
-class StepIncomplete(OnboardingError):
+class StepIncomplete(Invalid):
     """The step can't be completed yet (e.g. no contact added)."""
 
 
-class SkipNeedsConfirmation(NeedsConfirmation, OnboardingError):
+class SkipNeedsConfirmation(NeedsConfirmation):
     # The seed's IMPORTANT text, from the one place the Permissions page uses too.
     message = SKIP_PERMISSIONS_WARNING

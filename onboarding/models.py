@@ -23,6 +23,16 @@ class GuideStep(models.TextChoices):
 
 GUIDE_STEPS: tuple[GuideStep, ...] = tuple(GuideStep)
 
+# The contacts steps and the notification type (contacts app) each one adds.
+CONTACT_STEPS: dict[GuideStep, str] = {
+    GuideStep.INCIDENT_CONTACT: "incident",
+    GuideStep.SERVICE_REVIEW_CONTACT: "service_review",
+}
+
+
+def step_index(step: GuideStep | str) -> int:
+    return GUIDE_STEPS.index(GuideStep(step))
+
 
 class InvitationQuerySet(models.QuerySet["Invitation"]):
     def active(self) -> InvitationQuerySet:
@@ -109,6 +119,10 @@ class GuideProgress(models.Model):
     @property
     def is_finished(self) -> bool:
         return self.finished_at is not None
+
+    def reaches(self, step: GuideStep | str) -> bool:
+        """Steps up to the tenant's current one can be opened; all of them once finished."""
+        return self.is_finished or step_index(step) <= step_index(self.current_step)
 
     @property
     def completed_count(self) -> int:

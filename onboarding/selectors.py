@@ -1,14 +1,28 @@
-"""Reads for the Get started guide and the provider's onboarding console."""
+"""Reads for the Get started guide and the provider's onboarding console, and
+each page's state (the views only add what comes from the request)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
 
+from django.core import signing
+from django.core.paginator import Paginator
 from django.db.models import JSONField, OuterRef, Q, QuerySet, Subquery
+from django.utils import timezone
 
-from onboarding.models import GUIDE_STEPS, GuideProgress, GuideStep, Invitation
+from contacts.selectors import contacts_by_type, contacts_for_tenant, directory_search, notification_type_text
+from onboarding.exceptions import LinkExpired, LinkInvalid
+from onboarding.links import link_lifetime_text, nonce_from_token
+from onboarding.models import CONTACT_STEPS, GUIDE_STEPS, GuideProgress, GuideStep, Invitation, step_index
+from permissions.selectors import access_health, access_levels_state, access_snapshot
+from readiness.selectors import ReadinessSummary, readiness_summaries
 from tenancy.models import ProviderOrganization, ServicePhase, Tenant
+from tenancy.selectors import tenant_admin_emails
+
+# Phases in which the welcome email can be sent again: the guide isn't done yet.
+RESENDABLE_PHASES = frozenset({ServicePhase.INVITED, ServicePhase.SETTING_UP})
+CONSOLE_PAGE_SIZE = 50
 
 
 def guide_progress(*, tenant: Tenant) -> GuideProgress:
@@ -48,8 +62,6 @@ def guide_step_states(*, progress: GuideProgress, viewing: GuideStep, browse_all
 
     ``browse_all``: members who can only view the guide may look at every step;
     admins move through it in order."""
-    from onboarding.services import step_reachable
-
     done = set(progress.completed_steps)
     states = []
     for number, step in enumerate(GUIDE_STEPS, start=1):
@@ -59,23 +71,17 @@ def guide_step_states(*, progress: GuideProgress, viewing: GuideStep, browse_all
             state = "done"
         else:
             state = "not_started"
-        states.append(
-            StepState(step=step, number=number, state=state, reachable=browse_all or step_reachable(progress, step))
-        )
+        states.append(StepState(step=step, number=number, state=state, reachable=browse_all or progress.reaches(step)))
     return states
 
 
 def guide_contacts(*, tenant: Tenant, notification_type: str) -> list[Any]:
     """The contacts already added for one notification type (the contacts app's selector)."""
-    from contacts.selectors import contacts_for_tenant
-
     return list(contacts_for_tenant(tenant=tenant).filter(notification_type=notification_type))
 
 
 def guide_has_contact(*, tenant: Tenant, notification_type: str) -> bool:
     """Whether at least one contact of the type exists (one EXISTS query)."""
-    from contacts.selectors import contacts_for_tenant
-
     return contacts_for_tenant(tenant=tenant).filter(notification_type=notification_type).exists()
 
 
@@ -112,10 +118,8 @@ def console_tenants(*, organization: ProviderOrganization, phase: str | None = N
     return qs
 
 
-def readiness_for(*, tenant_ids: list[int]) -> dict[int, Any]:
+def readiness_for(*, tenant_ids: list[int]) -> dict[int, ReadinessSummary]:
     """The readiness summaries (readiness app), a fixed number of queries."""
-    from readiness.selectors import readiness_summaries
-
     return readiness_summaries(tenant_ids=tenant_ids)
 
 
@@ -128,11 +132,6 @@ def invitation_for_token(*, token: str) -> Invitation:
     after the user proved membership of the tenant, so the page never tells a
     stranger anything about someone else's invitation.
     """
-    from django.core import signing
-
-    from onboarding.exceptions import LinkExpired, LinkInvalid
-    from onboarding.links import nonce_from_token
-
     try:
         nonce = nonce_from_token(token)
     except signing.SignatureExpired:
@@ -143,3 +142,157 @@ def invitation_for_token(*, token: str) -> Invitation:
     if invitation is None:
         raise LinkInvalid()
     return invitation
+
+
+# --- Page state ----------------------------------------------------------------------
+
+
+def phase_states(current: str) -> list[dict[str, str]]:
+    """Invited -> ... -> Active, each "done", "current" or "upcoming" (choices are in order)."""
+    values = [v for v in ServicePhase.values if v != ServicePhase.NOT_INVITED]
+    position = values.index(current) if current in values else -1
+    return [
+        {
+            "value": v,
+            "label": ServicePhase(v).label,
+            "state": "done" if i < position else "current" if i == position else "upcoming",
+        }
+        for i, v in enumerate(values)
+    ]
+
+
+def settings_page(*, tenant: Tenant) -> dict[str, Any]:
+    """Settings > Defender Experts: the guide's progress, the experts' access health and the service phases."""
+    progress = guide_progress(tenant=tenant)
+    return {
+        "progress": progress,
+        # Removed, expired or expiring access is the first thing an admin must see here.
+        "access_health": access_health(tenant=tenant),
+        "current_step_label": GuideStep(progress.current_step).label,
+        "step_number": step_index(progress.current_step) + 1,
+        "step_total": len(GUIDE_STEPS),
+        "available": tenant.service_phase != ServicePhase.NOT_INVITED,
+        "phases": phase_states(tenant.service_phase),
+    }
+
+
+def guide_access(*, tenant: Tenant) -> dict[str, Any]:
+    """The experts' access as the Permissions page sees it: levels and health
+    from one snapshot (the permissions app's two queries)."""
+    snapshot = access_snapshot(tenant=tenant)
+    return {
+        "access": access_levels_state(tenant=tenant, snapshot=snapshot),
+        "access_health": access_health(tenant=tenant, snapshot=snapshot),
+    }
+
+
+def guide_step_page(
+    *,
+    tenant: Tenant,
+    step: GuideStep,
+    progress: GuideProgress,
+    can_manage: bool,
+    choice: dict[str, bool] | None = None,
+    query: str = "",
+) -> dict[str, Any]:
+    """The state of one step of the guide: the stepper, and what the step shows.
+
+    ``choice``: the access levels to show ticked on Permissions (the admin's own, after an error or the password
+    prompt); by default what is granted. ``query``: the directory search on a contacts step.
+    """
+    steps = guide_step_states(progress=progress, viewing=step, browse_all=not can_manage)
+    idx = step_index(step)
+    page: dict[str, Any] = {
+        "step": step,
+        "steps": steps,
+        "step_number": idx + 1,
+        "step_total": len(GUIDE_STEPS),
+        "progress": progress,
+        "previous_step": GUIDE_STEPS[idx - 1] if idx > 0 else None,
+        "following_step": GUIDE_STEPS[idx + 1] if idx + 1 < len(GUIDE_STEPS) else None,
+        "following_reachable": idx + 1 < len(GUIDE_STEPS) and steps[idx + 1].reachable,
+        "read_only": not can_manage,
+    }
+    if step == GuideStep.PERMISSIONS:
+        page.update(guide_access(tenant=tenant))
+        state = page["access"]
+        if choice is None:
+            if not can_manage or state.removed:
+                # Read-only viewers, and anyone looking at removed access, see what
+                # is actually granted: a pre-ticked default would look like access
+                # the experts don't have.
+                choice = {"investigate": state.investigate, "respond": state.respond}
+            else:
+                # Nothing granted yet: Investigate is the default level.
+                choice = {"investigate": state.investigate or not state.respond, "respond": state.respond}
+        page["choice"] = choice
+    elif step in CONTACT_STEPS:
+        notification_type = CONTACT_STEPS[step]
+        label, help_text = notification_type_text(notification_type)
+        page.update(
+            {
+                "notification_type": notification_type,
+                "notification_type_label": label,
+                "notification_type_help": help_text,
+                "contacts": guide_contacts(tenant=tenant, notification_type=notification_type),
+                "q": query,
+                "results": directory_search(tenant=tenant, query=query) if query else [],
+            }
+        )
+    elif step == GuideStep.CLOSE:
+        grouped = contacts_by_type(tenant=tenant)
+        page.update(guide_access(tenant=tenant))
+        page["incident_contacts"] = grouped[CONTACT_STEPS[GuideStep.INCIDENT_CONTACT]]
+        page["service_review_contacts"] = grouped[CONTACT_STEPS[GuideStep.SERVICE_REVIEW_CONTACT]]
+    return page
+
+
+def console_page(*, organization: ProviderOrganization, phase: str, q: str, page_number: str | None) -> dict[str, Any]:
+    """The provider's onboarding console: every tenant with its phase, invitation, guide progress and readiness.
+
+    Queries: the page's tenants with their progress and latest invitation (1),
+    the paginator's count (1) and the readiness summaries (fixed, readiness
+    app), whatever the number of tenants.
+    """
+    page = Paginator(console_tenants(organization=organization, phase=phase, q=q), CONSOLE_PAGE_SIZE).get_page(
+        page_number
+    )
+    tenants = list(page.object_list)
+    readiness = readiness_for(tenant_ids=[t.pk for t in tenants]) if tenants else {}
+    rows = []
+    for t in tenants:
+        progress: GuideProgress | None = getattr(t, "guide_progress", None)
+        rows.append(
+            {
+                "tenant": t,
+                "progress": progress,
+                "progress_step_label": GuideStep(progress.current_step).label if progress else "",
+                "progress_step_number": step_index(progress.current_step) + 1 if progress else 0,
+                "readiness": readiness.get(t.pk),
+                "can_invite": t.service_phase == ServicePhase.NOT_INVITED,
+                "can_resend": t.service_phase in RESENDABLE_PHASES,
+            }
+        )
+    return {
+        "page": page,
+        "rows": rows,
+        "phases": ServicePhase.choices,
+        "now": timezone.now(),
+        "step_total": len(GUIDE_STEPS),
+    }
+
+
+def provider_tenant_page(*, tenant: Tenant) -> dict[str, Any]:
+    """One tenant's onboarding for the provider: who gets the welcome email, every link sent, and the guide."""
+    progress = guide_progress(tenant=tenant)
+    viewing = GuideStep.CLOSE if progress.is_finished else GuideStep(progress.current_step)
+    return {
+        "tenant": tenant,
+        "recipients": tenant_admin_emails(tenant),
+        "invitations": list(invitations_for_tenant(tenant=tenant)),
+        "progress": progress,
+        "steps": guide_step_states(progress=progress, viewing=viewing),
+        "can_invite": tenant.service_phase == ServicePhase.NOT_INVITED,
+        "can_resend": tenant.service_phase in RESENDABLE_PHASES,
+        "link_lifetime": link_lifetime_text(),
+    }

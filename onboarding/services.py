@@ -17,20 +17,21 @@ from onboarding.exceptions import (
     GuideNotAvailable,
     InvitationError,
     SkipNeedsConfirmation,
-    StepAlreadySaved,
     StepIncomplete,
 )
 from onboarding.links import link_max_age, link_url, new_nonce
-from onboarding.models import GUIDE_STEPS, GuideProgress, GuideStep, Invitation
+from onboarding.models import CONTACT_STEPS, GUIDE_STEPS, GuideProgress, GuideStep, Invitation, step_index
+from onboarding.selectors import RESENDABLE_PHASES, guide_has_contact
 from outbox.services import outbox_enqueue
+from permissions.exceptions import StaleEdit
+from permissions.selectors import access_levels_state
+from permissions.services import access_levels_set, provider_access_restore
 from tenancy.models import ServicePhase, Tenant, User
 from tenancy.selectors import tenant_admin_emails
 from tenancy.services import tenant_change_phase
 
 WELCOME_KIND = "onboarding.welcome"
 WELCOME_SUBJECT = "Get started with Microsoft Defender Experts for XDR"
-# Phases in which the welcome email can be sent again: the guide isn't done yet.
-RESENDABLE_PHASES = frozenset({ServicePhase.INVITED, ServicePhase.SETTING_UP})
 
 
 # --- Invitation ---------------------------------------------------------------------
@@ -128,7 +129,7 @@ def invitation_send(
 @transaction.atomic
 def invitation_open(*, invitation: Invitation, acting_user: User, can_manage: bool) -> None:
     """A member of the tenant followed the link: note the first opening, and
-    start the guide if they're an admin."""
+    start the guide if they're an admin (and the guide is open to the tenant)."""
     opened = Invitation.objects.filter(pk=invitation.pk, first_opened_at__isnull=True).update(
         first_opened_at=timezone.now(), first_opened_by=acting_user
     )
@@ -140,7 +141,7 @@ def invitation_open(*, invitation: Invitation, acting_user: User, can_manage: bo
             summary=f"{acting_user.email} opened the welcome email's link",
             target=invitation,
         )
-    if can_manage:
+    if can_manage and invitation.tenant.service_phase != ServicePhase.NOT_INVITED:
         guide_start(tenant=invitation.tenant, acting_user=acting_user)
 
 
@@ -187,23 +188,20 @@ def guide_start(*, tenant: Tenant, acting_user: User) -> GuideProgress:
     return progress
 
 
-def step_index(step: GuideStep | str) -> int:
-    return GUIDE_STEPS.index(GuideStep(step))
+def _already_saved(progress: GuideProgress, *, step: GuideStep, expected_version: int, acting_user: User) -> bool:
+    """Whether this submit was already saved (``True``: nothing to do again), else checks it may be saved.
 
-
-def step_reachable(progress: GuideProgress, step: GuideStep | str) -> bool:
-    """Steps up to the tenant's current one can be opened; all of them once finished."""
-    return progress.is_finished or step_index(step) <= step_index(progress.current_step)
-
-
-def _check(progress: GuideProgress, *, step: GuideStep, expected_version: int, acting_user: User) -> None:
+    The same admin's earlier submit of this very step since the page was loaded (a double-click, a resubmitted
+    form, a second tab) is not a conflict: the step is saved, and the guide simply moves on. Anyone else's
+    change since then is a ``GuideConflict``.
+    """
     if progress.version != expected_version:
         if progress.updated_by_id == acting_user.pk and step.value in progress.completed_steps:
-            # Their own earlier submit of this very step (double-click, resubmitted form).
-            raise StepAlreadySaved(progress)
+            return True
         raise GuideConflict(progress)
-    if not step_reachable(progress, step):
+    if not progress.reaches(step):
         raise StepIncomplete(f"Complete {GuideStep(progress.current_step).label} first.")
+    return False
 
 
 def _advance(progress: GuideProgress, *, tenant: Tenant, step: GuideStep, acting_user: User) -> GuideProgress:
@@ -260,20 +258,16 @@ def guide_permissions_submit(
     through the Permissions service's ``provider_access_restore``. A form
     rendered before someone else removed or restored access is a stale edit:
     a removal is never undone by a plain Next.
-    """
-    from permissions.exceptions import StaleEdit
-    from permissions.selectors import access_levels_state
-    from permissions.services import access_levels_set, provider_access_restore
 
+    A double submit (see ``_already_saved``) returns the progress unchanged.
+    """
     progress = _locked_progress(tenant)
-    try:
-        _check(progress, step=GuideStep.PERMISSIONS, expected_version=expected_version, acting_user=acting_user)
-    except StepAlreadySaved:
+    if _already_saved(progress, step=GuideStep.PERMISSIONS, expected_version=expected_version, acting_user=acting_user):
         # Saved already, but only "the same" if what is granted now is what this form asks for.
         current = access_levels_state(tenant=tenant)
         if (current.investigate, current.respond) != (investigate, respond):
-            raise GuideConflict(progress) from None
-        raise
+            raise GuideConflict(progress)
+        return progress
     if not investigate and not respond:
         raise StepIncomplete(
             "Choose at least one access level. Our experts need Investigate incidents and guide my responses "
@@ -306,22 +300,17 @@ def guide_permissions_submit(
     return _advance(progress, tenant=tenant, step=GuideStep.PERMISSIONS, acting_user=acting_user)
 
 
-CONTACT_STEPS = {
-    GuideStep.INCIDENT_CONTACT: "incident",
-    GuideStep.SERVICE_REVIEW_CONTACT: "service_review",
-}
-
-
 @transaction.atomic
 def guide_step_complete(*, tenant: Tenant, acting_user: User, step: GuideStep, expected_version: int) -> GuideProgress:
-    """Steps 2-4: contacts steps need at least one contact of their type."""
+    """Steps 2-4: contacts steps need at least one contact of their type.
+
+    A double submit (see ``_already_saved``) returns the progress unchanged."""
     if step in (GuideStep.PERMISSIONS, GuideStep.CLOSE):
         raise ValueError(f"{step} has its own service")
     progress = _locked_progress(tenant)
-    _check(progress, step=step, expected_version=expected_version, acting_user=acting_user)
+    if _already_saved(progress, step=step, expected_version=expected_version, acting_user=acting_user):
+        return progress
     if step in CONTACT_STEPS:
-        from onboarding.selectors import guide_has_contact
-
         if not guide_has_contact(tenant=tenant, notification_type=CONTACT_STEPS[step]):
             noun = "an incident contact" if step == GuideStep.INCIDENT_CONTACT else "a service review contact"
             raise StepIncomplete(f"Add {noun} before you continue, so our experts know who to reach.")
@@ -333,18 +322,18 @@ def guide_finish(*, tenant: Tenant, acting_user: User, expected_version: int) ->
     """Close: record who finished and when, and move the tenant to Preparing.
 
     Closing a guide that was finished before keeps the original record and
-    the current settings; nothing is reset.
+    the current settings; nothing is reset. A double submit (see ``_already_saved``)
+    returns the progress unchanged.
     """
     locked = Tenant.objects.select_for_update().get(pk=tenant.pk)
     progress = _locked_progress(locked)
-    _check(progress, step=GuideStep.CLOSE, expected_version=expected_version, acting_user=acting_user)
+    if _already_saved(progress, step=GuideStep.CLOSE, expected_version=expected_version, acting_user=acting_user):
+        return progress
     missing = [s.label for s in GUIDE_STEPS[:-1] if s.value not in progress.completed_steps]
     if missing:
         raise StepIncomplete(f"Complete {', '.join(missing)} first.")
     first_finish = not progress.is_finished
     if first_finish:
-        from permissions.selectors import access_levels_state
-
         # Permissions was done, but access may have been removed (or run out) since:
         # the service can't start without it, so the first Close waits for it.
         access = access_levels_state(tenant=locked)

@@ -1,6 +1,7 @@
 """Settings > Defender Experts, the Get started guide, the welcome link and
 the provider's onboarding console. Views only translate HTTP: the rules live
-in ``onboarding.services``."""
+in ``onboarding.services``, each page's state in ``onboarding.selectors``,
+and whatever a service refuses with becomes its response in ``core``."""
 
 from __future__ import annotations
 
@@ -9,66 +10,59 @@ from urllib.parse import urlencode
 
 from django.contrib import messages
 from django.contrib.auth.views import redirect_to_login
-from django.core.exceptions import PermissionDenied
-from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse
-from django.shortcuts import redirect, render
+from django.shortcuts import redirect
 from django.urls import reverse
 from django.utils import timezone
-from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_http_methods, require_POST
-from django_htmx.http import HttpResponseClientRedirect, push_url
+from django_htmx.http import push_url
 
+from core.errors import ApplicationError, Conflict, NeedsConfirmation
+from core.pages import is_htmx, on_error, redirect_page, render_page
 from onboarding.exceptions import (
-    GuideConflict,
     GuideNotAvailable,
-    InvitationError,
     LinkError,
     LinkExpired,
     LinkReplaced,
-    OnboardingError,
     SkipNeedsConfirmation,
-    StepAlreadySaved,
 )
 from onboarding.links import link_lifetime_text
-from onboarding.models import GUIDE_STEPS, GuideProgress, GuideStep, Invitation
+from onboarding.models import GUIDE_STEPS, GuideProgress, GuideStep, step_index
 from onboarding.selectors import (
-    console_tenants,
-    guide_contacts,
+    console_page,
     guide_progress,
-    guide_step_states,
+    guide_step_page,
     invitation_for_token,
-    invitations_for_tenant,
-    readiness_for,
+    provider_tenant_page,
+    settings_page,
 )
 from onboarding.services import (
-    CONTACT_STEPS,
-    RESENDABLE_PHASES,
     guide_finish,
     guide_permissions_submit,
     guide_start,
     guide_step_complete,
     invitation_open,
     invitation_send,
-    step_index,
-    step_reachable,
 )
-from tenancy.access import provider_tenant_or_404, provider_view, require_manage, tenant_view
+from tenancy.access import ProviderRequest, TenantRequest, provider_page, provider_tenant_or_404, tenant_page
 from tenancy.bounds import parse_int
 from tenancy.middleware import SESSION_TENANT_KEY
-from tenancy.models import Membership, ServicePhase
+from tenancy.models import ServicePhase, Tenant, User
 from tenancy.reauth import recently_authenticated
-from tenancy.selectors import tenant_admin_emails
+from tenancy.selectors import membership_in
 
 READ_ONLY_SENTENCE = (
     "Only a Global Administrator or a Security Administrator can complete this guide. "
     "You can view the steps and the current settings."
 )
-CONSOLE_PAGE_SIZE = 50
+SDM_SEND_MESSAGE = "Only a service delivery manager can send the welcome email."
 # The Permissions step's button while service provider access is removed: going
 # on restores it, so the button says so (a plain "Next" never undoes a removal).
 RESTORE_LABEL = "Restore access and continue"
 CONTACTS_ANCHOR = "added-heading"
+GUIDE_TEMPLATE = "onboarding/guide.html"
+# What htmx swaps in for a step: the page's title, then the guide.
+GUIDE_SWAP = "onboarding/_guide_swap.html"
 
 
 def step_url(step: GuideStep | str) -> str:
@@ -78,91 +72,59 @@ def step_url(step: GuideStep | str) -> str:
 # --- Settings > Defender Experts ----------------------------------------------------
 
 
-@tenant_view
-def index(request: HttpRequest) -> HttpResponse:
-    from permissions.selectors import access_health
+@tenant_page
+def index(request: TenantRequest) -> HttpResponse:
+    context = {"nav": "defender_experts", "can_manage": request.membership.can_manage}
+    return render_page(request, "onboarding/index.html", {**context, **settings_page(tenant=request.tenant)})
 
-    tenant = request.tenant  # type: ignore[attr-defined]
-    progress = guide_progress(tenant=tenant)
-    return render(
+
+def _unavailable(request: HttpRequest, status: int = 200) -> HttpResponse:
+    return render_page(
         request,
-        "onboarding/index.html",
-        {
-            "nav": "defender_experts",
-            "progress": progress,
-            "can_manage": request.membership.can_manage,  # type: ignore[attr-defined]
-            # Removed, expired or expiring access is the first thing an admin must see here.
-            "access_health": access_health(tenant=tenant),
-            "current_step_label": GuideStep(progress.current_step).label,
-            "step_number": step_index(progress.current_step) + 1,
-            "step_total": len(GUIDE_STEPS),
-            "available": tenant.service_phase != ServicePhase.NOT_INVITED,
-            "phases": _phase_states(tenant.service_phase),
-        },
+        "onboarding/unavailable.html",
+        {"nav": "get_started", "message": GuideNotAvailable.message},
+        status=status,
     )
 
 
-def _phase_states(current: str) -> list[dict[str, str]]:
-    """Invited -> ... -> Active, each "done", "current" or "upcoming" (choices are in order)."""
-    values = [v for v in ServicePhase.values if v != ServicePhase.NOT_INVITED]
-    position = values.index(current) if current in values else -1
-    return [
-        {
-            "value": v,
-            "label": ServicePhase(v).label,
-            "state": "done" if i < position else "current" if i == position else "upcoming",
-        }
-        for i, v in enumerate(values)
-    ]
-
-
-def _unavailable(request: HttpRequest) -> HttpResponse:
-    return render(request, "onboarding/unavailable.html", {"nav": "get_started", "message": GuideNotAvailable.message})
-
-
-def _start_if_admin(request: HttpRequest) -> None:
+def _start_if_admin(request: TenantRequest) -> None:
     """An admin opening the guide moves Invited -> Setting up (once); only then
     does this write, so later visits cost no extra queries."""
-    tenant = request.tenant  # type: ignore[attr-defined]
-    membership = request.membership  # type: ignore[attr-defined]
-    if membership.can_manage and tenant.service_phase == ServicePhase.INVITED:
-        guide_start(tenant=tenant, acting_user=request.user)  # type: ignore[arg-type]
+    if request.membership.can_manage and request.tenant.service_phase == ServicePhase.INVITED:
+        guide_start(tenant=request.tenant, acting_user=request.user)
 
 
-@tenant_view
-def get_started(request: HttpRequest) -> HttpResponse:
+@tenant_page
+def get_started(request: TenantRequest) -> HttpResponse:
     """The guide's entry (sidebar, landing page): resume at the tenant's current step."""
-    tenant = request.tenant  # type: ignore[attr-defined]
-    if tenant.service_phase == ServicePhase.NOT_INVITED:
+    if request.tenant.service_phase == ServicePhase.NOT_INVITED:
         return _unavailable(request)
     _start_if_admin(request)
-    progress = guide_progress(tenant=tenant)
+    progress = guide_progress(tenant=request.tenant)
     # A finished guide reopens at the beginning to review (never reset).
     target = GuideStep.PERMISSIONS if progress.is_finished else GuideStep(progress.current_step)
     return redirect(step_url(target))
 
 
-@tenant_view
+@tenant_page(manage="writes")
 @require_http_methods(["GET", "POST"])
-def guide_step(request: HttpRequest, step: str) -> HttpResponse:
+def guide_step(request: TenantRequest, step: str) -> HttpResponse:
     try:
         current = GuideStep(step)
     except ValueError:
         raise Http404 from None
-    tenant = request.tenant  # type: ignore[attr-defined]
-    if request.method == "POST":
-        require_manage(request)
-    if tenant.service_phase == ServicePhase.NOT_INVITED:
+    if request.tenant.service_phase == ServicePhase.NOT_INVITED:
         return _unavailable(request)
     if request.method == "POST":
         return _submit(request, current)
     _start_if_admin(request)
-    progress = guide_progress(tenant=tenant)
+    progress = guide_progress(tenant=request.tenant)
     # Viewers may look at any step; admins go through the guide in order.
-    if request.membership.can_manage and not step_reachable(progress, current):  # type: ignore[attr-defined]
+    if request.membership.can_manage and not progress.reaches(current):
         messages.info(request, f"Complete {GuideStep(progress.current_step).label} first.")
         return redirect(step_url(progress.current_step))
-    return _render_step(request, current, progress)
+    choice = _choice_after_reauth(request)
+    return _render_step(request, current, progress, choice=choice, reauthed=choice is not None)
 
 
 def _int(value: Any) -> int:
@@ -170,202 +132,121 @@ def _int(value: Any) -> int:
     return -1 if parsed is None else parsed
 
 
-def _submit(request: HttpRequest, step: GuideStep) -> HttpResponse:
-    try:
-        return _save_step(request, step, _int(request.POST.get("version")), {})
-    except StepAlreadySaved as exc:
-        # A double-click or a resubmitted form: already saved, so carry on as if
-        # this submit had saved it (no second audit row, no conflict message).
-        if step == GuideStep.CLOSE:
-            target = reverse("readiness:service_status")
-            return HttpResponseClientRedirect(target) if request.htmx else redirect(target)  # type: ignore[attr-defined]
-        return _moved_on(request, step, exc.progress)
+def _posted_choice(request: TenantRequest) -> dict[str, bool]:
+    return {"investigate": request.POST.get("investigate") == "on", "respond": request.POST.get("respond") == "on"}
 
 
-def _moved_on(request: HttpRequest, step: GuideStep, progress: GuideProgress) -> HttpResponse:
+def _choice_after_reauth(request: TenantRequest) -> dict[str, bool] | None:
+    """Back from "Confirm your password" (cancelled, or the prompt lapsed): keep what the admin had chosen."""
+    if not (request.membership.can_manage and "respond" in request.GET):
+        return None
+    return {"investigate": request.GET.get("investigate") == "1", "respond": request.GET.get("respond") == "1"}
+
+
+def _error_page(request: TenantRequest, step: GuideStep, error: ApplicationError) -> HttpResponse:
+    """The step again after a refusal: a conflict shows the current state, anything else the admin's own choice."""
+    if isinstance(error, GuideNotAvailable):
+        return _unavailable(request, error.status)
+    progress = guide_progress(tenant=request.tenant)
+    if isinstance(error, Conflict):
+        return _render_step(request, step, progress, conflict=error.message)
+    choice = _posted_choice(request) if step == GuideStep.PERMISSIONS else None
+    if isinstance(error, NeedsConfirmation):
+        return _render_step(request, step, progress, choice=choice, confirm_skip=error.message)
+    return _render_step(request, step, progress, choice=choice, error=error.message)
+
+
+def _submit(request: TenantRequest, step: GuideStep) -> HttpResponse:
+    expected = _int(request.POST.get("version"))
+    on_error(request, lambda error: _error_page(request, step, error), reauth_next=lambda: _reauth_back(request, step))
+    if step == GuideStep.CLOSE:
+        was_finished = guide_progress(tenant=request.tenant).is_finished
+        guide_finish(tenant=request.tenant, acting_user=request.user, expected_version=expected)
+        messages.success(
+            request,
+            "You've closed the Get started guide. Your settings are saved; your readiness assessment is below."
+            if was_finished
+            else "You've finished the Get started guide. Your readiness assessment is below; "
+            "it can take up to 24 hours to get the latest status of your security settings.",
+        )
+        return redirect_page(request, reverse("readiness:service_status"))
+    if step != GuideStep.PERMISSIONS:
+        progress = guide_step_complete(
+            tenant=request.tenant, acting_user=request.user, step=step, expected_version=expected
+        )
+        return _moved_on(request, step, progress)
+    choice = _posted_choice(request)
+    restoring = request.POST.get("restore") == "1"
+    progress = guide_permissions_submit(
+        tenant=request.tenant,
+        acting_user=request.user,
+        investigate=choice["investigate"],
+        respond=choice["respond"],
+        expected_version=expected,
+        permissions_version=_int(request.POST.get("permissions_version")),
+        confirm_skip=request.POST.get("confirm_skip") == "1",
+        recently_authenticated=recently_authenticated(request),
+        restore_access=restoring,
+    )
+    if restoring:
+        messages.success(request, "Service provider access restored. Our experts can sign in to your tenant again.")
+    return _moved_on(request, step, progress)
+
+
+def _reauth_back(request: TenantRequest, step: GuideStep) -> str:
+    """Where a cancelled password prompt returns to: the step, with the admin's choice kept (Respond asked for it)."""
+    return f"{step_url(step)}?{urlencode({'investigate': int(_posted_choice(request)['investigate']), 'respond': 1})}"
+
+
+def _moved_on(request: TenantRequest, step: GuideStep, progress: GuideProgress) -> HttpResponse:
     """Show the step after ``step``: PRG without JS; with htmx, swap it in and
     push its URL so Back/reload keep the admin where they are."""
     following = GUIDE_STEPS[min(step_index(step) + 1, len(GUIDE_STEPS) - 1)]
-    if not request.htmx:  # type: ignore[attr-defined]
+    if not is_htmx(request):
         return redirect(step_url(following))
     return push_url(_render_step(request, following, progress), step_url(following))
 
 
-def _save_step(request: HttpRequest, step: GuideStep, expected: int, extra: dict[str, Any]) -> HttpResponse:
-    from permissions.exceptions import (
-        PermissionsError,
-        ReauthenticationRequired,
-        ReducedAccessNeedsConfirmation,
-        StaleEdit,
+def _render_step(
+    request: TenantRequest,
+    step: GuideStep,
+    progress: GuideProgress,
+    *,
+    choice: dict[str, bool] | None = None,
+    reauthed: bool = False,
+    **notices: str,
+) -> HttpResponse:
+    """The step's page (for htmx, the guide alone); ``notices``: ``conflict``, ``error`` or ``confirm_skip``.
+
+    ``reauthed``: the admin is back from the password prompt with ``choice`` still to save."""
+    page = guide_step_page(
+        tenant=request.tenant,
+        step=step,
+        progress=progress,
+        can_manage=request.membership.can_manage,
+        choice=choice,
+        query=(request.GET.get("q") or "").strip()[:200],
     )
-
-    tenant = request.tenant  # type: ignore[attr-defined]
-    user = request.user
-    try:
-        if step == GuideStep.PERMISSIONS:
-            investigate = request.POST.get("investigate") == "on"
-            respond = request.POST.get("respond") == "on"
-            extra["choice"] = {"investigate": investigate, "respond": respond}
-            restoring = request.POST.get("restore") == "1"
-            progress = guide_permissions_submit(
-                tenant=tenant,
-                acting_user=user,  # type: ignore[arg-type]
-                investigate=investigate,
-                respond=respond,
-                expected_version=expected,
-                permissions_version=_int(request.POST.get("permissions_version")),
-                confirm_skip=request.POST.get("confirm_skip") == "1",
-                recently_authenticated=recently_authenticated(request),
-                restore_access=restoring,
-            )
-            extra["restoring"] = restoring
-        elif step == GuideStep.CLOSE:
-            was_finished = guide_progress(tenant=tenant).is_finished
-            guide_finish(tenant=tenant, acting_user=user, expected_version=expected)  # type: ignore[arg-type]
-            messages.success(
-                request,
-                "You've closed the Get started guide. Your settings are saved; your readiness assessment is below."
-                if was_finished
-                else "You've finished the Get started guide. Your readiness assessment is below; "
-                "it can take up to 24 hours to get the latest status of your security settings.",
-            )
-            target = reverse("readiness:service_status")
-            return HttpResponseClientRedirect(target) if request.htmx else redirect(target)  # type: ignore[attr-defined]
-        else:
-            progress = guide_step_complete(
-                tenant=tenant,
-                acting_user=user,  # type: ignore[arg-type]
-                step=step,
-                expected_version=expected,
-            )
-    except (SkipNeedsConfirmation, ReducedAccessNeedsConfirmation) as exc:
-        extra["confirm_skip"] = exc.message
-    except ReauthenticationRequired as exc:
-        messages.info(request, exc.message)
-        back = f"{step_url(step)}?{urlencode({'investigate': int(extra['choice']['investigate']), 'respond': 1})}"
-        target = f"{reverse('confirm_password')}?{urlencode({'next': back})}"
-        return HttpResponseClientRedirect(target) if request.htmx else redirect(target)  # type: ignore[attr-defined]
-    except StaleEdit as exc:
-        extra["conflict"] = exc.message
-        extra.pop("choice", None)  # show the current settings, not the stale form
-    except StepAlreadySaved:
-        raise
-    except GuideConflict as exc:
-        extra["conflict"] = exc.message
-        extra.pop("choice", None)
-    except GuideNotAvailable:
-        return _unavailable(request)
-    except (PermissionsError, OnboardingError) as exc:
-        extra["error"] = exc.message
-    else:
-        if extra.get("restoring"):
-            messages.success(request, "Service provider access restored. Our experts can sign in to your tenant again.")
-        return _moved_on(request, step, progress)
-    return _render_step(request, step, guide_progress(tenant=tenant), **extra)
-
-
-def _access_context(request: HttpRequest) -> dict[str, Any]:
-    """The experts' access as the Permissions page sees it: levels and health
-    from one snapshot (the permissions app's two queries)."""
-    from permissions.selectors import access_health, access_levels_state, access_snapshot
-
-    tenant = request.tenant  # type: ignore[attr-defined]
-    snapshot = access_snapshot(tenant=tenant)
-    return {
-        "access": access_levels_state(tenant=tenant, snapshot=snapshot),
-        "access_health": access_health(tenant=tenant, snapshot=snapshot),
-    }
-
-
-def _permissions_context(request: HttpRequest, choice: dict[str, bool] | None) -> dict[str, Any]:
-    ctx = _access_context(request)
-    state = ctx["access"]
-    can_manage = request.membership.can_manage  # type: ignore[attr-defined]
-    if choice is None and can_manage and request.method == "GET" and "respond" in request.GET:
-        # Back from "Confirm your password": keep what the admin had chosen.
-        choice = {"investigate": request.GET.get("investigate") == "1", "respond": request.GET.get("respond") == "1"}
-        if recently_authenticated(request):
-            action = RESTORE_LABEL if state.removed else "Next"
-            messages.info(request, f"Password confirmed. Select {action} to save your choice.")
-    if choice is None:
-        if not can_manage or state.removed:
-            # Read-only viewers, and anyone looking at removed access, see what
-            # is actually granted: a pre-ticked default would look like access
-            # the experts don't have.
-            choice = {"investigate": state.investigate, "respond": state.respond}
-        else:
-            # Nothing granted yet: Investigate is the default level.
-            choice = {"investigate": state.investigate or not state.respond, "respond": state.respond}
-    ctx["choice"] = choice
-    return ctx
-
-
-def _contacts_context(request: HttpRequest, step: GuideStep) -> dict[str, Any]:
-    from contacts.models import NOTIFICATION_TYPE_HELP, NotificationType
-    from contacts.selectors import directory_search
-
-    notification_type = CONTACT_STEPS[step]
-    q = (request.GET.get("q") or "").strip()[:200]
-    results = directory_search(tenant=request.tenant, query=q) if q else []  # type: ignore[attr-defined]
-    return {
-        "notification_type": notification_type,
-        "notification_type_label": NotificationType(notification_type).label,
-        "notification_type_help": NOTIFICATION_TYPE_HELP[notification_type],
-        "contacts": guide_contacts(tenant=request.tenant, notification_type=notification_type),  # type: ignore[attr-defined]
-        "q": q,
-        "results": results,
-        # Back from contacts:add (a full-page POST) at the list that just grew:
-        # keyboard users go on from there (Tab reaches the search, then Next)
-        # instead of starting again at the top of the page.
-        "next": f"{step_url(step)}#{CONTACTS_ANCHOR}",
-    }
-
-
-def _render_step(request: HttpRequest, step: GuideStep, progress: GuideProgress, **extra: Any) -> HttpResponse:
-    membership: Membership = request.membership  # type: ignore[attr-defined]
-    steps = guide_step_states(progress=progress, viewing=step, browse_all=not membership.can_manage)
-    idx = step_index(step)
-    ctx: dict[str, Any] = {
+    if reauthed and step == GuideStep.PERMISSIONS and recently_authenticated(request):
+        action = RESTORE_LABEL if page["access"].removed else "Next"
+        messages.info(request, f"Password confirmed. Select {action} to save your choice.")
+    previous_step, following_step = page.pop("previous_step"), page.pop("following_step")
+    context: dict[str, Any] = {
         "nav": "get_started",
-        "step": step,
-        "steps": steps,
-        "step_number": idx + 1,
-        "step_total": len(GUIDE_STEPS),
-        "progress": progress,
-        "previous_url": step_url(GUIDE_STEPS[idx - 1]) if idx > 0 else None,
-        "following_url": step_url(GUIDE_STEPS[idx + 1]) if idx + 1 < len(GUIDE_STEPS) else None,
-        "following_reachable": idx + 1 < len(GUIDE_STEPS) and steps[idx + 1].reachable,
-        "read_only": not membership.can_manage,
+        **page,
+        "previous_url": step_url(previous_step) if previous_step else None,
+        "following_url": step_url(following_step) if following_step else None,
         "read_only_sentence": READ_ONLY_SENTENCE,
         "step_url": step_url(step),
         "seed_skip_warning": SkipNeedsConfirmation.message,
         "restore_label": RESTORE_LABEL,
+        # Back from contacts:add (a full-page POST) at the list that just grew:
+        # keyboard users go on from there (Tab reaches the search, then Next)
+        # instead of starting again at the top of the page.
+        "next": f"{step_url(step)}#{CONTACTS_ANCHOR}",
+        **notices,
     }
-    if step == GuideStep.PERMISSIONS:
-        ctx.update(_permissions_context(request, extra.pop("choice", None)))
-    elif step in CONTACT_STEPS:
-        ctx.update(_contacts_context(request, step))
-    elif step == GuideStep.CLOSE:
-        from contacts.models import NotificationType
-        from contacts.selectors import contacts_by_type
-
-        grouped = contacts_by_type(tenant=request.tenant)  # type: ignore[attr-defined]
-        ctx.update(_access_context(request))
-        ctx.update(
-            {
-                "incident_contacts": grouped[NotificationType.INCIDENT.value],
-                "service_review_contacts": grouped[NotificationType.SERVICE_REVIEW.value],
-            }
-        )
-    ctx.update(extra)
-    htmx = request.htmx  # type: ignore[attr-defined]
-    template = "onboarding/guide.html"
-    if htmx and not htmx.history_restore_request:
-        template = "onboarding/_guide_swap.html"
-    response = render(request, template, ctx)
-    # The same URL answers with a fragment or a full page; caches must tell them apart.
-    patch_vary_headers(response, ["HX-Request"])
-    return response
+    return render_page(request, GUIDE_TEMPLATE, context, partial=GUIDE_SWAP)
 
 
 # --- The welcome link ---------------------------------------------------------------
@@ -382,15 +263,14 @@ def invitation(request: HttpRequest, token: str) -> HttpResponse:
         found = invitation_for_token(token=token)
     except LinkError as exc:
         return _link_problem(request, exc)
-    if not request.user.is_authenticated:
+    user = request.user
+    if not isinstance(user, User):
         # Say why they're asked to sign in (naming no organization: the link may have been forwarded).
         messages.info(request, "Sign in to open the Defender Experts Get started guide from your welcome email.")
         return redirect_to_login(request.get_full_path())
-    membership = (
-        Membership.objects.select_related("tenant").filter(user_id=request.user.pk, tenant_id=found.tenant_id).first()
-    )
+    membership = membership_in(user=user, tenant_id=found.tenant_id)
     if membership is None:
-        return render(request, "onboarding/link_refused.html", status=404)
+        return render_page(request, "onboarding/link_refused.html", status=404)
     if found.revoked_at is not None:
         return _link_problem(request, LinkReplaced())
     if found.expires_at <= timezone.now():
@@ -398,16 +278,13 @@ def invitation(request: HttpRequest, token: str) -> HttpResponse:
     # Open the guide for the tenant the link is for, even if the user was
     # looking at another of their organizations.
     request.session[SESSION_TENANT_KEY] = found.tenant_id
-    try:
-        invitation_open(invitation=found, acting_user=request.user, can_manage=membership.can_manage)  # type: ignore[arg-type]
-    except GuideNotAvailable:
-        pass
+    invitation_open(invitation=found, acting_user=user, can_manage=membership.can_manage)
     return redirect("onboarding:get_started")
 
 
 def _link_problem(request: HttpRequest, exc: LinkError) -> HttpResponse:
     status = 410 if exc.reason in {"expired", "replaced"} else 404
-    return render(
+    return render_page(
         request,
         "onboarding/link_problem.html",
         {"reason": exc.reason, "message": exc.message, "link_lifetime": link_lifetime_text()},
@@ -418,100 +295,52 @@ def _link_problem(request: HttpRequest, exc: LinkError) -> HttpResponse:
 # --- Provider: onboarding console ---------------------------------------------------
 
 
-def _require_sdm(request: HttpRequest) -> None:
-    staff = request.provider_staff  # type: ignore[attr-defined]
-    if staff is None or not staff.is_service_delivery_manager:
-        raise PermissionDenied("Only a service delivery manager can send the welcome email.")
-
-
-@provider_view
-def console(request: HttpRequest) -> HttpResponse:
-    """Every tenant of the provider: phase, invitation, guide progress, readiness.
-
-    Queries: the page's tenants with their progress and latest invitation (1),
-    the paginator's count (1) and the readiness summaries (fixed, readiness
-    app), whatever the number of tenants.
-    """
-    organization = request.provider_staff.organization  # type: ignore[attr-defined]
+@provider_page
+def console(request: ProviderRequest) -> HttpResponse:
+    """Every tenant of the provider: phase, invitation, guide progress, readiness."""
+    staff = request.provider_staff
     phase = request.GET.get("phase") or ""
     q = (request.GET.get("q") or "").strip()[:100]
-    page = Paginator(console_tenants(organization=organization, phase=phase, q=q), CONSOLE_PAGE_SIZE).get_page(
-        request.GET.get("page")
-    )
-    tenants = list(page.object_list)
-    readiness = readiness_for(tenant_ids=[t.pk for t in tenants]) if tenants else {}
-    rows = []
-    for t in tenants:
-        progress = getattr(t, "guide_progress", None)
-        rows.append(
-            {
-                "tenant": t,
-                "progress": progress,
-                "progress_step_label": GuideStep(progress.current_step).label if progress else "",
-                "progress_step_number": step_index(progress.current_step) + 1 if progress else 0,
-                "readiness": readiness.get(t.pk),
-                "can_invite": t.service_phase == ServicePhase.NOT_INVITED,
-                "can_resend": t.service_phase in RESENDABLE_PHASES,
-            }
-        )
-    query = urlencode({k: v for k, v in {"phase": phase, "q": q}.items() if v})
-    return render(
-        request,
-        "onboarding/console.html",
-        {
-            "nav": "provider_console",
-            "page": page,
-            "rows": rows,
-            "phase": phase,
-            "q": q,
-            "phases": ServicePhase.choices,
-            "query": query,
-            "now": timezone.now(),
-            "step_total": len(GUIDE_STEPS),
-            "is_sdm": request.provider_staff.is_service_delivery_manager,  # type: ignore[attr-defined]
-        },
+    page = console_page(organization=staff.organization, phase=phase, q=q, page_number=request.GET.get("page"))
+    context = {
+        "nav": "provider_console",
+        "phase": phase,
+        "q": q,
+        "query": urlencode({k: v for k, v in {"phase": phase, "q": q}.items() if v}),
+        "is_sdm": staff.is_service_delivery_manager,
+    }
+    return render_page(request, "onboarding/console.html", {**context, **page})
+
+
+def _tenant_page(request: ProviderRequest, tenant: Tenant, status: int = 200) -> HttpResponse:
+    context = {"nav": "provider_console", "is_sdm": request.provider_staff.is_service_delivery_manager}
+    return render_page(
+        request, "onboarding/provider_tenant.html", {**context, **provider_tenant_page(tenant=tenant)}, status=status
     )
 
 
-@provider_view
-def provider_tenant(request: HttpRequest, tenant_id: int) -> HttpResponse:
+@provider_page
+def provider_tenant(request: ProviderRequest, tenant_id: int) -> HttpResponse:
     """One tenant's onboarding: who gets the welcome email, every link sent, and the guide."""
+    return _tenant_page(request, provider_tenant_or_404(request, tenant_id))
+
+
+def _refused(request: ProviderRequest, tenant: Tenant, error: ApplicationError) -> HttpResponse:
+    messages.error(request, error.message)
+    return _tenant_page(request, tenant, error.status)
+
+
+def _send(request: ProviderRequest, tenant_id: int, *, resend: bool) -> HttpResponse:
     tenant = provider_tenant_or_404(request, tenant_id)
-    progress = guide_progress(tenant=tenant)
-    return render(
-        request,
-        "onboarding/provider_tenant.html",
-        {
-            "nav": "provider_console",
-            "tenant": tenant,
-            "recipients": tenant_admin_emails(tenant),
-            "invitations": list(invitations_for_tenant(tenant=tenant)),
-            "progress": progress,
-            "steps": guide_step_states(progress=progress, viewing=GuideStep(progress.current_step))
-            if not progress.is_finished
-            else guide_step_states(progress=progress, viewing=GuideStep.CLOSE),
-            "can_invite": tenant.service_phase == ServicePhase.NOT_INVITED,
-            "can_resend": tenant.service_phase in RESENDABLE_PHASES,
-            "is_sdm": request.provider_staff.is_service_delivery_manager,  # type: ignore[attr-defined]
-            "link_lifetime": link_lifetime_text(),
-        },
+    on_error(request, lambda error: _refused(request, tenant, error))
+    latest = request.POST.get("latest")
+    sent = invitation_send(
+        tenant=tenant,
+        acting_user=request.user,
+        resend=resend,
+        # The newest link the page showed: a second click doesn't send (and kill) another one.
+        expected_latest_id=_int(latest) if latest else None,
     )
-
-
-def _send(request: HttpRequest, tenant_id: int, *, resend: bool) -> HttpResponse:
-    _require_sdm(request)
-    tenant = provider_tenant_or_404(request, tenant_id)
-    try:
-        sent: Invitation = invitation_send(
-            tenant=tenant,
-            acting_user=request.user,  # type: ignore[arg-type]
-            resend=resend,
-            # The newest link the page showed: a second click doesn't send (and kill) another one.
-            expected_latest_id=_int(request.POST["latest"]) if request.POST.get("latest") else None,
-        )
-    except InvitationError as exc:
-        messages.error(request, exc.message)
-        return redirect("onboarding_provider:tenant", tenant_id=tenant.pk)
     messages.success(
         request,
         f"{'Resent' if resend else 'Sent'} the welcome email to {', '.join(sent.recipients)}."
@@ -522,13 +351,13 @@ def _send(request: HttpRequest, tenant_id: int, *, resend: bool) -> HttpResponse
     return redirect("onboarding_provider:tenant", tenant_id=tenant.pk)
 
 
-@provider_view
+@provider_page(sdm=True)
 @require_POST
-def invite(request: HttpRequest, tenant_id: int) -> HttpResponse:
+def invite(request: ProviderRequest, tenant_id: int) -> HttpResponse:
     return _send(request, tenant_id, resend=False)
 
 
-@provider_view
+@provider_page(sdm=True)
 @require_POST
-def resend(request: HttpRequest, tenant_id: int) -> HttpResponse:
+def resend(request: ProviderRequest, tenant_id: int) -> HttpResponse:
     return _send(request, tenant_id, resend=True)

@@ -21,6 +21,11 @@ def membership_for_session(user: Any, tenant_id: Any) -> Membership | None:
     return qs.order_by("tenant__name", "tenant_id").first()
 
 
+def membership_in(*, user: User, tenant_id: int) -> Membership | None:
+    """The user's membership of one tenant (one query), or ``None``."""
+    return Membership.objects.select_related("tenant").filter(user_id=user.pk, tenant_id=tenant_id).first()
+
+
 def memberships_for_user(user: User) -> QuerySet[Membership]:
     return Membership.objects.select_related("tenant").filter(user=user).order_by("tenant__name")
 

@@ -187,7 +187,7 @@ def test_choosing_no_level_at_all_is_refused(login, invited, admin):
     client = login(admin)
     client.get(PERMISSIONS)
     response = submit_permissions(client, invited, investigate=False, respond=False, confirm_skip=True)
-    assert response.status_code == 200
+    assert response.status_code == 400
     assert b"Choose at least one access level" in response.content
     assert guide_progress(tenant=invited).current_step == GuideStep.PERMISSIONS
 
@@ -208,15 +208,17 @@ def test_respond_needs_a_recent_sign_in_and_the_choice_survives_the_prompt(login
 
     back = parse_qs(urlparse(response["Location"]).query)["next"][0]
     assert back.startswith(PERMISSIONS)
-    from tests.factories import PASSWORD, totp_code
-
-    # The admin has a second factor, so the prompt asks for its code too.
-    confirmed = client.post(reverse("confirm_password"), {"password": PASSWORD, "code": totp_code(), "next": back})
-    assert confirmed["Location"] == back
+    # Where the prompt's Cancel leads: the step with the admin's choice, nothing saved.
     html = client.get(back).content.decode()
     assert 'id="level-respond" name="respond" checked' in html
-    assert "Password confirmed" in html
-    assert submit_permissions(client, invited)["Location"] == INCIDENT
+    assert not access_levels_state(tenant=invited).respond
+    from tests.factories import PASSWORD, totp_code
+
+    # The admin has a second factor, so the prompt asks for its code too. Confirming completes the step.
+    confirmed = client.post(reverse("confirm_password"), {"password": PASSWORD, "code": totp_code(), "next": back})
+    assert confirmed["Location"] == INCIDENT
+    assert access_levels_state(tenant=invited).respond
+    assert guide_progress(tenant=invited).current_step == GuideStep.INCIDENT_CONTACT
 
 
 def test_a_stale_permissions_form_gets_a_conflict_message(login, invited, admin):
@@ -229,7 +231,7 @@ def test_a_stale_permissions_form_gets_a_conflict_message(login, invited, admin)
         "respond": "on",
     }
     response = client.post(PERMISSIONS, data)
-    assert response.status_code == 200
+    assert response.status_code == 409
     assert b'data-testid="conflict"' in response.content
     assert b"Someone else changed these permissions" in response.content
     assert guide_progress(tenant=invited).current_step == GuideStep.PERMISSIONS
@@ -247,7 +249,7 @@ def test_two_admins_in_parallel_the_second_gets_a_conflict_and_sees_the_current_
     loaded = {"version": version(invited), "permissions_version": perm_version(invited)}
     assert first.post(PERMISSIONS, {**loaded, "investigate": "on", "respond": "on"}).status_code == 302
     response = second.post(PERMISSIONS, {**loaded, "investigate": "on", "confirm_skip": "1"})
-    assert response.status_code == 200
+    assert response.status_code == 409
     html = response.content.decode()
     assert 'data-testid="conflict"' in html
     # The current state is shown: Respond stays granted, as the first admin chose.
@@ -300,7 +302,7 @@ def test_a_malformed_version_is_a_conflict_not_a_500(login, invited, admin):
     client = login(admin)
     client.get(PERMISSIONS)
     response = client.post(PERMISSIONS, {"version": "abc", "permissions_version": "x", "investigate": "on"})
-    assert response.status_code == 200
+    assert response.status_code == 409
     assert b'data-testid="conflict"' in response.content
 
 
@@ -323,7 +325,7 @@ def test_next_without_a_contact_asks_for_one(login, invited, admin):
     client = login(admin)
     submit_permissions(client, invited)
     response = client.post(INCIDENT, {"version": version(invited)})
-    assert response.status_code == 200
+    assert response.status_code == 400
     assert b"Add an incident contact" in response.content
     assert guide_progress(tenant=invited).current_step == GuideStep.INCIDENT_CONTACT
 
@@ -451,7 +453,7 @@ def test_steps_ahead_of_the_tenant_redirect_to_the_current_step(login, invited, 
     response = client.get(CLOSE)
     assert response.status_code == 302 and response["Location"] == PERMISSIONS
     response = client.post(CLOSE, {"version": version(invited)})
-    assert response.status_code == 200
+    assert response.status_code == 400
     assert b"Complete Permissions first" in response.content
     invited.refresh_from_db()
     assert invited.service_phase == ServicePhase.SETTING_UP
@@ -573,7 +575,7 @@ def test_removed_provider_access_is_explained_and_nothing_moves(login, invited, 
         PERMISSIONS,
         {"version": before, "permissions_version": form_version, "investigate": "on", "respond": "on"},
     )
-    assert response.status_code == 200
+    assert response.status_code == 409
     assert b'data-testid="conflict"' in response.content
     assert version(invited) == before
     assert access_levels_state(tenant=invited).removed
@@ -624,7 +626,7 @@ def test_the_first_close_waits_for_removed_access_to_be_restored(login, invited,
     client.post(NEXT_STEPS, {"version": version(invited)})
     remove_access(invited, admin)
     response = client.post(CLOSE, {"version": version(invited)})
-    assert response.status_code == 200
+    assert response.status_code == 400
     assert b'data-testid="step-error"' in response.content
     assert b"Restore it in Permissions (step 1), then select Close." in response.content
     invited.refresh_from_db()
