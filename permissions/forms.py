@@ -104,14 +104,31 @@ class AllDevicesForm(VersionedForm):
 
 
 class RenewForm(DurationMixin, VersionedForm):
-    """Extends a live grant: a duration is added to its current end date."""
+    """Extends a live grant: a duration is added to its end date as the form showed it.
+
+    ``ends_was`` (that end date, carried by the form) makes the asked end the
+    same however often the form is sent, so a resubmit is recognised as one
+    (see ``access_grant_renew``) instead of extending the grant twice.
+    """
 
     id_prefix = "renew"
+    ends_was = forms.DateTimeField(required=False, widget=forms.HiddenInput)
 
     def __init__(self, *args: Any, extend_from: datetime | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.extend_from = extend_from
         self.fields["duration"].label = "Extend by"
+
+    def clean_ends_was(self) -> datetime | None:
+        value: datetime | None = self.cleaned_data.get("ends_was")
+        # A live grant ends within two years; anything else is not a date this page showed.
+        if value is not None and abs(value - timezone.now()) > MAX_DURATION:
+            # On the form, not the hidden field, so the page shows it.
+            self.add_error(None, "This form is out of date. Reload the page and try again.")
+            return None
+        if value is not None:
+            self.extend_from = value
+        return value
 
 
 class RemoveForm(VersionedForm):

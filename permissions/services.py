@@ -367,8 +367,17 @@ def provider_access_restore(
 ) -> AccessLevelsState:
     """Grant (from PENDING) or restore (from REMOVED) service provider access with the chosen levels."""
     now = timezone.now()
-    access = _lock(tenant=tenant, expected_version=expected_version)
-    assert access is not None  # noqa: S101 - no ``already``: a stale form raises
+    # A stale restore is a double submit only if access is active again with exactly
+    # these levels and end dates (every level it asks for is one it turns on).
+    access = _lock(
+        tenant=tenant,
+        expected_version=expected_version,
+        already=lambda st: _levels_already_as_asked(
+            st, investigate=investigate, respond=respond, ends_at=ends_at, levels_as_read=(False, False)
+        ),
+    )
+    if access is None:
+        return access_levels_state(tenant=tenant)
     if access.state == AccessState.ACTIVE:
         raise ProviderAccessNotActive("Service provider access is already active.")
     if respond and not recently_authenticated:
@@ -468,10 +477,21 @@ def access_grant_renew(
     ends_at: datetime,
     recently_authenticated: bool = False,
 ) -> AccessLevelsState:
-    """Move a live grant's end date later. Extending Security Operator access counts as granting it again."""
+    """Move a live grant's end date later. Extending Security Operator access counts as granting it again.
+
+    A stale form is a double submit only if the grant already ends when this
+    renewal asks (the same renewal sent twice, or two admins extending to the
+    same date); any other stale renewal is a ``StaleEdit``.
+    """
     now = timezone.now()
-    access = _lock(tenant=tenant, expected_version=expected_version)
-    assert access is not None  # noqa: S101 - no ``already``: a stale form raises
+
+    def already(state: AccessLevelsState) -> bool:
+        grant = next((g for g in state.grants.values() if g.pk == grant_id), None)
+        return grant is not None and abs(grant.ends_at - ends_at) <= SAME_END_MARGIN
+
+    access = _lock(tenant=tenant, expected_version=expected_version, already=already)
+    if access is None:
+        return access_levels_state(tenant=tenant)
     if access.state != AccessState.ACTIVE:
         raise ProviderAccessNotActive()
     _expire_overdue_for(access, now)

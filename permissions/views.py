@@ -102,10 +102,13 @@ def _page(
         auto_id = f"renew{g.pk}_%s"
         if ctx.get("renew_grant") == g.pk and "renew_form" in ctx:
             form = ctx["renew_form"]
+            if isinstance(error, Conflict):
+                # Renewing again now extends from the end date the page shows.
+                with_values(form, ends_was=g.ends_at.isoformat())
         elif ctx.get("renew_grant") == g.pk:
-            form = RenewForm(initial=ctx["renew_initial"], auto_id=auto_id)
+            form = RenewForm(initial={"ends_was": g.ends_at.isoformat(), **ctx["renew_initial"]}, auto_id=auto_id)
         else:
-            form = RenewForm(initial={"version": state.version}, auto_id=auto_id)
+            form = RenewForm(initial={"version": state.version, "ends_was": g.ends_at.isoformat()}, auto_id=auto_id)
         rows.append((g, form))
     ctx["grant_rows"] = rows
     # The remove confirmation is a page of its own (the no-JavaScript path), always whole.
@@ -125,6 +128,8 @@ def _back_with(form: forms.BaseForm, kind: str, anchor: str, **more: Any) -> str
     params = {"form": kind, "duration": data.get("duration", ""), "version": data.get("version", ""), **more}
     if data.get("custom_end"):
         params["custom_end"] = data["custom_end"].isoformat()
+    if data.get("ends_was"):
+        params["ends_was"] = data["ends_was"].isoformat()
     for key in ("investigate", "respond"):
         if key in data:
             params[key] = "1" if data[key] else "0"
@@ -139,7 +144,7 @@ def index(request: TenantRequest) -> HttpResponse:
         return _page(request)
     # Back from the password prompt: show the admin's pending choice, ready to save.
     kind = params.get("form")
-    values = prefill(params, ("investigate", "respond", "duration", "custom_end", "version"))
+    values = prefill(params, ("investigate", "respond", "duration", "custom_end", "version", "ends_was"))
     if kind in {"levels", "restore"}:
         return _page(request, levels_form=LevelsForm(initial=values), pending_save=kind)
     grant_id = parse_id(params.get("grant"))
@@ -213,7 +218,8 @@ def renew(request: TenantRequest, grant_id: str) -> HttpResponse:
     require_valid(form)
     ends_at = form.ends_at
     assert ends_at is not None  # noqa: S101 - the form guarantees it when valid
-    access_grant_renew(
+    was = access_levels_state(tenant=request.tenant)
+    state = access_grant_renew(
         tenant=request.tenant,
         acting_user=request.user,
         grant_id=grant.pk,
@@ -221,6 +227,10 @@ def renew(request: TenantRequest, grant_id: str) -> HttpResponse:
         ends_at=ends_at,
         recently_authenticated=recently_authenticated(request),
     )
+    if state.version == was.version:
+        return _done(
+            request, f"Nothing changed: {grant.get_level_display()} already ends on {ends_at:%d %b %Y}.", "#grants"
+        )
     return _done(request, f"{grant.get_level_display()} renewed until {ends_at:%d %b %Y}.", "#grants")
 
 
@@ -256,6 +266,7 @@ def restore(request: TenantRequest) -> HttpResponse:
     )
     require_valid(form)
     data = form.cleaned_data
+    was = access_levels_state(tenant=request.tenant)
     state = provider_access_restore(
         tenant=request.tenant,
         acting_user=request.user,
@@ -265,4 +276,8 @@ def restore(request: TenantRequest) -> HttpResponse:
         recently_authenticated=recently_authenticated(request),
         ends_at=form.ends_at,
     )
+    if state.version == was.version:
+        return _done(
+            request, "Nothing changed: service provider access was already restored with the access levels you chose."
+        )
     return _done(request, f"Service provider access restored to {state.provider_name}.")

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 import time
+from datetime import timedelta
 
 import pytest
 from django.test import Client
@@ -110,3 +111,121 @@ def test_a_stale_save_turning_on_a_level_the_other_admin_granted_with_the_same_e
     events = AuditEvent.objects.count()
     assert _save(b, shown, "180").status_code == 302  # two admins making the same change
     assert AuditEvent.objects.count() == events
+
+
+# --- Renewing a grant ------------------------------------------------------------------------------
+
+
+def _renew_form_as_shown(client: Client, grant_pk: int) -> dict[str, str]:
+    """The hidden fields of one grant's renew form, as the page rendered them."""
+    html = client.get(INDEX).content.decode()
+    form = html[html.index(f'action="{reverse("permissions:renew", args=[grant_pk])}"') :]
+    form = form[: form.index("</form>")]
+    fields = {}
+    for name in ("version", "ends_was"):
+        found = re.search(rf'name="{name}" value="([^"]*)"', form)
+        assert found, name
+        fields[name] = found.group(1)
+    return fields
+
+
+@pytest.fixture
+def granted(contoso, admin, secadmin):
+    """Investigate on for 30 days, and the renew form as two admins read it."""
+    a, b = _signed_in(admin), _signed_in(secadmin)
+    a.post(LEVELS, {**_form_as_shown(a), "investigate": "on", "duration": "30"})
+    grant = access_levels_state(tenant=contoso).grants["investigate"]
+    return a, b, grant, _renew_form_as_shown(a, grant.pk)
+
+
+def test_a_stale_renewal_to_another_end_is_a_409_with_the_admins_choice_kept(contoso, granted):
+    a, b, grant, shown = granted
+    url = reverse("permissions:renew", args=[grant.pk])
+    assert a.post(url, {**shown, "duration": "90"}).status_code == 302
+    renewed = access_levels_state(tenant=contoso).grants["investigate"].ends_at
+    events = AuditEvent.objects.count()
+
+    response = b.post(url, {**shown, "duration": "365"})  # B's form was read before A renewed
+    assert response.status_code == 409
+    html = response.content.decode()
+    assert "changed these permissions while you were editing" in html
+    form = html[html.index(f'action="{url}"') :]
+    form = form[: form.index("</form>")]
+    assert re.search(r'<option value="365" selected', form)  # B's own choice
+    current = access_levels_state(tenant=contoso)
+    assert f'name="version" value="{current.version}"' in form
+    assert f'name="ends_was" value="{renewed.isoformat()}"' in form  # renewing again extends what is shown
+    assert current.grants["investigate"].ends_at == renewed
+    assert AuditEvent.objects.count() == events
+
+
+def test_a_renewal_sent_twice_extends_once(contoso, granted):
+    a, _, grant, shown = granted
+    url = reverse("permissions:renew", args=[grant.pk])
+    assert a.post(url, {**shown, "duration": "90"}).status_code == 302
+    once = access_levels_state(tenant=contoso).grants["investigate"].ends_at
+    assert once == grant.ends_at + timedelta(days=90)
+    events = AuditEvent.objects.count()
+    second = a.post(url, {**shown, "duration": "90"})  # the same form again
+    assert second.status_code == 302
+    assert "Nothing changed" in a.get(second["Location"]).content.decode()
+    assert access_levels_state(tenant=contoso).grants["investigate"].ends_at == once
+    assert AuditEvent.objects.count() == events
+
+
+def test_a_renew_form_carrying_an_end_date_no_page_showed_is_refused(contoso, granted):
+    a, _, grant, shown = granted
+    url = reverse("permissions:renew", args=[grant.pk])
+    response = a.post(url, {**shown, "ends_was": "9999-12-31T00:00:00+00:00", "duration": "365"})
+    assert response.status_code == 400
+    assert "This form is out of date" in response.content.decode()
+    assert access_levels_state(tenant=contoso).grants["investigate"].ends_at == grant.ends_at
+
+
+# --- Restoring access ------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def removed(contoso, admin, secadmin):
+    """Access removed, and the restore form as two admins read it."""
+    a, b = _signed_in(admin), _signed_in(secadmin)
+    a.post(LEVELS, {**_form_as_shown(a), "investigate": "on", "duration": "30"})
+    v = access_levels_state(tenant=contoso).version
+    assert a.post(reverse("permissions:remove"), {"version": v, "confirm": "True"}).status_code == 302
+    assert access_levels_state(tenant=contoso).removed
+    return a, b, _form_as_shown(a)
+
+
+def test_a_stale_restore_with_other_levels_is_a_409_with_the_admins_choice_kept(contoso, removed):
+    a, b, shown = removed
+    restore = reverse("permissions:restore")
+    assert a.post(restore, {**shown, "investigate": "on", "duration": "30"}).status_code == 302
+    events = AuditEvent.objects.count()
+    response = b.post(restore, {**shown, "investigate": "on", "respond": "on", "duration": "90"})
+    assert response.status_code == 409
+    html = response.content.decode()
+    assert re.search(r'name="respond"[^>]*checked', html)  # B's own choice
+    assert re.search(r'<option value="90" selected', html)
+    state = access_levels_state(tenant=contoso)
+    assert (state.investigate, state.respond) == (True, False)
+    assert AuditEvent.objects.count() == events
+
+
+def test_a_restore_sent_twice_is_harmless(contoso, removed):
+    a, _, shown = removed
+    restore = reverse("permissions:restore")
+    assert a.post(restore, {**shown, "investigate": "on", "duration": "30"}).status_code == 302
+    events = AuditEvent.objects.count()
+    second = a.post(restore, {**shown, "investigate": "on", "duration": "30"})
+    assert second.status_code == 302
+    assert "Nothing changed" in a.get(second["Location"]).content.decode()
+    assert AuditEvent.objects.count() == events
+
+
+def test_a_stale_restore_with_a_longer_duration_is_a_409(contoso, removed):
+    a, b, shown = removed
+    restore = reverse("permissions:restore")
+    assert a.post(restore, {**shown, "investigate": "on", "duration": "30"}).status_code == 302
+    response = b.post(restore, {**shown, "investigate": "on", "duration": "365"})
+    assert response.status_code == 409
+    assert access_levels_state(tenant=contoso).grants["investigate"].days_left == 30
