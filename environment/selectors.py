@@ -15,11 +15,12 @@ Definitions shared with readiness (see the team brief):
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.db.models import Count, OuterRef, Q, QuerySet, Subquery, Value
 
+from audit.selectors import events_since
 from environment.models import (
     AntivirusMode,
     Device,
@@ -546,4 +547,23 @@ def directory_counts(*, tenant: Tenant, identities: IdentityCounts) -> Directory
         enabled_users=identities.enabled_users,
         groups=groups["groups"],
         mail_enabled_groups=groups["mail_enabled"],
+    )
+
+
+# How long after a deletion a second "Delete" of the same user is taken for a resubmit.
+RESUBMIT_WINDOW = timedelta(hours=1)
+
+
+def directory_user_deleted_recently(*, tenant: Tenant, pk: int, now: datetime) -> bool:
+    """Whether this tenant deleted directory user ``pk`` within ``RESUBMIT_WINDOW`` (its audit trail says so).
+
+    Tells a repeated delete (harmless: it is gone, as asked) from an id this
+    tenant never had (a 404).
+    """
+    gone = DirectoryUser(pk=pk)
+    return (
+        events_since(
+            tenant=tenant, action="environment.directory_user_deleted", target=gone, since=now - RESUBMIT_WINDOW
+        ).count
+        > 0
     )

@@ -510,14 +510,30 @@ def directory_user_set_enabled(
 
 
 @transaction.atomic
-def directory_user_delete(*, tenant: Tenant, acting_user: User | None, directory_user: DirectoryUser) -> None:
+def directory_user_delete(
+    *,
+    tenant: Tenant,
+    acting_user: User | None,
+    directory_user: DirectoryUser,
+    expected_updated_at: datetime | None = None,
+) -> None:
     """Delete a directory user.
 
     Other apps point at directory users with ``on_delete=SET_NULL`` and keep
     their own snapshot (e.g. a notification contact's name and address), so
     they keep working after the user is gone.
+
+    ``expected_updated_at`` is the user's ``updated_at`` as the confirmation
+    showed it: if the user changed since, nothing is deleted (the admin
+    confirmed deleting what they saw, not what is there now).
     """
     user = _locked_directory_user(tenant, directory_user)
+    if expected_updated_at is not None and user.updated_at != expected_updated_at:
+        raise ValidationError(
+            f"{user.display_name} was changed since you opened this page, so nothing was deleted. "
+            "Check the details below and delete the user again if you still mean to.",
+            code="stale_edit",
+        )
     snapshot = _directory_user_snapshot(user)
     groups = GroupMembership.objects.filter(user=user).count()
     now = timezone.now()

@@ -45,7 +45,7 @@ from environment.models import (
 )
 from environment.security_settings import SETTINGS_BY_KEY
 from tenancy.access import get_tenant_object_or_404, require_manage, tenant_view
-from tenancy.bounds import parse_id
+from tenancy.bounds import parse_datetime, parse_id
 from tenancy.models import Tenant, User
 
 DEVICES_PER_PAGE = 50
@@ -422,18 +422,34 @@ def directory_user_enabled(request: HttpRequest, pk: int) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 @tenant_view
 def directory_user_delete(request: HttpRequest, pk: int) -> HttpResponse:
-    """Ask first (GET), then delete (POST with confirm=yes)."""
+    """Ask first (GET), then delete (POST with confirm=yes) the user as the confirmation showed it."""
     require_manage(request)
-    user = get_tenant_object_or_404(request, DirectoryUser.objects.select_related("domain_controller"), pk=pk)
-    if request.method == "POST" and request.POST.get("confirm") == "yes":
+    confirmed = request.method == "POST" and request.POST.get("confirm") == "yes"
+    try:
+        user = get_tenant_object_or_404(request, DirectoryUser.objects.select_related("domain_controller"), pk=pk)
+    except Http404:
+        # The same confirmation sent again: the user is gone, as asked.
+        if confirmed and selectors.directory_user_deleted_recently(tenant=_tenant(request), pk=pk, now=timezone.now()):
+            messages.info(request, "That user was already deleted from the directory.")
+            return HttpResponseRedirect(_directory_return(request))
+        raise
+    error, status = "", 200
+    if confirmed:
         name = user.display_name
-        services.directory_user_delete(
-            tenant=_tenant(request),
-            acting_user=_actor(request),
-            directory_user=user,
-        )
-        messages.success(request, f"{name} was deleted from the directory.")
-        return HttpResponseRedirect(_directory_return(request))
+        try:
+            services.directory_user_delete(
+                tenant=_tenant(request),
+                acting_user=_actor(request),
+                directory_user=user,
+                expected_updated_at=parse_datetime(request.POST.get("expected")),
+            )
+        except ValidationError as exc:
+            # Changed since the confirmation was read: 409, the confirmation again with what is there now.
+            error, status = _messages_text(exc), 409 if exc.code == "stale_edit" else 400
+            user.refresh_from_db()
+        else:
+            messages.success(request, f"{name} was deleted from the directory.")
+            return HttpResponseRedirect(_directory_return(request))
     params = request.POST if request.method == "POST" else request.GET
     keep = {k: params.get(k, "") for k in KEEP_PARAMS}
     return render(
@@ -444,8 +460,10 @@ def directory_user_delete(request: HttpRequest, pk: int) -> HttpResponse:
             "env_tab": "directory",
             "u": user,
             "keep": keep,
+            "error": error,
             "back_url": _with_query(reverse("environment:directory"), keep),
         },
+        status=status,
     )
 
 

@@ -1,4 +1,4 @@
-"""One validated parser per kind of input: dates, integers and ids.
+"""One validated parser per kind of input: dates, instants, integers and ids.
 
 Every view and form reads dates, numbers and ids from a request through these,
 so a value out of range (``9999-12-31``, ``99999999999999999999``, ``-1``)
@@ -8,7 +8,7 @@ are the ones the database and Python's ``date`` arithmetic can carry.
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 
 from django import forms
@@ -38,6 +38,20 @@ def parse_date(raw: Any) -> date | None:
         except ValueError:
             return None
     return value if MIN_DATE <= value <= MAX_DATE else None
+
+
+def parse_datetime(raw: Any) -> datetime | None:
+    """An ISO instant with its offset (what a form carries as the version it was read at), or None."""
+    text = str(raw or "").strip()
+    if not text or len(text) > 40:
+        return None
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    if value.tzinfo is None or not MIN_DATE <= value.date() <= MAX_DATE:
+        return None
+    return value
 
 
 def parse_int(raw: Any, *, minimum: int = -MAX_INT, maximum: int = MAX_INT) -> int | None:

@@ -47,3 +47,81 @@ def test_a_stale_setting_is_a_409_and_the_same_value_again_is_a_double_submit(lo
     same = client.post(url, {"key": "mde.edr_block_mode", "value": "on", "expected": "off"})
     assert same.status_code == 302
     assert AuditEvent.objects.count() == events
+
+
+# --- Deleting a directory user -------------------------------------------------------------------
+
+
+def _delete_form_as_shown(client, user) -> dict[str, str]:
+    """The fields of the delete confirmation, as the page rendered them."""
+    import re
+
+    html = client.get(reverse("environment:directory_user_delete", args=[user.pk])).content.decode()
+    return dict(re.findall(r'<input type="hidden" name="(\w+)" value="([^"]*)"', html))
+
+
+def test_a_delete_confirmed_before_the_user_changed_is_a_409_showing_the_user_as_now(login, admin, contoso):
+    from environment import services
+    from environment.models import DirectoryUser
+
+    user = factories.directory_user(contoso, "Adele Vance")
+    client = login(admin)
+    shown = _delete_form_as_shown(client, user)
+    assert shown["confirm"] == "yes" and shown["expected"]
+    services.directory_user_set_enabled(tenant=contoso, acting_user=admin, directory_user=user, enabled=False)
+    events = AuditEvent.objects.count()
+
+    response = client.post(reverse("environment:directory_user_delete", args=[user.pk]), shown)
+    assert response.status_code == 409
+    html = response.content.decode()
+    assert "Adele Vance was changed since you opened this page, so nothing was deleted" in html
+    assert "<dd>Disabled</dd>" in html  # what is there now
+    assert DirectoryUser.objects.filter(pk=user.pk).exists()
+    assert AuditEvent.objects.count() == events
+    # Confirming again from this page deletes the user as it now is.
+    again = _delete_form_as_shown(client, user)
+    assert again["expected"] != shown["expected"]
+    assert client.post(reverse("environment:directory_user_delete", args=[user.pk]), again).status_code == 302
+    assert not DirectoryUser.objects.filter(pk=user.pk).exists()
+
+
+def test_a_delete_sent_twice_is_harmless(login, admin, contoso):
+    from environment.models import DirectoryUser
+
+    user = factories.directory_user(contoso, "Alex Wilber")
+    client = login(admin)
+    shown = _delete_form_as_shown(client, user)
+    url = reverse("environment:directory_user_delete", args=[user.pk])
+    assert client.post(url, shown).status_code == 302
+    assert not DirectoryUser.objects.filter(pk=user.pk).exists()
+    events = AuditEvent.objects.count()
+    second = client.post(url, shown)
+    assert second.status_code == 302
+    assert "already deleted" in client.get(second["Location"]).content.decode()
+    assert AuditEvent.objects.count() == events
+
+
+def test_deleting_an_id_this_tenant_never_had_is_still_a_404(login, admin, contoso, fabrikam):
+    other = factories.directory_user(fabrikam, "Fabrikam User")
+    client = login(admin)
+    url = reverse("environment:directory_user_delete", args=[other.pk])
+    assert client.post(url, {"confirm": "yes"}).status_code == 404
+    assert (
+        client.post(
+            reverse("environment:directory_user_delete", args=[other.pk + 10_000]), {"confirm": "yes"}
+        ).status_code
+        == 404
+    )
+
+
+def test_a_delete_with_a_malformed_version_is_refused_as_stale(login, admin, contoso):
+    from environment.models import DirectoryUser
+
+    user = factories.directory_user(contoso, "Megan Bowen")
+    client = login(admin)
+    url = reverse("environment:directory_user_delete", args=[user.pk])
+    response = client.post(url, {"confirm": "yes", "expected": "2020-01-01T00:00:00+00:00"})
+    assert response.status_code == 409
+    assert DirectoryUser.objects.filter(pk=user.pk).exists()
+    # Garbage is not a version: the form is treated as carrying none (an old page), never a 500.
+    assert client.post(url, {"confirm": "yes", "expected": "x\u00e9" * 30}).status_code in {302, 409}
