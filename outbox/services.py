@@ -27,10 +27,12 @@ from django.db.models import F, Q
 from django.template.loader import render_to_string
 from django.utils import timezone
 
+from audit.services import audit_record
+from core.errors import Conflict
 from outbox.models import AttemptOutcome, MessageStatus, OutboxAttempt, OutboxMessage
 
 if TYPE_CHECKING:
-    from tenancy.models import Tenant
+    from tenancy.models import Tenant, User
 
 logger = logging.getLogger("portal.outbox")
 
@@ -332,3 +334,40 @@ def outbox_retry_now(*, message: OutboxMessage) -> None:
         status=MessageStatus.PENDING, next_attempt_at=timezone.now()
     )
     transaction.on_commit(lambda: _kick(message.pk))
+
+
+class RetryStale(Conflict):
+    """The message failed again (or was retried and failed) since the page was read."""
+
+    message = (
+        "This message was retried and failed again since you opened this page, so it wasn't queued. "
+        "Review its latest error below and retry again if you still mean to."
+    )
+
+
+@transaction.atomic
+def outbox_message_retry(*, message_id: int, acting_user: User, expected_attempts: int | None) -> bool:
+    """Staff action: queue a failed message again, audited in its tenant's log. False if nothing changed.
+
+    ``expected_attempts`` is the attempt count the page showed. A message that
+    is no longer failed (queued, sending or sent since) needs no retry: the same
+    retry sent twice changes nothing. A message that failed again meanwhile is a
+    ``RetryStale``: retrying it now would be a decision about an error the
+    person hasn't seen.
+    """
+    message = OutboxMessage.objects.select_for_update().get(pk=message_id)
+    if message.status != MessageStatus.FAILED:
+        return False
+    if expected_attempts is not None and message.attempts != expected_attempts:
+        raise RetryStale(current=message)
+    outbox_retry_now(message=message)
+    audit_record(
+        tenant=message.tenant,
+        acting_user=acting_user,
+        action="outbox.message_retried",
+        summary=f'Retried the email "{message.subject}" to {", ".join(message.to)} after {message.attempts} attempts',
+        target=message,
+        before={"status": MessageStatus.FAILED, "attempts": message.attempts, "last_error": message.last_error[:500]},
+        after={"status": MessageStatus.PENDING},
+    )
+    return True

@@ -6,10 +6,13 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
+from core.errors import ApplicationError
+from core.pages import on_error
 from outbox.models import MessageStatus, OutboxMessage
 from outbox.selectors import outbox_messages_for_provider
-from outbox.services import outbox_retry_now
+from outbox.services import outbox_message_retry
 from tenancy.access import provider_view
+from tenancy.bounds import parse_int
 
 
 def _message_or_404(request: HttpRequest, message_id: int) -> OutboxMessage:
@@ -33,12 +36,7 @@ def outbox_list(request: HttpRequest) -> HttpResponse:
 
 @provider_view
 def outbox_detail(request: HttpRequest, message_id: int) -> HttpResponse:
-    message = _message_or_404(request, message_id)
-    return render(
-        request,
-        "outbox/detail.html",
-        {"message": message, "attempts": list(message.attempt_log.all()), "nav": "outbox"},
-    )
+    return _detail(request, _message_or_404(request, message_id))
 
 
 @provider_view
@@ -50,13 +48,27 @@ def outbox_html_preview(request: HttpRequest, message_id: int) -> HttpResponse:
     return response
 
 
+def _detail(request: HttpRequest, message: OutboxMessage, *, conflict: ApplicationError | None = None) -> HttpResponse:
+    return render(
+        request,
+        "outbox/detail.html",
+        {"message": message, "attempts": list(message.attempt_log.all()), "nav": "outbox", "conflict": conflict},
+    )
+
+
 @provider_view
 @require_POST
 def outbox_retry(request: HttpRequest, message_id: int) -> HttpResponse:
     message = _message_or_404(request, message_id)
-    if message.status != MessageStatus.FAILED:
-        messages.info(request, "Only a failed message can be retried.")
-    else:
-        outbox_retry_now(message=message)
+    # A stale retry: 409, the message as it is now (its latest error), ready to retry again.
+    on_error(request, lambda error: _detail(request, _message_or_404(request, message_id), conflict=error))
+    retried = outbox_message_retry(
+        message_id=message.pk,
+        acting_user=request.user,  # type: ignore[arg-type]
+        expected_attempts=parse_int(request.POST.get("attempts"), minimum=0),
+    )
+    if retried:
         messages.success(request, "The message will be retried.")
+    else:
+        messages.info(request, "Nothing changed: the message isn't failed any more (it was retried or sent).")
     return redirect("outbox:detail", message_id=message.pk)
