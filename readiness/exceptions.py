@@ -4,11 +4,15 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from core.errors import Invalid
+from core.errors import Conflict, Invalid
 
 
 class ReadinessError(Invalid):
     pass
+
+
+class PhaseChanged(Conflict):
+    """The tenant's service phase moved since the page was read; nothing was changed."""
 
 
 class ReadinessNotMet(ReadinessError):

@@ -46,7 +46,7 @@ from django.utils import timezone
 
 from audit.services import audit_record
 from readiness.catalogue import CATALOGUE_VERSION, ENTRIES
-from readiness.exceptions import ReadinessError, ReadinessNotMet, RefreshRateLimited
+from readiness.exceptions import PhaseChanged, ReadinessError, ReadinessNotMet, RefreshRateLimited
 from readiness.models import (
     ActionState,
     ActionStatus,
@@ -698,9 +698,36 @@ def monitoring_ends_at(tenant: Tenant) -> datetime | None:
     return tenant.service_phase_changed_at + timedelta(days=settings.READINESS_MONITORING_DAYS)
 
 
+def _phase_as_read(*, tenant: Tenant, expected_phase: str | None, target: ServicePhase) -> bool:
+    """Lock the tenant and compare its phase with the one the page showed.
+
+    True when the tenant is already in ``target`` (the same form sent twice, or
+    two managers making the same move: nothing to do); ``PhaseChanged`` when it
+    moved anywhere else since the page was read; False when the move can go on.
+    """
+    current = Tenant.objects.select_for_update().get(pk=tenant.pk)
+    tenant.service_phase, tenant.service_phase_changed_at = current.service_phase, current.service_phase_changed_at
+    if expected_phase is None or current.service_phase == expected_phase:
+        return False
+    if current.service_phase == target:
+        return True
+    raise PhaseChanged(
+        f"{tenant.name} moved to the {ServicePhase(current.service_phase).label} phase since you opened this page, "
+        "so nothing was changed.",
+        current=current,
+    )
+
+
 @transaction.atomic
-def readiness_start_monitoring(*, tenant: Tenant, acting_user: User, reason: str = "") -> Tenant:
-    """The SDM starts the monitoring phase; refused unless readiness is met or a reason is given."""
+def readiness_start_monitoring(
+    *, tenant: Tenant, acting_user: User, reason: str = "", expected_phase: str | None = None
+) -> Tenant:
+    """The SDM starts the monitoring phase; refused unless readiness is met or a reason is given.
+
+    ``expected_phase`` is the phase the form was read at (see ``_phase_as_read``).
+    """
+    if _phase_as_read(tenant=tenant, expected_phase=expected_phase, target=ServicePhase.MONITORING):
+        return tenant
     reason = (reason or "").strip()
     state = readiness_state_for(tenant=tenant)
     if tenant.service_phase != ServicePhase.PREPARING:
@@ -765,8 +792,13 @@ def _not_met_summary(state: ReadinessState) -> str:
 
 
 @transaction.atomic
-def readiness_confirm_active(*, tenant: Tenant, acting_user: User) -> Tenant:
-    """After the configured monitoring days, the SDM confirms the service Active."""
+def readiness_confirm_active(*, tenant: Tenant, acting_user: User, expected_phase: str | None = None) -> Tenant:
+    """After the configured monitoring days, the SDM confirms the service Active.
+
+    ``expected_phase`` is the phase the form was read at (see ``_phase_as_read``).
+    """
+    if _phase_as_read(tenant=tenant, expected_phase=expected_phase, target=ServicePhase.ACTIVE):
+        return tenant
     ends = monitoring_ends_at(tenant)
     if ends is None:
         raise ReadinessError(f"{tenant.name} isn't in the monitoring phase.")

@@ -19,6 +19,8 @@ from django.utils import timezone
 from django.utils.functional import SimpleLazyObject
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from core.errors import ApplicationError
+from core.pages import on_error
 from environment.selectors import DevicePage
 from permissions.selectors import access_health
 from readiness import presenters
@@ -442,25 +444,43 @@ def start_monitoring(request: HttpRequest, tenant_id: int) -> HttpResponse:
         if tenant.service_phase != ServicePhase.PREPARING:
             messages.info(request, f"{tenant.name} is in the {tenant.get_service_phase_display()} phase.")
             return redirect("readiness_provider:tenant", tenant_id=tenant.pk)
-        state = readiness_state_for(tenant=tenant)
-        return render(
-            request,
-            "readiness/start_monitoring.html",
-            {
-                "nav": "readiness_runs",
-                "tenant": tenant,
-                "state": state,
-                "monitoring_days": settings.READINESS_MONITORING_DAYS,
-            },
-        )
+        return _start_monitoring_page(request, tenant)
     reason = request.POST.get("reason", "")[:500]
+    # Moved on since the page was read: 409, the page as it is now with the reason typed kept.
+    on_error(request, lambda error: _start_monitoring_page(request, tenant, reason=reason, conflict=error))
+    changed_at = tenant.service_phase_changed_at
     try:
-        readiness_start_monitoring(tenant=tenant, acting_user=request.user, reason=reason)  # type: ignore[arg-type]
+        readiness_start_monitoring(
+            tenant=tenant,
+            acting_user=request.user,  # type: ignore[arg-type]
+            reason=reason,
+            expected_phase=request.POST.get("phase") or None,
+        )
     except ReadinessError as exc:
         messages.error(request, exc.message)
     else:
-        messages.success(request, f"The monitoring phase of {tenant.name} has started.")
+        if tenant.service_phase_changed_at == changed_at:
+            messages.info(request, f"Nothing changed: the monitoring phase of {tenant.name} had already started.")
+        else:
+            messages.success(request, f"The monitoring phase of {tenant.name} has started.")
     return redirect("readiness_provider:tenant", tenant_id=tenant.pk)
+
+
+def _start_monitoring_page(
+    request: HttpRequest, tenant: Tenant, *, reason: str = "", conflict: ApplicationError | None = None
+) -> HttpResponse:
+    return render(
+        request,
+        "readiness/start_monitoring.html",
+        {
+            "nav": "readiness_runs",
+            "tenant": tenant,
+            "state": readiness_state_for(tenant=tenant),
+            "monitoring_days": settings.READINESS_MONITORING_DAYS,
+            "reason": reason,
+            "conflict": conflict,
+        },
+    )
 
 
 @require_POST
@@ -468,10 +488,20 @@ def start_monitoring(request: HttpRequest, tenant_id: int) -> HttpResponse:
 def confirm_active(request: HttpRequest, tenant_id: int) -> HttpResponse:
     _require_sdm(request)
     tenant = provider_tenant_or_404(request, tenant_id)
+    changed_at = tenant.service_phase_changed_at
     try:
-        readiness_confirm_active(tenant=tenant, acting_user=request.user)  # type: ignore[arg-type]
+        readiness_confirm_active(
+            tenant=tenant,
+            acting_user=request.user,  # type: ignore[arg-type]
+            expected_phase=request.POST.get("phase") or None,
+        )
     except ReadinessError as exc:
         messages.error(request, exc.message)
     else:
-        messages.success(request, f"The Defender Experts service of {tenant.name} is now Active.")
+        if tenant.service_phase_changed_at == changed_at:
+            messages.info(
+                request, f"Nothing changed: the Defender Experts service of {tenant.name} was already Active."
+            )
+        else:
+            messages.success(request, f"The Defender Experts service of {tenant.name} is now Active.")
     return redirect("readiness_provider:tenant", tenant_id=tenant.pk)
