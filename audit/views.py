@@ -14,15 +14,15 @@ from typing import Any
 from urllib.parse import urlencode
 
 from django.core.paginator import Paginator
-from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, StreamingHttpResponse
-from django.shortcuts import render
+from django.http import HttpResponse, HttpResponseBadRequest, HttpResponseBase, StreamingHttpResponse
 from django.utils import timezone
 from django.views.decorators.http import require_GET
 
 from audit.forms import AuditFilterForm
 from audit.presentation import action_label, field_changes
 from audit.selectors import VIEWS, audit_events, audit_filter_choices
-from tenancy.access import tenant_view
+from core.pages import render_page
+from tenancy.access import TenantRequest, tenant_page
 
 PAGE_SIZE = 50
 CSV_COLUMNS = [
@@ -30,10 +30,10 @@ CSV_COLUMNS = [
 ]  # fmt: skip
 
 
-@tenant_view
+@tenant_page
 @require_GET
-def audit_log(request: HttpRequest) -> HttpResponse:
-    tenant = request.tenant  # type: ignore[attr-defined]
+def audit_log(request: TenantRequest) -> HttpResponse:
+    tenant = request.tenant
     form = AuditFilterForm(request.GET if request.GET else None)
     filters = form.filters()
     # Paginator's count() plus the page slice: two queries whatever the size.
@@ -52,9 +52,7 @@ def audit_log(request: HttpRequest) -> HttpResponse:
         "action_choices": sorted(((a, action_label(a)) for a in choices["actions"]), key=lambda c: c[1]),
         "views": VIEWS,
     }
-    if request.htmx:  # type: ignore[attr-defined]
-        return render(request, "audit/log.html#results", ctx)
-    return render(request, "audit/log.html", ctx)
+    return render_page(request, "audit/log.html", ctx, partial="results")
 
 
 def _json(value: Any) -> str:
@@ -91,15 +89,15 @@ def _rows(events: Any) -> Iterator[list[str]]:
         ]
 
 
-@tenant_view  # type: ignore[arg-type]  # a streaming response is a response too
+@tenant_page
 @require_GET
-def audit_export(request: HttpRequest) -> StreamingHttpResponse | HttpResponse:
+def audit_export(request: TenantRequest) -> HttpResponseBase:
     """The filtered trail as CSV, streamed in chunks so a long history never sits in memory."""
-    tenant = request.tenant  # type: ignore[attr-defined]
+    tenant = request.tenant
     form = AuditFilterForm(request.GET if request.GET else None)
     if form.is_bound and not form.is_valid():
         # An export must hold exactly what was asked for, so a bad filter exports nothing.
-        errors = " ".join(e for field_errors in form.errors.values() for e in field_errors)
+        errors = " ".join(str(e) for field_errors in form.errors.values() for e in field_errors)
         return HttpResponseBadRequest(errors, content_type="text/plain; charset=utf-8")
     events = (
         audit_events(tenant=tenant, filters=form.filters())

@@ -27,8 +27,12 @@ import json
 import os
 import statistics
 import time
+from typing import TYPE_CHECKING, TypedDict
 
 from _setup import ROOT, bootstrap, percentile
+
+if TYPE_CHECKING:
+    from tenancy.models import Tenant
 
 FIRST = [
     "Anna", "Ana", "Andrés", "Benoît", "Björn", "Carlos", "Chloé", "Daniel", "Dmitri", "Élodie", "Emma", "Fatima",
@@ -63,7 +67,7 @@ QUERIES = [
 ]
 
 
-def load_directory(size: int):  # type: ignore[no-untyped-def]
+def load_directory(size: int) -> Tenant:
     from django.db import connection
 
     from environment.models import DirectoryGroup, DirectoryUser, GroupMembership
@@ -135,7 +139,14 @@ def load_directory(size: int):  # type: ignore[no-untyped-def]
     return tenant
 
 
-def bench(tenant, repeat: int) -> dict[str, list[float]]:  # type: ignore[no-untyped-def]
+class BenchResult(TypedDict):
+    wall: list[float]
+    db: list[float]
+    plans: dict[str, str]
+    per_query: dict[str, float]
+
+
+def bench(tenant: Tenant, repeat: int) -> BenchResult:
 
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
@@ -164,7 +175,7 @@ def bench(tenant, repeat: int) -> dict[str, list[float]]:  # type: ignore[no-unt
                 per_query[q] = min(per_query.get(q, 1e9), float(plan[0]["Execution Time"]))
             cursor.execute("EXPLAIN (ANALYZE, BUFFERS) " + sql)
             plans[q] = "\n".join(r[0] for r in cursor.fetchall())
-    return {"wall": wall, "db": db, "plans": plans, "per_query": per_query}  # type: ignore[dict-item]
+    return {"wall": wall, "db": db, "plans": plans, "per_query": per_query}
 
 
 def main() -> None:
@@ -188,7 +199,7 @@ def main() -> None:
         rows.append((size, result))
     if not args.no_plans:
         size, result = rows[-1]
-        for q, plan in result["plans"].items():  # type: ignore[union-attr,attr-defined]
+        for q, plan in result["plans"].items():
             print(f"\n--- EXPLAIN (ANALYZE, BUFFERS) of {q!r} at {size:,} entries\n{plan}")
     print()
     print(f"{'entries':>10} | {'wall p50':>9} | {'wall p95':>9} | {'db p50':>8} | {'db p95':>8} | {'db max':>8}")
@@ -201,7 +212,7 @@ def main() -> None:
         )
     size, result = rows[-1]
     print(f"\nBest database time per query at {size:,} entries:")
-    for q, ms in result["per_query"].items():  # type: ignore[union-attr,attr-defined]
+    for q, ms in result["per_query"].items():
         print(f"  {q!r:24} {ms:6.2f}ms")
     print(
         f"(median wall time at {size:,}: {statistics.median(result['wall']):.2f}ms; load average at the end: "
@@ -211,10 +222,10 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     summary = {
         str(size): {
-            "wall_p50_ms": percentile(result["wall"], 50),  # type: ignore[arg-type]
-            "wall_p95_ms": percentile(result["wall"], 95),  # type: ignore[arg-type]
-            "db_p50_ms": percentile(result["db"], 50),  # type: ignore[arg-type]
-            "db_p95_ms": percentile(result["db"], 95),  # type: ignore[arg-type]
+            "wall_p50_ms": percentile(result["wall"], 50),
+            "wall_p95_ms": percentile(result["wall"], 95),
+            "db_p50_ms": percentile(result["db"], 50),
+            "db_p95_ms": percentile(result["db"], 95),
             "db_best_ms_per_query": result["per_query"],
             "plans": result["plans"],
         }

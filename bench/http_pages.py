@@ -482,7 +482,7 @@ def main() -> None:
     print(f"• {data['devices']:,} devices, {data['snapshots']} snapshots of Contoso (set-up {data['seconds']} s)")
     call_command("collectstatic", interactive=False, verbosity=0)
 
-    database = settings.DATABASES["default"]["NAME"]
+    database = str(settings.DATABASES["default"]["NAME"])
     port = args.port or free_port()
     OUT_DIR.mkdir(parents=True, exist_ok=True)
     log = OUT_DIR / "gunicorn.log"

@@ -22,11 +22,22 @@ from __future__ import annotations
 import argparse
 import os
 import time
+from typing import TYPE_CHECKING, TypedDict
 
-from _setup import bootstrap, percentile
+from _setup import QueryLog, bootstrap, percentile
+
+if TYPE_CHECKING:
+    from tenancy.models import ProviderOrganization, User
 
 
-def load_provider(size: int):  # type: ignore[no-untyped-def]
+class ConsoleResult(TypedDict):
+    queries: int
+    page: list[float]
+    filtered: list[float]
+    db: list[float]
+
+
+def load_provider(size: int) -> tuple[ProviderOrganization, User]:
     """A provider organization with ``size`` tenants and its service delivery manager (reused on later runs)."""
     from datetime import timedelta
 
@@ -96,7 +107,7 @@ def load_provider(size: int):  # type: ignore[no-untyped-def]
     return org, staff
 
 
-def bench_console(org, staff, repeat: int) -> dict[str, object]:  # type: ignore[no-untyped-def]
+def bench_console(org: ProviderOrganization, staff: User, repeat: int) -> ConsoleResult:
     from django.core import signals
     from django.db import close_old_connections, connection
     from django.test import Client
@@ -110,13 +121,8 @@ def bench_console(org, staff, repeat: int) -> dict[str, object]:  # type: ignore
     client.force_login(staff)
     url = "/provider/onboarding/"
     client.get(url)  # warm up
-    executed: list[str] = []
-
-    def count(execute, sql, params, many, context):  # type: ignore[no-untyped-def]
-        executed.append(sql)
-        return execute(sql, params, many, context)
-
-    with connection.execute_wrapper(count):
+    log = QueryLog()
+    with connection.execute_wrapper(log):
         response = client.get(url)
     assert response.status_code == 200
     timings: dict[str, list[float]] = {"page": [], "filtered": []}
@@ -135,7 +141,7 @@ def bench_console(org, staff, repeat: int) -> dict[str, object]:  # type: ignore
         for _ in range(repeat):
             cur.execute("EXPLAIN (ANALYZE, FORMAT JSON) " + sql, params)
             db.append(float(cur.fetchone()[0][0]["Execution Time"]))
-    return {"queries": len(executed), **timings, "db": db}
+    return {"queries": len(log.executed), "page": timings["page"], "filtered": timings["filtered"], "db": db}
 
 
 def main() -> None:
@@ -156,9 +162,9 @@ def main() -> None:
         r = bench_console(org, staff, args.repeat)
         page, filtered, db = r["page"], r["filtered"], r["db"]
         print(
-            f"{size:>7,} | {r['queries']:>7} | {percentile(page, 50):>7.1f}ms | {percentile(page, 95):>7.1f}ms | "  # type: ignore[arg-type]
-            f"{percentile(filtered, 50):>8.1f}ms | {percentile(filtered, 95):>8.1f}ms | "  # type: ignore[arg-type]
-            f"{percentile(db, 50):>5.1f}ms | {percentile(db, 95):>5.1f}ms"  # type: ignore[arg-type]
+            f"{size:>7,} | {r['queries']:>7} | {percentile(page, 50):>7.1f}ms | {percentile(page, 95):>7.1f}ms | "
+            f"{percentile(filtered, 50):>8.1f}ms | {percentile(filtered, 95):>8.1f}ms | "
+            f"{percentile(db, 50):>5.1f}ms | {percentile(db, 95):>5.1f}ms"
         )
 
 

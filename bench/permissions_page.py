@@ -29,11 +29,21 @@ import argparse
 import os
 import statistics
 import time
+from typing import TYPE_CHECKING, TypedDict
 
-from _setup import bootstrap, percentile
+from _setup import QueryLog, bootstrap, percentile
+
+if TYPE_CHECKING:
+    from tenancy.models import Tenant, User
 
 
-def load_tenant(name: str, groups: int, devices: int):  # type: ignore[no-untyped-def]
+class PageResult(TypedDict):
+    queries: int
+    wall: list[float]
+    db: list[float]
+
+
+def load_tenant(name: str, groups: int, devices: int) -> tuple[Tenant, User]:
     from django.db import connection
 
     from permissions.selectors import access_levels_state
@@ -79,7 +89,7 @@ def load_tenant(name: str, groups: int, devices: int):  # type: ignore[no-untype
     return tenant, admin
 
 
-def bench_page(tenant, admin, repeat: int) -> dict[str, object]:  # type: ignore[no-untyped-def]
+def bench_page(tenant: Tenant, admin: User, repeat: int) -> PageResult:
     from django.core import signals
     from django.db import close_old_connections, connection
     from django.test import Client
@@ -92,13 +102,8 @@ def bench_page(tenant, admin, repeat: int) -> dict[str, object]:  # type: ignore
     client = Client()
     client.force_login(admin)
     client.get("/settings/defender-experts/permissions/")  # warm up
-    executed: list[str] = []
-
-    def count(execute, sql, params, many, context):  # type: ignore[no-untyped-def]
-        executed.append(sql)
-        return execute(sql, params, many, context)
-
-    with connection.execute_wrapper(count):
+    log = QueryLog()
+    with connection.execute_wrapper(log):
         response = client.get("/settings/defender-experts/permissions/")
     assert response.status_code == 200
     wall: list[float] = []
@@ -116,7 +121,7 @@ def bench_page(tenant, admin, repeat: int) -> dict[str, object]:  # type: ignore
         for _ in range(repeat):
             cur.execute("EXPLAIN (ANALYZE, FORMAT JSON) " + sql, params)
             db.append(float(cur.fetchone()[0][0]["Execution Time"]))
-    return {"queries": len(executed), "wall": wall, "db": db}
+    return {"queries": len(log.executed), "wall": wall, "db": db}
 
 
 def bench_sweep(count: int) -> tuple[int, float]:
@@ -180,13 +185,13 @@ def main() -> None:
         r = bench_page(tenant, admin, args.repeat)
         wall, db = r["wall"], r["db"]
         print(
-            f"{groups:>6} | {devices:>8,} | {r['queries']:>7} | {percentile(wall, 50):>7.1f}ms | "  # type: ignore[arg-type]
-            f"{percentile(wall, 95):>7.1f}ms | {percentile(db, 50):>6.1f}ms | {percentile(db, 95):>6.1f}ms"  # type: ignore[arg-type]
+            f"{groups:>6} | {devices:>8,} | {r['queries']:>7} | {percentile(wall, 50):>7.1f}ms | "
+            f"{percentile(wall, 95):>7.1f}ms | {percentile(db, 50):>6.1f}ms | {percentile(db, 95):>6.1f}ms"
         )
     if args.sweep:
         expired, ms = bench_sweep(args.sweep)
         print(f"\nExpiry sweep: {expired:,} grants ended in {ms:.0f}ms ({ms / max(expired, 1):.2f}ms per grant)")
-    print(f"(median page time at the largest size: {statistics.median(wall):.1f}ms)")  # type: ignore[arg-type]
+    print(f"(median page time at the largest size: {statistics.median(wall):.1f}ms)")
 
 
 if __name__ == "__main__":

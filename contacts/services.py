@@ -161,9 +161,9 @@ def contact_add(
     group: DirectoryGroup | None = None
     try:
         if directory_user_id not in (None, ""):
-            user = DirectoryUser.objects.get(tenant=locked, pk=int(directory_user_id))  # type: ignore[arg-type]
+            user = DirectoryUser.objects.get(tenant=locked, pk=int(directory_user_id))
         else:
-            group = DirectoryGroup.objects.get(tenant=locked, pk=int(directory_group_id))  # type: ignore[arg-type]
+            group = DirectoryGroup.objects.get(tenant=locked, pk=int(directory_group_id or ""))
     except (DirectoryUser.DoesNotExist, DirectoryGroup.DoesNotExist, ValueError, TypeError):
         raise ContactNotFound("That person or team isn't in your directory any more. Search again.")
 
@@ -442,7 +442,8 @@ def contact_send_test(*, tenant: Tenant, acting_user: User | None, contact: Noti
         tenant=locked, action="contacts.test_sent", target=current, since=now - TEST_NOTIFICATION_WINDOW
     )
     if recent.count >= TEST_NOTIFICATION_LIMIT:
-        raise RateLimited(_rate_limit_message(current, oldest=recent.oldest, now=now))
+        # Some were counted, so the oldest has a time.
+        raise RateLimited(_rate_limit_message(current, oldest=recent.oldest or now, now=now))
     message = outbox_enqueue(
         tenant=locked,
         kind="contacts.test",

@@ -22,11 +22,12 @@ from urllib.parse import urlencode
 
 from django import forms
 from django.contrib import messages
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, QueryDict
 from django.shortcuts import render
 from django.urls import reverse
 from django.utils.cache import patch_vary_headers
 from django_htmx.http import HttpResponseClientRedirect
+from django_htmx.middleware import HtmxDetails
 
 from core.errors import ApplicationError, InvalidForm, NeedsReauth, NotAllowed
 from core.replay import remember_post
@@ -41,8 +42,8 @@ _REAUTH_NEXT = "_core_reauth_next"
 
 def is_htmx(request: HttpRequest) -> bool:
     """An htmx request that wants a fragment (a history restore wants the whole page)."""
-    htmx = getattr(request, "htmx", None)
-    return bool(htmx) and not htmx.history_restore_request
+    htmx: HtmxDetails | None = getattr(request, "htmx", None)
+    return htmx is not None and bool(htmx) and not htmx.history_restore_request
 
 
 def render_page(
@@ -84,11 +85,13 @@ def with_values(form: F, **values: Any) -> F:
     """``form`` as the user submitted it, with ``values`` replaced: after a
     ``Conflict`` the page keeps what the user typed but carries the current
     version, so saving again knowingly applies it."""
-    data = form.data.copy()
+    data = QueryDict(mutable=True)
+    data.update(form.data)
     for key, value in values.items():
         data[key] = str(value)
+    # A new form on the new data (validated afresh), with the original's prefix and settings.
     form.data = data
-    form._errors = None  # validate again against the new data
+    form.full_clean()
     return form
 
 

@@ -188,9 +188,16 @@ class EmbeddedPostgres:
 
     def _run(self, tool: str, *args: str, user: pwd.struct_passwd | None, timeout: float = 120) -> str:
         command = [str(_binaries() / "bin" / tool), *args]
-        ids = {"user": user.pw_uid, "group": user.pw_gid, "extra_groups": []} if user else {}
         result = subprocess.run(  # noqa: S603 - our own binaries, fixed arguments
-            command, capture_output=True, text=True, timeout=timeout, check=False, cwd="/", **ids
+            command,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+            cwd="/",
+            user=user.pw_uid if user else None,
+            group=user.pw_gid if user else None,
+            extra_groups=[] if user else None,
         )
         if result.returncode != 0:
             output = result.stderr.strip() or result.stdout.strip()

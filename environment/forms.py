@@ -75,7 +75,7 @@ class SecuritySettingForm(forms.Form):
     expected = forms.CharField(max_length=80, required=False)
 
     def clean_key(self) -> str:
-        key = self.cleaned_data["key"]
+        key: str = self.cleaned_data["key"]
         if key not in SETTINGS_BY_KEY:
             raise forms.ValidationError(f"“{key}” isn't a known security setting.")
         return key

@@ -46,11 +46,6 @@ def search_text_field(*fields: str) -> models.GeneratedField:
     )
 
 
-class TenantScopedQuerySet(models.QuerySet):  # type: ignore[type-arg]
-    def for_tenant(self, tenant: object) -> TenantScopedQuerySet:
-        return self.filter(tenant=tenant)
-
-
 class DirectoryUser(models.Model):
     """An Entra ID user."""
 
@@ -69,8 +64,6 @@ class DirectoryUser(models.Model):
     # "name mail upn", lower-cased and accent-free, for directory search.
     search_text = search_text_field("display_name", "mail", "user_principal_name")
     updated_at = models.DateTimeField(default=timezone.now, db_index=True)
-
-    objects = TenantScopedQuerySet.as_manager()
 
     class Meta:
         ordering = ["display_name", "id"]
@@ -100,8 +93,6 @@ class DirectoryGroup(models.Model):
     search_text = search_text_field("display_name", "mail")
     updated_at = models.DateTimeField(default=timezone.now, db_index=True)
 
-    objects = TenantScopedQuerySet.as_manager()
-
     class Meta:
         ordering = ["display_name", "id"]
         constraints = [models.UniqueConstraint(fields=["tenant", "display_name"], name="directory_group_unique_name")]
@@ -130,8 +121,6 @@ class DeviceGroup(models.Model):
     description = models.CharField(max_length=500, blank=True)
     rank = models.PositiveIntegerField(default=1)
     updated_at = models.DateTimeField(default=timezone.now)
-
-    objects = TenantScopedQuerySet.as_manager()
 
     class Meta:
         ordering = ["rank", "name"]
@@ -178,8 +167,6 @@ class Device(models.Model):
     onboarded_at = models.DateTimeField(null=True, blank=True)
     updated_at = models.DateTimeField(default=timezone.now)
 
-    objects = TenantScopedQuerySet.as_manager()
-
     class Meta:
         ordering = ["name", "id"]
         constraints = [models.UniqueConstraint(fields=["tenant", "name"], name="device_unique_name")]
@@ -193,10 +180,6 @@ class Device(models.Model):
 
     def __str__(self) -> str:
         return self.name
-
-    @property
-    def is_protected(self) -> bool:
-        return self.onboarding_state == OnboardingState.ONBOARDED and self.av_mode == AntivirusMode.ACTIVE
 
 
 class DeviceTally(models.Model):
@@ -241,8 +224,6 @@ class DomainController(models.Model):
     sensor_installed_at = models.DateTimeField(null=True, blank=True)
     updated_at = models.DateTimeField(default=timezone.now)
 
-    objects = TenantScopedQuerySet.as_manager()
-
     class Meta:
         ordering = ["name"]
         constraints = [models.UniqueConstraint(fields=["tenant", "name"], name="domain_controller_unique_name")]
@@ -267,8 +248,6 @@ class Licence(models.Model):
     seats = models.PositiveIntegerField(default=0)
     updated_at = models.DateTimeField(default=timezone.now)
 
-    objects = TenantScopedQuerySet.as_manager()
-
     class Meta:
         ordering = ["product"]
         constraints = [models.UniqueConstraint(fields=["tenant", "product"], name="licence_unique_product")]
@@ -288,8 +267,6 @@ class SecuritySetting(models.Model):
     key = models.CharField(max_length=80)
     value = models.CharField(max_length=80)
     updated_at = models.DateTimeField(default=timezone.now)
-
-    objects = TenantScopedQuerySet.as_manager()
 
     class Meta:
         ordering = ["key"]

@@ -7,7 +7,7 @@ from tenancy.admin_base import ReadOnlyAdmin, ReadOnlyInline
 class AttemptInline(ReadOnlyInline):
     model = OutboxAttempt
     fields = ["number", "started_at", "finished_at", "outcome", "error", "worker"]
-    readonly_fields = fields
+    readonly_fields = ["number", "started_at", "finished_at", "outcome", "error", "worker"]
 
 
 @admin.register(OutboxMessage)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -323,7 +324,9 @@ def device_page(
     return title, keyset_page(qs, matching=count, per_page=per_page, after=after, before=before, number=page)
 
 
-def domain_controller_page(*, tenant: Tenant, state: str, page: Any, per_page: int = PAGE_SIZE) -> tuple[str, Page]:
+def domain_controller_page(
+    *, tenant: Tenant, state: str, page: Any, per_page: int = PAGE_SIZE
+) -> tuple[str, Page[Any]]:
     qs = DomainController.objects.filter(tenant=tenant).order_by("name", "id")
     if state == "without_sensor":
         qs = qs.filter(sensor_installed=False)
@@ -340,7 +343,7 @@ IDENTITY_STATES = {
 }
 
 
-def identity_page(*, tenant: Tenant, state: str, page: Any, per_page: int = PAGE_SIZE) -> tuple[str, Page]:
+def identity_page(*, tenant: Tenant, state: str, page: Any, per_page: int = PAGE_SIZE) -> tuple[str, Page[Any]]:
     title, condition = IDENTITY_STATES[state]
     qs = (
         DirectoryUser.objects.filter(tenant=tenant, enabled=True, domain_controller__isnull=False)
@@ -407,7 +410,7 @@ def history_chart(points: list[Snapshot]) -> HistoryChart:
         chart.gridlines.append(
             {"y": round(y_of(pct), 1), "label": f"{pct}%", "x1": chart.pad_left, "x2": chart.width - chart.pad_right}
         )
-    specs = [
+    specs: list[tuple[str, str, Callable[[Snapshot], float]]] = [
         ("actions", "Actions completed", lambda s: _pct(s.actions_completed, s.actions_total)),
         ("devices", "Protected devices", lambda s: _pct(s.devices_protected, s.devices_target)),
         ("identities", "Protected identities", lambda s: _pct(s.identities_protected, s.identities_target)),

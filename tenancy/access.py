@@ -19,23 +19,26 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from typing import Any, Concatenate, Literal, ParamSpec, TypeVar, cast
+from typing import Any, Concatenate, Literal, ParamSpec, Protocol, TypeVar, cast, overload
 
 from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import ObjectDoesNotExist, ValidationError
 from django.db import models
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBase
 from django.shortcuts import redirect
 from django_htmx.middleware import HtmxDetails
 
 from core.errors import NotAllowed
 from tenancy.bounds import parse_id
 from tenancy.models import Membership, ProviderStaff, Tenant, User
+from tenancy.services import expert_refusal_record, expert_session_record
 
 P = ParamSpec("P")
+Q = ParamSpec("Q")
 M = TypeVar("M", bound=models.Model)
 R = TypeVar("R", bound=HttpRequest)
-View = Callable[Concatenate[HttpRequest, P], HttpResponse]
+# A view may answer with any response (a streamed CSV export too).
+View = Callable[Concatenate[HttpRequest, P], HttpResponseBase]
 
 READ_ONLY_MESSAGE = "Only a Global Administrator or a Security Administrator can change Defender Experts settings."
 NOT_A_MEMBER_MESSAGE = "Your account is not a member of any organisation in this portal."
@@ -71,19 +74,35 @@ class ProviderRequest(PortalRequest):
     provider_staff: ProviderStaff
 
 
+TenantView = Callable[Concatenate[TenantRequest, P], HttpResponseBase]
+ProviderView = Callable[Concatenate[ProviderRequest, P], HttpResponseBase]
+
+
+class TenantPageDecorator(Protocol):
+    def __call__(self, view: TenantView[P], /) -> View[P]: ...
+
+
+class ProviderPageDecorator(Protocol):
+    def __call__(self, view: ProviderView[P], /) -> View[P]: ...
+
+
+@overload
+def tenant_page(view: TenantView[P], /) -> View[P]: ...
+@overload
+def tenant_page(*, manage: bool | Literal["writes"] = False) -> TenantPageDecorator: ...
 def tenant_page(
-    view: Callable[Concatenate[TenantRequest, P], HttpResponse] | None = None,
+    view: TenantView[P] | None = None,
+    /,
     *,
     manage: bool | Literal["writes"] = False,
-) -> Any:
+) -> View[P] | TenantPageDecorator:
     """Require a signed-in tenant member (and, with ``manage``, a role that may change settings).
 
     Use bare (``@tenant_page``) or with options (``@tenant_page(manage=True)``).
     """
 
-    def decorate(view: Callable[Concatenate[TenantRequest, P], HttpResponse]) -> View[P]:
-        @functools.wraps(view)
-        def wrapper(request: HttpRequest, *args: P.args, **kwargs: P.kwargs) -> HttpResponse:
+    def decorate(view: TenantView[Q]) -> View[Q]:
+        def wrapper(request: HttpRequest, /, *args: Q.args, **kwargs: Q.kwargs) -> HttpResponseBase:
             if not request.user.is_authenticated:
                 return redirect_to_login(request.get_full_path())
             membership: Membership | None = getattr(request, "membership", None)
@@ -97,21 +116,26 @@ def tenant_page(
                 raise NotAllowed(READ_ONLY_MESSAGE)
             return view(cast(TenantRequest, request), *args, **kwargs)
 
+        functools.update_wrapper(wrapper, view)
         return wrapper
 
     return decorate(view) if view is not None else decorate
 
 
+@overload
+def provider_page(view: ProviderView[P], /) -> View[P]: ...
+@overload
+def provider_page(*, sdm: bool = False) -> ProviderPageDecorator: ...
 def provider_page(
-    view: Callable[Concatenate[ProviderRequest, P], HttpResponse] | None = None,
+    view: ProviderView[P] | None = None,
+    /,
     *,
     sdm: bool = False,
-) -> Any:
+) -> View[P] | ProviderPageDecorator:
     """Require a signed-in member of the provider's staff (with ``sdm``, a service delivery manager)."""
 
-    def decorate(view: Callable[Concatenate[ProviderRequest, P], HttpResponse]) -> View[P]:
-        @functools.wraps(view)
-        def wrapper(request: HttpRequest, *args: P.args, **kwargs: P.kwargs) -> HttpResponse:
+    def decorate(view: ProviderView[Q]) -> View[Q]:
+        def wrapper(request: HttpRequest, /, *args: Q.args, **kwargs: Q.kwargs) -> HttpResponseBase:
             if not request.user.is_authenticated:
                 return redirect_to_login(request.get_full_path())
             staff: ProviderStaff | None = getattr(request, "provider_staff", None)
@@ -122,6 +146,7 @@ def provider_page(
                 raise NotAllowed(SDM_ONLY_MESSAGE)
             return view(cast(ProviderRequest, request), *args, **kwargs)
 
+        functools.update_wrapper(wrapper, view)
         return wrapper
 
     return decorate(view) if view is not None else decorate
@@ -130,15 +155,15 @@ def provider_page(
 # The decorators every view used before ``tenant_page``/``provider_page``; kept
 # while views move over.
 def tenant_view(view: Callable[..., HttpResponse]) -> View[...]:
-    return cast("View[...]", tenant_page(view))
+    return tenant_page(view)
 
 
 def tenant_admin_view(view: Callable[..., HttpResponse]) -> View[...]:
-    return cast("View[...]", tenant_page(view, manage=True))
+    return tenant_page(manage=True)(view)
 
 
 def provider_view(view: Callable[..., HttpResponse]) -> View[...]:
-    return cast("View[...]", provider_page(view))
+    return provider_page(view)
 
 
 def require_manage(request: HttpRequest) -> None:
@@ -178,31 +203,27 @@ def provider_tenant_or_404(request: HttpRequest, tenant_id: Any) -> Tenant:
         tenant = Tenant.objects.get(pk=tenant_id, provider_id=staff.organization_id)
     except (Tenant.DoesNotExist, ValueError, TypeError):
         raise Http404 from None
-    _record_expert_session(request, tenant)
+    _record_expert_session(request, staff, tenant)
     return tenant
 
 
 SESSION_EXPERT_TENANTS = "expert_tenants"
 
 
-def _record_expert_session(request: HttpRequest, tenant: Tenant) -> None:
+def _record_expert_session(request: HttpRequest, staff: ProviderStaff, tenant: Tenant) -> None:
     """The first time in a signed-in session that an expert opens a tenant, the
     tenant's log says so ("Experts' activity"): when, from where, with what."""
-    from tenancy.services import expert_session_record
-
     seen = request.session.get(SESSION_EXPERT_TENANTS)
     seen = list(seen) if isinstance(seen, list) else []
     if tenant.pk in seen:
         return
-    expert_session_record(tenant=tenant, acting_user=request.user, signed_in_at=request.session.get("signed_in_at"))  # type: ignore[arg-type]
+    expert_session_record(tenant=tenant, acting_user=staff.user, signed_in_at=request.session.get("signed_in_at"))
     request.session[SESSION_EXPERT_TENANTS] = [*seen, tenant.pk]
 
 
 def record_refused_expert_action(request: HttpRequest, reason: str, kwargs: dict[str, Any] | None = None) -> None:
     """An expert was refused a change on one of their provider's tenants: the
     tenant's log keeps what they attempted and why ("Experts' activity")."""
-    from tenancy.services import expert_refusal_record
-
     staff: ProviderStaff | None = getattr(request, "provider_staff", None)
     match = request.resolver_match
     if staff is None or match is None or request.method in ("GET", "HEAD", "OPTIONS"):
@@ -210,4 +231,4 @@ def record_refused_expert_action(request: HttpRequest, reason: str, kwargs: dict
     tenant_id = parse_id((kwargs if kwargs is not None else match.kwargs).get("tenant_id"))
     tenant = Tenant.objects.filter(pk=tenant_id, provider_id=staff.organization_id).first() if tenant_id else None
     if tenant is not None:
-        expert_refusal_record(tenant=tenant, acting_user=request.user, attempted=match.view_name, reason=reason)  # type: ignore[arg-type]
+        expert_refusal_record(tenant=tenant, acting_user=staff.user, attempted=match.view_name, reason=reason)

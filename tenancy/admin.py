@@ -88,7 +88,7 @@ UserAdmin.change_password_form = AuditedPasswordForm
 class MembershipInline(ReadOnlyInline):
     model = Membership
     fields = ["user", "role", "created_at"]
-    readonly_fields = fields
+    readonly_fields = ["user", "role", "created_at"]
     show_change_link = True
 
 
@@ -105,7 +105,7 @@ class TenantAdmin(OperatorAdmin):
     search_fields = ["name", "primary_domain"]
     inlines = [MembershipInline]
 
-    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:  # type: ignore[override]
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
         # The phase moves only through onboarding and readiness; a tenant never changes provider.
         fields = ["service_phase", "service_phase_changed_at", "environment_changed_at"]
         return [*fields, "provider"] if obj is not None else fields
@@ -150,7 +150,7 @@ class MembershipAdmin(OperatorAdmin):
     search_fields = ["user__email", "tenant__name"]
     raw_id_fields = ["user"]
 
-    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:  # type: ignore[override]
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
         return [*super().get_readonly_fields(request, obj), *(["user"] if obj is not None else [])]
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:

@@ -34,7 +34,7 @@ def tenant_fields(model: type[models.Model]) -> list[str]:
 class OperatorAdmin(admin.ModelAdmin):
     """Tenant foreign keys are read-only once the row exists; no deletions."""
 
-    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:  # type: ignore[override]
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
         fields = list(super().get_readonly_fields(request, obj))
         if obj is not None:
             fields += [name for name in tenant_fields(self.model) if name not in fields]

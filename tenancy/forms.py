@@ -45,7 +45,7 @@ class ConfirmPasswordForm(forms.Form):
             del self.fields["code"]
 
     def clean(self) -> dict[str, Any]:
-        data = super().clean()
+        data: dict[str, Any] = super().clean() or {}
         if self.needs_code and not self.errors:
             code = (data.get("code") or "").strip()
             if not code:
@@ -55,7 +55,7 @@ class ConfirmPasswordForm(forms.Form):
         return data
 
     def clean_password(self) -> str:
-        password = self.cleaned_data["password"]
+        password: str = self.cleaned_data["password"]
         user = authenticate(self.request, username=self.request.user.get_username(), password=password)
         if user is None or user.pk != self.request.user.pk:
             raise forms.ValidationError("That password isn't right. Try again.")

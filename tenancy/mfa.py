@@ -94,7 +94,7 @@ class ReauthenticateForm(BaseReauthenticateForm):
 
 
 def has_authenticator(user: Any) -> bool:
-    return Authenticator.objects.filter(user_id=user.pk).exists()
+    return bool(Authenticator.objects.filter(user_id=user.pk).exists())
 
 
 def code_authenticators(user: Any) -> list[Authenticator]:

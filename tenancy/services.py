@@ -76,8 +76,9 @@ def tenant_change_phase(
 # audited in the tenant's log in the same transaction.
 
 
-def _user_tenants(user: User) -> list[Tenant]:
-    return list(Tenant.objects.filter(memberships__user=user).order_by("pk"))
+def _user_tenants(user: User) -> list[Tenant | None]:
+    """The tenants whose log records a change to ``user``; none (the operators' log) for a user of no tenant."""
+    return [*Tenant.objects.filter(memberships__user=user).order_by("pk")] or [None]
 
 
 @transaction.atomic
@@ -228,7 +229,7 @@ def user_update(*, user: User, acting_user: User | None, changes: dict[str, Any]
     summary = f"Account {locked.email} changed: " + ", ".join(f"{k} {before[k]} → {after[k]}" for k in after)
     if ended:
         summary += f"; {ended} session{'s' if ended != 1 else ''} signed out"
-    for tenant in _user_tenants(locked) or [None]:
+    for tenant in _user_tenants(locked):
         audit_record(
             tenant=tenant,
             acting_user=acting_user,
@@ -248,7 +249,7 @@ def user_set_password(*, user: User, acting_user: User | None, password: str | N
     locked.set_password(password)
     locked.save(update_fields=["password"])
     ended = user_sessions_end(user=locked)
-    for tenant in _user_tenants(locked) or [None]:
+    for tenant in _user_tenants(locked):
         audit_record(
             tenant=tenant,
             acting_user=acting_user,

@@ -9,7 +9,7 @@ from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, QueryDict
 from django.shortcuts import redirect, render
 from django.urls import Resolver404, resolve
-from django.utils.http import url_has_allowed_host_and_scheme
+from django.utils.http import url_has_allowed_host_and_scheme, urlencode
 from django.views.decorators.http import require_POST
 
 from core.replay import pop_post
@@ -18,7 +18,7 @@ from tenancy.access import TenantRequest, get_tenant_object_or_404, record_refus
 from tenancy.forms import ConfirmPasswordForm, SwitchTenantForm
 from tenancy.mfa import mfa_required
 from tenancy.middleware import SESSION_TENANT_KEY
-from tenancy.models import Membership
+from tenancy.models import Membership, User
 from tenancy.reauth import mark_authenticated
 from tenancy.selectors import member_session_counts, memberships_for_user
 
@@ -43,7 +43,12 @@ def _safe_next(request: HttpRequest, fallback: str) -> str:
 @require_POST
 def switch_tenant(request: HttpRequest) -> HttpResponse:
     form = SwitchTenantForm(request.POST)
-    if form.is_valid() and memberships_for_user(request.user).filter(tenant_id=form.cleaned_data["tenant"]).exists():  # type: ignore[arg-type]
+    user = request.user
+    if (
+        isinstance(user, User)
+        and form.is_valid()
+        and memberships_for_user(user).filter(tenant_id=form.cleaned_data["tenant"]).exists()
+    ):
         request.session[SESSION_TENANT_KEY] = form.cleaned_data["tenant"]
         return redirect("home")
     messages.error(request, "You're not a member of that organisation.")
@@ -76,13 +81,11 @@ def _replay_pending_post(request: HttpRequest) -> HttpResponse | None:
         match = resolve(path)
     except Resolver404:
         return None
-    data = QueryDict(mutable=True)
-    for key, values in fields:
-        data.setlist(key, values)
-    data._mutable = False
-    request.POST = data  # type: ignore[assignment]
+    # Immutable, as Django's own request.POST.
+    request.POST = QueryDict(urlencode([(key, value) for key, values in fields for value in values]))
     request.path = request.path_info = path
-    return match.func(request, *match.args, **match.kwargs)  # type: ignore[no-any-return]
+    response: HttpResponse = match.func(request, *match.args, **match.kwargs)
+    return response
 
 
 def forbidden(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
@@ -102,7 +105,7 @@ class MultiFactorView(MFAIndexView):
     """Multi-factor sign-in: the guided enrolment, and (for admins) the organisation's rule."""
 
     def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
-        ctx = super().get_context_data(**kwargs)
+        ctx: dict[str, Any] = super().get_context_data(**kwargs)
         membership = getattr(self.request, "membership", None)
         ctx["mfa_required"] = mfa_required(self.request)
         ctx["can_set_policy"] = membership is not None and membership.can_manage
@@ -115,7 +118,7 @@ class SignedInSessionsView(ListUserSessionsView):
     admins, their members', each of whom they can sign out everywhere."""
 
     def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
-        ctx = super().get_context_data(**kwargs)
+        ctx: dict[str, Any] = super().get_context_data(**kwargs)
         membership = getattr(self.request, "membership", None)
         if membership is not None and membership.can_manage:
             ctx["members"] = member_session_counts(tenant=membership.tenant)
