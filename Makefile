@@ -33,8 +33,13 @@ chaos: $(VENV)/.installed-dev
 chaos-short: $(VENV)/.installed-dev
 	@$(PY) scripts/chaos.py --short
 
+## Lint: ruff (style and bugs), mypy (strict types, django-stubs) and import-linter (the apps' layers and
+## boundaries, the contracts in pyproject.toml). CI runs it before the tests.
 lint: $(VENV)/.installed-dev
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
 
 # The microbenchmarks; the HTTP benchmark has its own target (it seeds 100,000 devices and serves them).
 bench: $(VENV)/.installed-dev

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import unicodedata
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.db import connection
 from django.db.models import Count, F, IntegerField, OuterRef, Prefetch, Q, QuerySet, Subquery, Value, Window
 from django.db.models.functions import Coalesce, RowNumber
 
-from audit.models import AuditEvent
 from audit.selectors import recent_events
 from contacts.models import (
     NOTIFICATION_TYPE_HELP,
@@ -22,6 +21,9 @@ from contacts.models import (
 )
 from environment.models import DirectoryGroup, DirectoryUser, GroupMembership
 from tenancy.models import Tenant
+
+if TYPE_CHECKING:
+    from audit.models import AuditEvent
 
 MIN_QUERY_LENGTH = 2
 MAX_RESULTS = 10

@@ -463,3 +463,9 @@ def permissions_page(*, tenant: Tenant) -> PermissionsPage:
 def device_named(*, tenant: Tenant, name: str) -> Device | None:
     """The tenant's device called ``name`` (with its group), for the provider's "attempt an action"."""
     return Device.objects.select_related("device_group").filter(tenant=tenant, name=name).first()
+
+
+def provider_access_of(tenant: Any) -> QuerySet[ServiceProviderAccess]:
+    """The service provider access row of ``tenant`` (a tenant, an id or ``OuterRef(...)``), for other apps'
+    subqueries: its ``updated_at`` is when access last changed."""
+    return ServiceProviderAccess.objects.filter(tenant_id=tenant)

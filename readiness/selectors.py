@@ -22,7 +22,7 @@ from environment.models import (
     SecuritySetting,
 )
 from environment.selectors import DevicePage, keyset_page
-from permissions.models import ServiceProviderAccess
+from permissions.selectors import provider_access_of
 from readiness.catalogue import ENTRIES, Entry
 from readiness.models import ActionState, ActionStatus, ReadinessState, RefreshRun, Regression, Snapshot
 from tenancy.models import Tenant
@@ -200,9 +200,7 @@ def _changes_since(*, tenant: Tenant) -> dict[str, datetime]:
             latest_licence=Subquery(
                 Licence.objects.filter(tenant=OuterRef("pk")).order_by("-updated_at").values("updated_at")[:1]
             ),
-            latest_access=Subquery(
-                ServiceProviderAccess.objects.filter(tenant=OuterRef("pk")).values("updated_at")[:1]
-            ),
+            latest_access=Subquery(provider_access_of(OuterRef("pk")).values("updated_at")[:1]),
         )
         .values("latest_device", "latest_dc", "latest_user", "latest_licence", "latest_access")
         .first()

@@ -45,6 +45,7 @@ from django.db.models import DateTimeField, Exists, ExpressionWrapper, F, OuterR
 from django.utils import timezone
 
 from audit.services import audit_record
+from permissions.selectors import provider_access_of
 from readiness.catalogue import CATALOGUE_VERSION, ENTRIES
 from readiness.exceptions import PhaseChanged, ReadinessError, ReadinessNotMet, RefreshRateLimited
 from readiness.models import (
@@ -137,22 +138,14 @@ def readiness_pull_in_changed(*, now: datetime | None = None) -> int:
     ).update(next_refresh_at=pick_up)
     # Service provider access is granted or removed in Permissions, which doesn't stamp the environment;
     # a change there after the last refresh is picked up the same way.
-    from permissions.models import ServiceProviderAccess
-
-    access_at = Subquery(ServiceProviderAccess.objects.filter(tenant_id=OuterRef("tenant_id")).values("updated_at")[:1])
+    access_at = Subquery(provider_access_of(OuterRef("tenant_id")).values("updated_at")[:1])
     access_pick_up = ExpressionWrapper(access_at + F("delay"), output_field=DateTimeField())
     pulled += (
         ReadinessState.objects.filter(last_refreshed_at__isnull=False)
+        .filter(Exists(provider_access_of(OuterRef("tenant_id")).filter(updated_at__gt=OuterRef("last_refreshed_at"))))
         .filter(
             Exists(
-                ServiceProviderAccess.objects.filter(
-                    tenant_id=OuterRef("tenant_id"), updated_at__gt=OuterRef("last_refreshed_at")
-                )
-            )
-        )
-        .filter(
-            Exists(
-                ServiceProviderAccess.objects.filter(tenant_id=OuterRef("tenant_id")).filter(
+                provider_access_of(OuterRef("tenant_id")).filter(
                     updated_at__lt=ExpressionWrapper(
                         OuterRef("next_refresh_at") - OuterRef("delay"), output_field=DateTimeField()
                     )
@@ -352,16 +345,12 @@ def readiness_refresh(*, tenant_id: int, generation: int) -> str:
     clock = time.perf_counter()
     try:
         with transaction.atomic():
-            from permissions.models import ServiceProviderAccess
-
             state = (
                 ReadinessState.objects.select_for_update()
                 .select_related("tenant")
                 # When service provider access last changed, read in the same statement (for the run's trigger).
                 .annotate(
-                    access_changed_at=Subquery(
-                        ServiceProviderAccess.objects.filter(tenant_id=OuterRef("tenant_id")).values("updated_at")[:1]
-                    )
+                    access_changed_at=Subquery(provider_access_of(OuterRef("tenant_id")).values("updated_at")[:1])
                 )
                 .get(tenant_id=tenant_id)
             )
