@@ -14,10 +14,10 @@ from typing import Any, cast
 
 from django import forms
 from django.contrib import admin, messages
-from django.core.exceptions import ValidationError
 from django.db.models import Count, QuerySet
 from django.http import HttpRequest
 
+from core.errors import ApplicationError
 from environment import services
 from environment.models import (
     AntivirusMode,
@@ -147,8 +147,8 @@ class DomainControllerAdmin(OperatorAdmin):
             try:
                 service(tenant=dc.tenant, acting_user=_actor(request), domain_controller=dc)
                 done += 1
-            except ValidationError as exc:
-                self.message_user(request, " ".join(exc.messages), messages.WARNING)
+            except ApplicationError as exc:
+                self.message_user(request, exc.message, messages.WARNING)
         verb = "installed on" if install else "removed from"
         self.message_user(request, f"Sensor {verb} {done} domain controller(s).", messages.SUCCESS)
 

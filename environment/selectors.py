@@ -344,6 +344,14 @@ def device_page(
 # --- Defender for Identity -----------------------------------------------------------------
 
 
+def domain_controller_choices(*, tenant: Tenant) -> list[tuple[str, str]]:
+    """The tenant's domain controllers as form choices (id, name), by name: one query."""
+    return [
+        (str(pk), name)
+        for pk, name in DomainController.objects.filter(tenant=tenant).order_by("name").values_list("pk", "name")
+    ]
+
+
 def domain_controllers_with_identities(*, tenant: Tenant) -> QuerySet[DomainController]:
     """Domain controllers annotated with the identities (enabled users) they cover: one query."""
     return (

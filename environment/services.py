@@ -15,8 +15,10 @@ Every service here:
 
 A call that would change nothing (e.g. onboarding devices that are already
 onboarded) changes nothing: no timestamps move and no audit row is written.
-Invalid input raises ``django.core.exceptions.ValidationError`` with a
-message a person can act on.
+Invalid input raises ``core.errors.Invalid`` (with ``fields`` when it can
+say which input is wrong), and a change made against a value that moved
+meanwhile raises ``core.errors.Conflict``; each with a message a person can
+act on.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from django.db.models import Count, Q, QuerySet, Subquery
 from django.utils import timezone
 
 from audit.services import audit_record
+from core.errors import Conflict, Invalid
 from environment.models import (
     AntivirusMode,
     Device,
@@ -63,7 +66,7 @@ def _clean_ids(ids: Iterable[Any]) -> list[int]:
     try:
         return sorted({int(i) for i in ids})
     except (TypeError, ValueError):
-        raise ValidationError("Device ids must be whole numbers.", code="invalid_ids")
+        raise Invalid("Device ids must be whole numbers.")
 
 
 def _scoped_devices(
@@ -78,7 +81,7 @@ def _scoped_devices(
         qs = qs.filter(name__icontains=name_contains)
     if device_group is not None:
         if device_group.tenant_id != tenant.pk:
-            raise ValidationError("That device group belongs to another organisation.", code="foreign_group")
+            raise Invalid("That device group belongs to another organisation.")
         qs = qs.filter(device_group=device_group)
     if device_ids is not None:
         qs = qs.filter(pk__in=_clean_ids(device_ids))
@@ -151,13 +154,13 @@ def devices_onboard(
     ``all_devices=True``. Devices that are already onboarded are left alone.
     """
     if device_ids is None and device_group is None and count is None and not name_contains and not all_devices:
-        raise ValidationError("Choose the devices to onboard: specific devices, a device group or a number.")
+        raise Invalid("Choose the devices to onboard: specific devices, a device group or a number.")
     if av_mode is not None:
         av_mode = _validate_mode(av_mode, field="av_mode")
     if count is not None:
         if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= MAX_ONBOARD_COUNT:
-            raise ValidationError(
-                f"Enter how many devices to onboard, from 1 to {MAX_ONBOARD_COUNT:,}.", code="invalid_count"
+            raise Invalid(
+                f"Enter how many devices to onboard, from 1 to {MAX_ONBOARD_COUNT:,}.",
             )
     candidates = _scoped_devices(
         tenant=tenant, device_ids=device_ids, device_group=device_group, name_contains=name_contains
@@ -214,8 +217,8 @@ def devices_onboard(
 def _validate_mode(mode: Any, *, field: str = "mode") -> str:
     if mode not in AntivirusMode.values:
         allowed = ", ".join(AntivirusMode.values)
-        raise ValidationError(
-            f"“{mode}” isn't a Defender Antivirus mode; use one of {allowed}.", code=f"invalid_{field}"
+        raise Invalid(
+            f"“{mode}” isn't a Defender Antivirus mode; use one of {allowed}.",
         )
     return str(mode)
 
@@ -246,12 +249,12 @@ def devices_set_antivirus_mode(
     if from_mode is not None:
         from_mode = _validate_mode(from_mode, field="from_mode")
     if onboarding_state is not None and onboarding_state not in OnboardingState.values:
-        raise ValidationError(f"“{onboarding_state}” isn't an onboarding state.", code="invalid_onboarding_state")
+        raise Invalid(f"“{onboarding_state}” isn't an onboarding state.")
     narrowed = any(x is not None for x in (device_ids, device_group, from_mode, onboarding_state)) or bool(
         name_contains
     )
     if not narrowed and not all_devices:
-        raise ValidationError("Choose the devices to change: specific devices, a device group or their current mode.")
+        raise Invalid("Choose the devices to change: specific devices, a device group or their current mode.")
     scoped = _scoped_devices(
         tenant=tenant, device_ids=device_ids, device_group=device_group, name_contains=name_contains
     )
@@ -309,10 +312,10 @@ def _set_sensor(
     try:
         dc = DomainController.objects.select_for_update().get(pk=domain_controller.pk, tenant=tenant)
     except DomainController.DoesNotExist:
-        raise ValidationError("That domain controller isn't part of this organisation.", code="foreign_dc")
+        raise Invalid("That domain controller isn't part of this organisation.")
     if dc.sensor_installed == installed:
         state = "already has a sensor installed" if installed else "has no sensor installed"
-        raise ValidationError(f"{dc.name} {state}.", code="no_change")
+        raise Invalid(f"{dc.name} {state}.")
     identities = DirectoryUser.objects.filter(tenant=tenant, domain_controller=dc, enabled=True).count()
     now = timezone.now()
     dc.sensor_installed = installed
@@ -365,17 +368,17 @@ def security_setting_set(
     """Set one product setting; returns the row, or None if the value was already in place.
 
     ``expected_value`` is the value the admin saw when they opened the page:
-    if someone changed it since, nothing is saved and a ``ValidationError``
-    with code ``stale_edit`` says what it is now.
+    if someone changed it since, nothing is saved and a ``Conflict`` says what
+    it is now.
     """
     spec = SETTINGS_BY_KEY.get(key)
     if spec is None:
-        raise ValidationError(f"“{key}” isn't a known security setting.", code="unknown_setting")
+        raise Invalid(f"“{key}” isn't a known security setting.")
     allowed = dict(spec.choices)
     if value not in allowed:
         options = ", ".join(f"{label} ({v})" for v, label in spec.choices)
-        raise ValidationError(
-            f"“{value}” isn't a valid value for {spec.label}; choose {options}.", code="invalid_value"
+        raise Invalid(
+            f"“{value}” isn't a valid value for {spec.label}; choose {options}.",
         )
     now = timezone.now()
     # get_or_create under a savepoint: a concurrent first save of the same key
@@ -391,10 +394,9 @@ def security_setting_set(
         return None
     if expected_value is not None and before != expected_value:
         # Raising rolls back the row get_or_create may just have inserted.
-        raise ValidationError(
+        raise Conflict(
             f"{spec.label} was changed to {allowed.get(before, before)} since you opened this page, so your change "
             "wasn't saved. Check the current value and save again.",
-            code="stale_edit",
         )
     if not created:
         current.value = value
@@ -423,12 +425,12 @@ def licence_set_seats(
     """Set the purchased seats of one product; returns the row, or None if unchanged.
 
     ``expected_seats`` is the count the admin saw: if it changed since,
-    nothing is saved (``ValidationError`` with code ``stale_edit``).
+    nothing is saved (``Conflict``).
     """
     if product not in LicenceProduct.values:
-        raise ValidationError(f"“{product}” isn't a licensed product.", code="unknown_product")
+        raise Invalid(f"“{product}” isn't a licensed product.")
     if isinstance(seats, bool) or not isinstance(seats, int) or not 0 <= seats <= MAX_SEATS:
-        raise ValidationError(f"Enter a number of seats from 0 to {MAX_SEATS:,}.", code="invalid_seats")
+        raise Invalid(f"Enter a number of seats from 0 to {MAX_SEATS:,}.")
     now = timezone.now()
     licence, created = Licence.objects.select_for_update().get_or_create(
         tenant=tenant, product=product, defaults={"seats": 0, "updated_at": now}
@@ -437,10 +439,9 @@ def licence_set_seats(
     if before == seats:
         return None  # also a stale form asking for the count already in place: a double submit
     if expected_seats is not None and before != expected_seats:
-        raise ValidationError(
+        raise Conflict(
             f"{LicenceProduct(product).label} was changed to {before:,} seats since you opened this page, so your "
             "change wasn't saved. Check the current count and save again.",
-            code="stale_edit",
         )
     licence.seats = seats
     licence.updated_at = now
@@ -475,7 +476,7 @@ def _locked_directory_user(tenant: Tenant, directory_user: DirectoryUser) -> Dir
     try:
         return DirectoryUser.objects.select_for_update().get(pk=directory_user.pk, tenant=tenant)
     except DirectoryUser.DoesNotExist:
-        raise ValidationError("That user isn't in this organisation's directory.", code="foreign_user")
+        raise Invalid("That user isn't in this organisation's directory.")
 
 
 @transaction.atomic
@@ -529,10 +530,9 @@ def directory_user_delete(
     """
     user = _locked_directory_user(tenant, directory_user)
     if expected_updated_at is not None and user.updated_at != expected_updated_at:
-        raise ValidationError(
+        raise Conflict(
             f"{user.display_name} was changed since you opened this page, so nothing was deleted. "
             "Check the details below and delete the user again if you still mean to.",
-            code="stale_edit",
         )
     snapshot = _directory_user_snapshot(user)
     groups = GroupMembership.objects.filter(user=user).count()
@@ -588,7 +588,7 @@ def directory_user_create(
     ):
         errors.setdefault("user_principal_name", []).append(f"A user with the name {upn} already exists.")
     if errors:
-        raise ValidationError(errors)
+        raise Invalid(fields=errors)
     now = timezone.now()
     user = DirectoryUser.objects.create(
         tenant=tenant,
@@ -648,7 +648,7 @@ def directory_group_create(
     if member_ids and DirectoryUser.objects.filter(tenant=tenant, pk__in=member_ids).count() != len(member_ids):
         errors.setdefault("members", []).append("Every member must be a user of this organisation's directory.")
     if errors:
-        raise ValidationError(errors)
+        raise Invalid(fields=errors)
     now = timezone.now()
     group = DirectoryGroup.objects.create(
         tenant=tenant,

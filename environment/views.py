@@ -1,11 +1,12 @@
 """The Environment area: the emulated Microsoft side of a tenant.
 
 Every member can look; only Global Administrators and Security
-Administrators change things (``require_manage`` -> 403 for the others).
-Objects are fetched through ``get_tenant_object_or_404``, so another
+Administrators change things (``tenant_page(manage=...)``: 403 for the
+others). Objects are fetched through ``get_tenant_object_or_404``, so another
 tenant's id or a malformed id is a 404. Writes go through
-``environment.services``; a ``ValidationError`` from a service re-renders
-the page with the message, never a 500.
+``environment.services``; what a service refuses with (``Invalid``: 400,
+``Conflict``: 409) re-renders the page with the message and the admin's
+values (``on_error``), never a 500.
 
 Every form works as a plain POST (redirect-after-post with a message) and,
 when htmx is present, swaps the page's named partial in place.
@@ -13,18 +14,20 @@ when htmx is present, swaps the page's named partial in place.
 
 from __future__ import annotations
 
-from typing import Any, cast
+from typing import Any, TypeVar
 from urllib.parse import urlencode
 
+from django import forms
 from django.contrib import messages
-from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
-from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
-from django.shortcuts import redirect, render
+from django.http import Http404, HttpResponse, HttpResponseRedirect
+from django.shortcuts import redirect
 from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_http_methods, require_POST
 
+from core.errors import ApplicationError, Invalid, InvalidForm
+from core.pages import is_htmx, on_error, render_page, require_valid
 from environment import selectors, services
 from environment.forms import (
     DEVICE_ACTIONS,
@@ -44,10 +47,10 @@ from environment.models import (
     OnboardingState,
 )
 from environment.security_settings import SETTINGS_BY_KEY
-from tenancy.access import get_tenant_object_or_404, require_manage, tenant_view
+from tenancy.access import TenantRequest, get_tenant_object_or_404, tenant_page
 from tenancy.bounds import parse_datetime, parse_id
-from tenancy.models import Tenant, User
 
+F = TypeVar("F", bound=forms.BaseForm)
 DEVICES_PER_PAGE = 50
 USERS_PER_PAGE = 50
 GROUPS_PER_PAGE = 25
@@ -55,34 +58,25 @@ GROUPS_PER_PAGE = 25
 KEEP_PARAMS = ("q", "status", "page", "gpage")
 
 
-def _tenant(request: HttpRequest) -> Tenant:
-    """The tenant ``tenant_view`` resolved for this request."""
-    return request.tenant  # type: ignore[attr-defined, no-any-return]
-
-
-def _actor(request: HttpRequest) -> User:
-    # tenant_view has made sure the user is signed in.
-    return cast(User, request.user)
-
-
-def _htmx(request: HttpRequest) -> bool:
-    return bool(getattr(request, "htmx", False))
-
-
-def _bad_status(request: HttpRequest) -> int:
-    return 200 if _htmx(request) else 400
-
-
-def _messages_text(error: ValidationError) -> str:
-    return " ".join(str(m) for m in error.messages)
-
-
-def _render(request: HttpRequest, template: str, context: dict[str, Any], *, status: int = 200) -> HttpResponse:
+def _render(request: TenantRequest, template: str, context: dict[str, Any], *, status: int = 200) -> HttpResponse:
     """The whole page, or only its ``panel`` partial for an htmx request."""
     context.setdefault("nav", "environment")
-    if getattr(request, "htmx", False):
-        return render(request, f"{template}#panel", context, status=status)
-    return render(request, template, context, status=status)
+    return render_page(request, template, context, partial="panel", status=status)
+
+
+def _with_error(form: F, error: ApplicationError) -> F:
+    """``form`` showing what a service refused (a form's own errors are on it already)."""
+    if not isinstance(error, InvalidForm):
+        fields = error.fields if isinstance(error, Invalid) else {}
+        for field, messages_ in fields.items():
+            form.add_error(field if field in form.fields else None, messages_)
+        if not fields:
+            form.add_error(None, error.message)
+    return form
+
+
+def _form_errors(form: forms.BaseForm) -> str:
+    return " ".join(str(m) for msgs in form.errors.values() for m in msgs)
 
 
 def _with_query(url: str, params: dict[str, Any]) -> str:
@@ -93,9 +87,9 @@ def _with_query(url: str, params: dict[str, Any]) -> str:
 # --- Overview ---------------------------------------------------------------------------------
 
 
-@tenant_view
-def overview(request: HttpRequest) -> HttpResponse:
-    tenant = _tenant(request)
+@tenant_page
+def overview(request: TenantRequest) -> HttpResponse:
+    tenant = request.tenant
     # Five queries, whatever the size of the environment: device counts (one
     # GROUP BY), identity counts, domain controllers with identity counts,
     # licences, directory group counts, plus stored security settings.
@@ -125,14 +119,14 @@ def overview(request: HttpRequest) -> HttpResponse:
 # --- Devices ----------------------------------------------------------------------------------
 
 
-def _device_group_filter(request: HttpRequest, raw: str | None) -> DeviceGroup | None:
+def _device_group_filter(request: TenantRequest, raw: str | None) -> DeviceGroup | None:
     """The ``group`` filter: empty means all groups; a foreign or malformed id is a 404."""
     if not raw:
         return None
     return get_tenant_object_or_404(request, DeviceGroup, pk=raw)
 
 
-def _selected_device_ids(request: HttpRequest) -> list[int]:
+def _selected_device_ids(request: TenantRequest) -> list[int]:
     """The ticked devices; a malformed id or another tenant's device is a 404."""
     raw = request.POST.getlist("device")
     ids: set[int] = set()
@@ -141,22 +135,22 @@ def _selected_device_ids(request: HttpRequest) -> list[int]:
         if device_id is None:
             raise Http404
         ids.add(device_id)
-    if ids and Device.objects.filter(tenant=_tenant(request), pk__in=ids).count() != len(ids):
+    if ids and Device.objects.filter(tenant=request.tenant, pk__in=ids).count() != len(ids):
         raise Http404
     return sorted(ids)
 
 
 def _run_device_action(
-    request: HttpRequest,
+    request: TenantRequest,
     form: DeviceActionForm,
     *,
     group: DeviceGroup | None,
     filters: selectors.DeviceFilters,
 ) -> str:
-    tenant = _tenant(request)
+    tenant = request.tenant
     action = form.cleaned_data["action"]
     mode = form.cleaned_data.get("mode") or ""
-    actor = _actor(request)
+    actor = request.user
     if action == "onboard_selected":
         n = services.devices_onboard(tenant=tenant, acting_user=actor, device_ids=form.selected)
         return f"Onboarded {n:,} device{'s' if n != 1 else ''}." if n else "The selected devices are already onboarded."
@@ -192,49 +186,36 @@ def _run_device_action(
     return f"Defender Antivirus switched to {label} mode on {n:,} device{'s' if n != 1 else ''}."
 
 
+@tenant_page(manage="writes")
 @require_http_methods(["GET", "POST"])
-@tenant_view
-def devices(request: HttpRequest) -> HttpResponse:
+def devices(request: TenantRequest) -> HttpResponse:
     params = request.POST if request.method == "POST" else request.GET
     filters = selectors.parse_device_filters(params)
     group = _device_group_filter(request, (params.get("group") or "").strip())
     page_number = params.get("page") or 1
-    outcome = ""
-    status = 200
-    if request.method == "POST":
-        require_manage(request)
-        form = DeviceActionForm(request.POST, selected=_selected_device_ids(request))
-        if form.is_valid():
-            try:
-                outcome = _run_device_action(request, form, group=group, filters=filters)
-            except ValidationError as exc:
-                form.add_error(None, _messages_text(exc))
-            else:
-                if not _htmx(request):
-                    messages.success(request, outcome)
-                    cursor = {k: request.POST[k][:128] for k in ("after", "before") if request.POST.get(k)}
-                    return redirect(
-                        _with_query(
-                            reverse("environment:devices"), {**filters.as_query(), **cursor, "page": page_number}
-                        )
-                    )
-                form = DeviceActionForm()
-        if form.errors:
-            status = 200 if _htmx(request) else 400
-    else:
-        form = DeviceActionForm()
-    return _render(
-        request,
-        "environment/devices.html",
-        _devices_context(request, filters, page_number, form, outcome),
-        status=status,
-    )
+
+    def page(form: DeviceActionForm, outcome: str = "") -> HttpResponse:
+        return _render(
+            request, "environment/devices.html", _devices_context(request, filters, page_number, form, outcome)
+        )
+
+    if request.method != "POST":
+        return page(DeviceActionForm())
+    form = DeviceActionForm(request.POST, selected=_selected_device_ids(request))
+    on_error(request, lambda error: page(_with_error(form, error)))
+    require_valid(form)
+    outcome = _run_device_action(request, form, group=group, filters=filters)
+    if is_htmx(request):
+        return page(DeviceActionForm(), outcome)
+    messages.success(request, outcome)
+    cursor = {k: request.POST[k][:128] for k in ("after", "before") if request.POST.get(k)}
+    return redirect(_with_query(reverse("environment:devices"), {**filters.as_query(), **cursor, "page": page_number}))
 
 
 def _devices_context(
-    request: HttpRequest, filters: selectors.DeviceFilters, page_number: Any, form: DeviceActionForm, outcome: str
+    request: TenantRequest, filters: selectors.DeviceFilters, page_number: Any, form: DeviceActionForm, outcome: str
 ) -> dict[str, Any]:
-    tenant = _tenant(request)
+    tenant = request.tenant
     params = request.POST if request.method == "POST" else request.GET
     # Queries: the device tally (counts, also of the filtered list), the device groups and one
     # keyset page of devices with their group joined: none of them grows with the devices.
@@ -250,11 +231,11 @@ def _devices_context(
         number=page_number,
     )
     query = filters.as_query()
+    # Last seen, formatted once here: the template's date filter costs far more, fifty times a page.
+    rows = []
     for device in page.object_list:
-        # Formatted once here: the template's date filter costs far more, fifty times a page.
         seen = timezone.localtime(device.last_seen) if device.last_seen else None
-        device.seen_iso = seen.isoformat() if seen else ""  # type: ignore[attr-defined]
-        device.seen_label = f"{seen.day} {seen:%b %Y, %H:%M}" if seen else ""  # type: ignore[attr-defined]
+        rows.append((device, seen.isoformat() if seen else "", f"{seen.day} {seen:%b %Y, %H:%M}" if seen else ""))
     return {
         "env_tab": "devices",
         "counts": counts,
@@ -262,6 +243,7 @@ def _devices_context(
         "filters": filters,
         "filter_query": urlencode(query),
         "page": page,
+        "device_rows": rows,
         "cursor": _page_cursor(params, page),
         "previous_query": urlencode(page.previous_query(**query)),
         "next_query": urlencode(page.next_query(**query)),
@@ -288,8 +270,8 @@ def _page_cursor(params: Any, page: selectors.DevicePage) -> dict[str, Any]:
 # --- Domain controllers ---------------------------------------------------------------------------
 
 
-def _dc_context(request: HttpRequest, **extra: Any) -> dict[str, Any]:
-    tenant = _tenant(request)
+def _dc_context(request: TenantRequest, **extra: Any) -> dict[str, Any]:
+    tenant = request.tenant
     dcs = list(selectors.domain_controllers_with_identities(tenant=tenant))
     return {
         "env_tab": "domain_controllers",
@@ -302,44 +284,30 @@ def _dc_context(request: HttpRequest, **extra: Any) -> dict[str, Any]:
     }
 
 
-@tenant_view
-def domain_controllers(request: HttpRequest) -> HttpResponse:
+@tenant_page
+def domain_controllers(request: TenantRequest) -> HttpResponse:
     return _render(request, "environment/domain_controllers.html", _dc_context(request))
 
 
+@tenant_page(manage=True)
 @require_POST
-@tenant_view
-def domain_controller_sensor(request: HttpRequest, pk: int) -> HttpResponse:
-    require_manage(request)
+def domain_controller_sensor(request: TenantRequest, pk: int) -> HttpResponse:
     dc = get_tenant_object_or_404(request, DomainController, pk=pk)
     action = request.POST.get("action")
-    try:
-        if action == "install":
-            services.domain_controller_install_sensor(
-                tenant=_tenant(request),
-                acting_user=_actor(request),
-                domain_controller=dc,
-            )
-            outcome = f"The Defender for Identity sensor is installed on {dc.name}."
-        elif action == "uninstall":
-            services.domain_controller_uninstall_sensor(
-                tenant=_tenant(request),
-                acting_user=_actor(request),
-                domain_controller=dc,
-            )
-            outcome = f"The Defender for Identity sensor was removed from {dc.name}."
-        else:
-            raise ValidationError("Choose whether to install or remove the sensor.")
-    except ValidationError as exc:
-        error = _messages_text(exc)
-        return _render(
-            request,
-            "environment/domain_controllers.html",
-            _dc_context(request, error=error),
-            status=200 if _htmx(request) else 400,
+    template = "environment/domain_controllers.html"
+    on_error(request, lambda error: _render(request, template, _dc_context(request, error=error.message)))
+    if action == "install":
+        services.domain_controller_install_sensor(tenant=request.tenant, acting_user=request.user, domain_controller=dc)
+        outcome = f"The Defender for Identity sensor is installed on {dc.name}."
+    elif action == "uninstall":
+        services.domain_controller_uninstall_sensor(
+            tenant=request.tenant, acting_user=request.user, domain_controller=dc
         )
-    if _htmx(request):
-        return _render(request, "environment/domain_controllers.html", _dc_context(request, outcome=outcome))
+        outcome = f"The Defender for Identity sensor was removed from {dc.name}."
+    else:
+        raise Invalid("Choose whether to install or remove the sensor.")
+    if is_htmx(request):
+        return _render(request, template, _dc_context(request, outcome=outcome))
     messages.success(request, outcome)
     return redirect("environment:domain_controllers")
 
@@ -347,8 +315,8 @@ def domain_controller_sensor(request: HttpRequest, pk: int) -> HttpResponse:
 # --- Directory -----------------------------------------------------------------------------------
 
 
-def _directory_context(request: HttpRequest, params: Any, **extra: Any) -> dict[str, Any]:
-    tenant = _tenant(request)
+def _directory_context(request: TenantRequest, params: Any, **extra: Any) -> dict[str, Any]:
+    tenant = request.tenant
     q = (params.get("q") or "").strip()[:100]
     status = params.get("status") or ""
     status = status if status in selectors.USER_STATUS_FILTERS else ""
@@ -361,7 +329,7 @@ def _directory_context(request: HttpRequest, params: Any, **extra: Any) -> dict[
     groups = Paginator(selectors.directory_groups(tenant=tenant, q=q), GROUPS_PER_PAGE).get_page(
         params.get("gpage") or 1
     )
-    dcs = [(str(dc.pk), dc.name) for dc in DomainController.objects.filter(tenant=tenant).order_by("name")]
+    dcs = selectors.domain_controller_choices(tenant=tenant)
     query = {k: v for k, v in {"q": q, "status": status}.items() if v}
     context = {
         "env_tab": "directory",
@@ -380,21 +348,20 @@ def _directory_context(request: HttpRequest, params: Any, **extra: Any) -> dict[
     return context
 
 
-@tenant_view
-def directory(request: HttpRequest) -> HttpResponse:
+@tenant_page
+def directory(request: TenantRequest) -> HttpResponse:
     return _render(request, "environment/directory.html", _directory_context(request, request.GET))
 
 
-def _directory_return(request: HttpRequest) -> str:
+def _directory_return(request: TenantRequest) -> str:
     """Back to the directory list the action was taken from (same search and page)."""
     keep = {k: request.POST.get(k, "") for k in KEEP_PARAMS}
     return _with_query(reverse("environment:directory"), keep)
 
 
+@tenant_page(manage=True)
 @require_POST
-@tenant_view
-def directory_user_enabled(request: HttpRequest, pk: int) -> HttpResponse:
-    require_manage(request)
+def directory_user_enabled(request: TenantRequest, pk: int) -> HttpResponse:
     user = get_tenant_object_or_404(request, DirectoryUser.objects.select_related("domain_controller"), pk=pk)
     raw = request.POST.get("enabled")
     if raw not in {"true", "false"}:
@@ -402,15 +369,15 @@ def directory_user_enabled(request: HttpRequest, pk: int) -> HttpResponse:
         return HttpResponseRedirect(_directory_return(request))
     enabled = raw == "true"
     services.directory_user_set_enabled(
-        tenant=_tenant(request),
-        acting_user=_actor(request),
+        tenant=request.tenant,
+        acting_user=request.user,
         directory_user=user,
         enabled=enabled,
     )
     outcome = f"{user.display_name} is {'enabled' if enabled else 'disabled'}."
-    if _htmx(request):
+    if is_htmx(request):
         # Only the user's row changes: swap it in place.
-        return render(
+        return render_page(
             request,
             "environment/directory.html#user_row",
             {"u": user, "row_outcome": outcome, "keep": {k: request.POST.get(k, "") for k in KEEP_PARAMS}},
@@ -419,117 +386,93 @@ def directory_user_enabled(request: HttpRequest, pk: int) -> HttpResponse:
     return HttpResponseRedirect(_directory_return(request))
 
 
+@tenant_page(manage=True)
 @require_http_methods(["GET", "POST"])
-@tenant_view
-def directory_user_delete(request: HttpRequest, pk: int) -> HttpResponse:
+def directory_user_delete(request: TenantRequest, pk: int) -> HttpResponse:
     """Ask first (GET), then delete (POST with confirm=yes) the user as the confirmation showed it."""
-    require_manage(request)
     confirmed = request.method == "POST" and request.POST.get("confirm") == "yes"
+    users = DirectoryUser.objects.select_related("domain_controller")
     try:
-        user = get_tenant_object_or_404(request, DirectoryUser.objects.select_related("domain_controller"), pk=pk)
+        user = get_tenant_object_or_404(request, users, pk=pk)
     except Http404:
         # The same confirmation sent again: the user is gone, as asked.
-        if confirmed and selectors.directory_user_deleted_recently(tenant=_tenant(request), pk=pk, now=timezone.now()):
+        if confirmed and selectors.directory_user_deleted_recently(tenant=request.tenant, pk=pk, now=timezone.now()):
             messages.info(request, "That user was already deleted from the directory.")
             return HttpResponseRedirect(_directory_return(request))
         raise
-    error, status = "", 200
-    if confirmed:
-        name = user.display_name
-        try:
-            services.directory_user_delete(
-                tenant=_tenant(request),
-                acting_user=_actor(request),
-                directory_user=user,
-                expected_updated_at=parse_datetime(request.POST.get("expected")),
-            )
-        except ValidationError as exc:
-            # Changed since the confirmation was read: 409, the confirmation again with what is there now.
-            error, status = _messages_text(exc), 409 if exc.code == "stale_edit" else 400
-            user.refresh_from_db()
-        else:
-            messages.success(request, f"{name} was deleted from the directory.")
-            return HttpResponseRedirect(_directory_return(request))
     params = request.POST if request.method == "POST" else request.GET
     keep = {k: params.get(k, "") for k in KEEP_PARAMS}
-    return render(
-        request,
-        "environment/directory_user_delete.html",
-        {
+
+    def page(shown: DirectoryUser, error: str = "") -> HttpResponse:
+        context = {
             "nav": "environment",
             "env_tab": "directory",
-            "u": user,
+            "u": shown,
             "keep": keep,
             "error": error,
             "back_url": _with_query(reverse("environment:directory"), keep),
-        },
-        status=status,
+        }
+        return render_page(request, "environment/directory_user_delete.html", context)
+
+    if not confirmed:
+        return page(user)
+    # Changed since the confirmation was read: 409, the confirmation again with what is there now.
+    on_error(request, lambda error: page(get_tenant_object_or_404(request, users, pk=pk), error.message))
+    name = user.display_name
+    services.directory_user_delete(
+        tenant=request.tenant,
+        acting_user=request.user,
+        directory_user=user,
+        expected_updated_at=parse_datetime(request.POST.get("expected")),
     )
+    messages.success(request, f"{name} was deleted from the directory.")
+    return HttpResponseRedirect(_directory_return(request))
 
 
+@tenant_page(manage=True)
 @require_POST
-@tenant_view
-def directory_user_create(request: HttpRequest) -> HttpResponse:
-    require_manage(request)
-    tenant = _tenant(request)
-    dcs = [(str(dc.pk), dc.name) for dc in DomainController.objects.filter(tenant=tenant).order_by("name")]
+def directory_user_create(request: TenantRequest) -> HttpResponse:
+    tenant = request.tenant
+    dcs = selectors.domain_controller_choices(tenant=tenant)
     form = DirectoryUserForm(request.POST, domain_controllers=dcs)
-    if form.is_valid():
-        dc_id = form.cleaned_data["domain_controller"]
-        dc = get_tenant_object_or_404(request, DomainController, pk=dc_id) if dc_id else None
-        try:
-            user = services.directory_user_create(
-                tenant=tenant,
-                acting_user=_actor(request),
-                display_name=form.cleaned_data["display_name"],
-                user_principal_name=form.cleaned_data["user_principal_name"],
-                mail=form.cleaned_data["mail"],
-                job_title=form.cleaned_data["job_title"],
-                domain_controller=dc,
-            )
-        except ValidationError as exc:
-            _attach(form, exc)
-        else:
-            messages.success(request, f"{user.display_name} was added to the directory.")
-            return redirect(_with_query(reverse("environment:directory"), {"q": user.user_principal_name}))
-    context = _directory_context(request, request.POST, user_form=form, open_form="user")
-    return render(request, "environment/directory.html", {**context, "nav": "environment"}, status=400)
+    on_error(request, lambda error: _directory_form_page(request, "user", _with_error(form, error)))
+    require_valid(form)
+    dc_id = form.cleaned_data["domain_controller"]
+    dc = get_tenant_object_or_404(request, DomainController, pk=dc_id) if dc_id else None
+    user = services.directory_user_create(
+        tenant=tenant,
+        acting_user=request.user,
+        display_name=form.cleaned_data["display_name"],
+        user_principal_name=form.cleaned_data["user_principal_name"],
+        mail=form.cleaned_data["mail"],
+        job_title=form.cleaned_data["job_title"],
+        domain_controller=dc,
+    )
+    messages.success(request, f"{user.display_name} was added to the directory.")
+    return redirect(_with_query(reverse("environment:directory"), {"q": user.user_principal_name}))
 
 
+@tenant_page(manage=True)
 @require_POST
-@tenant_view
-def directory_group_create(request: HttpRequest) -> HttpResponse:
-    require_manage(request)
+def directory_group_create(request: TenantRequest) -> HttpResponse:
     form = DirectoryGroupForm(request.POST)
-    if form.is_valid():
-        try:
-            group = services.directory_group_create(
-                tenant=_tenant(request),
-                acting_user=_actor(request),
-                **form.cleaned_data,
-            )
-        except ValidationError as exc:
-            _attach(form, exc)
-        else:
-            messages.success(request, f"The group {group.display_name} was added.")
-            return redirect(_with_query(reverse("environment:directory"), {"q": group.display_name}))
-    context = _directory_context(request, request.POST, group_form=form, open_form="group")
-    return render(request, "environment/directory.html", {**context, "nav": "environment"}, status=400)
+    on_error(request, lambda error: _directory_form_page(request, "group", _with_error(form, error)))
+    require_valid(form)
+    group = services.directory_group_create(tenant=request.tenant, acting_user=request.user, **form.cleaned_data)
+    messages.success(request, f"The group {group.display_name} was added.")
+    return redirect(_with_query(reverse("environment:directory"), {"q": group.display_name}))
 
 
-def _attach(form: Any, exc: ValidationError) -> None:
-    """Put a service's ValidationError on the form's fields (or the form)."""
-    if hasattr(exc, "error_dict"):
-        for field, errors in exc.message_dict.items():
-            form.add_error(field if field in form.fields else None, errors)
-    else:
-        form.add_error(None, exc.messages)
+def _directory_form_page(request: TenantRequest, which: str, form: forms.BaseForm) -> HttpResponse:
+    """The directory with the "Add a user" or "Add a group" form open, as submitted, with its errors."""
+    context = _directory_context(request, request.POST, open_form=which, **{f"{which}_form": form})
+    return render_page(request, "environment/directory.html", {**context, "nav": "environment"})
 
 
 # --- Security settings -------------------------------------------------------------------------------
 
 
-def _settings_context(request: HttpRequest, **extra: Any) -> dict[str, Any]:
+def _settings_context(request: TenantRequest, **extra: Any) -> dict[str, Any]:
     # One query: the tenant's stored values, merged with the catalogue's defaults.
     row_errors: dict[str, str] = extra.pop("row_errors", {})
     submitted: dict[str, str] = extra.pop("submitted", {})
@@ -541,55 +484,51 @@ def _settings_context(request: HttpRequest, **extra: Any) -> dict[str, Any]:
                 for state in states
             ],
         )
-        for product, states in selectors.security_settings_by_product(tenant=_tenant(request))
+        for product, states in selectors.security_settings_by_product(tenant=request.tenant)
     ]
     return {"env_tab": "settings", "products": products, "outcome": "", "error": "", **extra}
 
 
+@tenant_page(manage="writes")
 @require_http_methods(["GET", "POST"])
-@tenant_view
-def security_settings(request: HttpRequest) -> HttpResponse:
+def security_settings(request: TenantRequest) -> HttpResponse:
+    template = "environment/settings.html"
     if request.method == "GET":
-        return _render(request, "environment/settings.html", _settings_context(request))
-    require_manage(request)
+        return _render(request, template, _settings_context(request))
     form = SecuritySettingForm(request.POST)
     key = request.POST.get("key", "")
-    stale = False
-    if form.is_valid():
-        try:
-            changed = services.security_setting_set(
-                tenant=_tenant(request),
-                acting_user=_actor(request),
-                key=form.cleaned_data["key"],
-                value=form.cleaned_data["value"],
-                expected_value=form.cleaned_data["expected"] or None,
-            )
-        except ValidationError as exc:
-            stale = exc.code == "stale_edit"
-            form.add_error(None, _messages_text(exc))
-        else:
-            spec = SETTINGS_BY_KEY[form.cleaned_data["key"]]
-            label = dict(spec.choices)[form.cleaned_data["value"]]
-            outcome = f"{spec.label} is set to {label}." if changed else f"{spec.label} was already {label}."
-            if _htmx(request):
-                return _render(request, "environment/settings.html", _settings_context(request, outcome=outcome))
-            messages.success(request, outcome)
-            return redirect("environment:settings")
-    errors = " ".join(str(m) for msgs in form.errors.values() for m in msgs)
-    context = (
-        _settings_context(request, row_errors={key: errors}, submitted={key: request.POST.get("value", "")})
-        if key in SETTINGS_BY_KEY
-        else _settings_context(request, error=errors)
+
+    def refused(error: ApplicationError) -> HttpResponse:
+        # The error in the setting's row, the admin's value kept (409 when someone else changed it meanwhile).
+        errors = _form_errors(form) if isinstance(error, InvalidForm) else error.message
+        if key in SETTINGS_BY_KEY:
+            submitted = {key: request.POST.get("value", "")}
+            return _render(request, template, _settings_context(request, row_errors={key: errors}, submitted=submitted))
+        return _render(request, template, _settings_context(request, error=errors))
+
+    on_error(request, refused)
+    require_valid(form)
+    changed = services.security_setting_set(
+        tenant=request.tenant,
+        acting_user=request.user,
+        key=form.cleaned_data["key"],
+        value=form.cleaned_data["value"],
+        expected_value=form.cleaned_data["expected"] or None,
     )
-    # Changed by someone else since the page was read: 409, the admin's value kept in its row.
-    return _render(request, "environment/settings.html", context, status=409 if stale else _bad_status(request))
+    spec = SETTINGS_BY_KEY[form.cleaned_data["key"]]
+    label = dict(spec.choices)[form.cleaned_data["value"]]
+    outcome = f"{spec.label} is set to {label}." if changed else f"{spec.label} was already {label}."
+    if is_htmx(request):
+        return _render(request, template, _settings_context(request, outcome=outcome))
+    messages.success(request, outcome)
+    return redirect("environment:settings")
 
 
 # --- Licences ------------------------------------------------------------------------------------------
 
 
-def _licences_context(request: HttpRequest, **extra: Any) -> dict[str, Any]:
-    tenant = _tenant(request)
+def _licences_context(request: TenantRequest, **extra: Any) -> dict[str, Any]:
+    tenant = request.tenant
     # Three queries: device counts, identity counts and the licence rows.
     devices_ = selectors.device_counts(tenant=tenant)
     identities = selectors.identity_counts(tenant=tenant)
@@ -610,40 +549,38 @@ def _licences_context(request: HttpRequest, **extra: Any) -> dict[str, Any]:
     }
 
 
+@tenant_page(manage="writes")
 @require_http_methods(["GET", "POST"])
-@tenant_view
-def licences(request: HttpRequest) -> HttpResponse:
+def licences(request: TenantRequest) -> HttpResponse:
+    template = "environment/licences.html"
     if request.method == "GET":
-        return _render(request, "environment/licences.html", _licences_context(request))
-    require_manage(request)
+        return _render(request, template, _licences_context(request))
     form = LicenceSeatsForm(request.POST)
     product = request.POST.get("product", "")
-    stale = False
-    if form.is_valid():
-        try:
-            changed = services.licence_set_seats(
-                tenant=_tenant(request),
-                acting_user=_actor(request),
-                product=form.cleaned_data["product"],
-                seats=form.cleaned_data["seats"],
-                expected_seats=form.cleaned_data["expected"],
+
+    def refused(error: ApplicationError) -> HttpResponse:
+        # The error in the licence's row, the admin's count kept (409 when someone else changed it meanwhile).
+        errors = _form_errors(form) if isinstance(error, InvalidForm) else error.message
+        if product in LicenceProduct.values:
+            submitted = {product: request.POST.get("seats", "")}
+            return _render(
+                request, template, _licences_context(request, row_errors={product: errors}, submitted=submitted)
             )
-        except ValidationError as exc:
-            stale = exc.code == "stale_edit"
-            form.add_error(None, _messages_text(exc))
-        else:
-            seats = form.cleaned_data["seats"]
-            name = LicenceProduct(form.cleaned_data["product"]).label
-            outcome = f"{name}: {seats:,} seats." if changed else f"{name} already has {seats:,} seats."
-            if _htmx(request):
-                return _render(request, "environment/licences.html", _licences_context(request, outcome=outcome))
-            messages.success(request, outcome)
-            return redirect("environment:licences")
-    errors = " ".join(str(m) for msgs in form.errors.values() for m in msgs)
-    known = product in LicenceProduct.values
-    context = (
-        _licences_context(request, row_errors={product: errors}, submitted={product: request.POST.get("seats", "")})
-        if known
-        else _licences_context(request, error=errors)
+        return _render(request, template, _licences_context(request, error=errors))
+
+    on_error(request, refused)
+    require_valid(form)
+    changed = services.licence_set_seats(
+        tenant=request.tenant,
+        acting_user=request.user,
+        product=form.cleaned_data["product"],
+        seats=form.cleaned_data["seats"],
+        expected_seats=form.cleaned_data["expected"],
     )
-    return _render(request, "environment/licences.html", context, status=409 if stale else _bad_status(request))
+    seats = form.cleaned_data["seats"]
+    name = LicenceProduct(form.cleaned_data["product"]).label
+    outcome = f"{name}: {seats:,} seats." if changed else f"{name} already has {seats:,} seats."
+    if is_htmx(request):
+        return _render(request, template, _licences_context(request, outcome=outcome))
+    messages.success(request, outcome)
+    return redirect("environment:licences")

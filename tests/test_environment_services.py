@@ -5,12 +5,12 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from django.core.exceptions import ValidationError
 from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from audit.models import AuditEvent
+from core.errors import Conflict, Invalid
 from environment import services
 from environment.models import (
     AntivirusMode,
@@ -121,14 +121,14 @@ def test_onboard_never_touches_another_tenants_devices(contoso, fabrikam, admin,
 
 def test_onboard_rejects_a_foreign_group_and_bad_input(contoso, fabrikam, admin):
     foreign = factories.device_group(fabrikam, "Theirs")
-    with pytest.raises(ValidationError, match="another organisation"):
+    with pytest.raises(Invalid, match="another organisation"):
         services.devices_onboard(tenant=contoso, acting_user=admin, device_group=foreign)
-    with pytest.raises(ValidationError, match="Choose the devices"):
+    with pytest.raises(Invalid, match="Choose the devices"):
         services.devices_onboard(tenant=contoso, acting_user=admin)
     for bad in (0, -1, 1_000_001, True):
-        with pytest.raises(ValidationError, match="how many devices"):
+        with pytest.raises(Invalid, match="how many devices"):
             services.devices_onboard(tenant=contoso, acting_user=admin, count=bad)
-    with pytest.raises(ValidationError, match="whole numbers"):
+    with pytest.raises(Invalid, match="whole numbers"):
         services.devices_onboard(tenant=contoso, acting_user=admin, device_ids=["x"])
 
 
@@ -178,12 +178,12 @@ def test_av_mode_for_selected_devices_and_for_everything(contoso, admin):
 
 def test_av_mode_validation(contoso, admin):
     factories.devices(contoso, 1)
-    with pytest.raises(ValidationError, match="isn't a Defender Antivirus mode"):
+    with pytest.raises(Invalid, match="isn't a Defender Antivirus mode"):
         services.devices_set_antivirus_mode(tenant=contoso, acting_user=admin, mode="sleepy", all_devices=True)
-    with pytest.raises(ValidationError, match="isn't a Defender Antivirus mode"):
+    with pytest.raises(Invalid, match="isn't a Defender Antivirus mode"):
         services.devices_set_antivirus_mode(tenant=contoso, acting_user=admin, mode="active", from_mode="nope")
     # No scope at all would flip the whole estate: it must be asked for explicitly.
-    with pytest.raises(ValidationError, match="Choose the devices"):
+    with pytest.raises(Invalid, match="Choose the devices"):
         services.devices_set_antivirus_mode(tenant=contoso, acting_user=admin, mode="passive")
 
 
@@ -209,7 +209,7 @@ def test_install_and_uninstall_sensor(contoso, admin, stale):
     event = AuditEvent.objects.get(action="environment.sensor_installed")
     assert event.before == {"sensor_installed": False, "identities": 1}
     assert event.after == {"sensor_installed": True, "identities": 1}
-    with pytest.raises(ValidationError, match="already has a sensor"):
+    with pytest.raises(Invalid, match="already has a sensor"):
         services.domain_controller_install_sensor(tenant=contoso, acting_user=admin, domain_controller=dc)
     services.domain_controller_uninstall_sensor(tenant=contoso, acting_user=admin, domain_controller=dc)
     dc.refresh_from_db()
@@ -219,7 +219,7 @@ def test_install_and_uninstall_sensor(contoso, admin, stale):
 
 def test_sensor_on_another_tenants_dc_is_refused(contoso, fabrikam, admin, stale):
     theirs = factories.domain_controller(fabrikam)
-    with pytest.raises(ValidationError):
+    with pytest.raises(Invalid):
         services.domain_controller_install_sensor(tenant=contoso, acting_user=admin, domain_controller=theirs)
     theirs.refresh_from_db()
     assert not theirs.sensor_installed and not _bumped(fabrikam)
@@ -246,9 +246,9 @@ def test_security_setting_unchanged_value_is_a_no_op(contoso, admin, stale):
 
 
 def test_security_setting_rejects_unknown_key_and_value(contoso, admin):
-    with pytest.raises(ValidationError, match="isn't a known security setting"):
+    with pytest.raises(Invalid, match="isn't a known security setting"):
         services.security_setting_set(tenant=contoso, acting_user=admin, key="mde.nope", value="on")
-    with pytest.raises(ValidationError, match="isn't a valid value for Tamper protection"):
+    with pytest.raises(Invalid, match="isn't a valid value for Tamper protection"):
         services.security_setting_set(tenant=contoso, acting_user=admin, key="mde.tamper_protection", value="maybe")
     assert not SecuritySetting.objects.exists()
 
@@ -268,12 +268,12 @@ def test_licence_set_seats(contoso, admin, stale):
 
 @pytest.mark.parametrize("seats", [-1, 1_000_001, "10", 2.5, None])
 def test_licence_seats_out_of_range(contoso, admin, seats):
-    with pytest.raises(ValidationError, match="from 0 to 1,000,000"):
+    with pytest.raises(Invalid, match="from 0 to 1,000,000"):
         services.licence_set_seats(tenant=contoso, acting_user=admin, product="mdi", seats=seats)
 
 
 def test_licence_unknown_product(contoso, admin):
-    with pytest.raises(ValidationError, match="isn't a licensed product"):
+    with pytest.raises(Invalid, match="isn't a licensed product"):
         services.licence_set_seats(tenant=contoso, acting_user=admin, product="visio", seats=3)
 
 
@@ -320,9 +320,9 @@ def test_directory_user_delete_keeps_groups_and_audits_snapshot(contoso, admin, 
 
 def test_directory_user_of_another_tenant_cannot_be_changed(contoso, fabrikam, admin):
     theirs = factories.directory_user(fabrikam)
-    with pytest.raises(ValidationError):
+    with pytest.raises(Invalid):
         services.directory_user_set_enabled(tenant=contoso, acting_user=admin, directory_user=theirs, enabled=False)
-    with pytest.raises(ValidationError):
+    with pytest.raises(Invalid):
         services.directory_user_delete(tenant=contoso, acting_user=admin, directory_user=theirs)
     assert DirectoryUser.objects.get(pk=theirs.pk).enabled
 
@@ -340,14 +340,14 @@ def test_directory_user_create_keeps_search_text(contoso, admin):
     assert user.user_principal_name == "siobhan.nibhriain@contoso.example"
     assert "siobhan ni bhriain" in user.search_text
     assert AuditEvent.objects.filter(action="environment.directory_user_created").count() == 1
-    with pytest.raises(ValidationError) as exc:
+    with pytest.raises(Invalid) as exc:
         services.directory_user_create(
             tenant=contoso, acting_user=admin, display_name="Again", user_principal_name=user.user_principal_name
         )
-    assert "already exists" in str(exc.value.message_dict["user_principal_name"])
-    with pytest.raises(ValidationError) as exc:
+    assert "already exists" in str(exc.value.fields["user_principal_name"])
+    with pytest.raises(Invalid) as exc:
         services.directory_user_create(tenant=contoso, acting_user=admin, display_name="", user_principal_name="nope")
-    assert set(exc.value.message_dict) == {"display_name", "user_principal_name"}
+    assert set(exc.value.fields) == {"display_name", "user_principal_name"}
 
 
 def test_directory_group_create(contoso, fabrikam, admin):
@@ -364,12 +364,12 @@ def test_directory_group_create(contoso, fabrikam, admin):
     assert group.search_text.startswith("equipe securite")
     assert GroupMembership.objects.filter(group=group).count() == 3
     assert AuditEvent.objects.get(action="environment.directory_group_created").after["members"] == 3
-    with pytest.raises(ValidationError) as exc:
+    with pytest.raises(Invalid) as exc:
         services.directory_group_create(tenant=contoso, acting_user=admin, display_name="équipe sécurité")
     assert "already exists" in str(exc.value)
-    with pytest.raises(ValidationError, match="needs an email address"):
+    with pytest.raises(Invalid, match="needs an email address"):
         services.directory_group_create(tenant=contoso, acting_user=admin, display_name="X", mail_enabled=True)
-    with pytest.raises(ValidationError, match="this organisation"):
+    with pytest.raises(Invalid, match="this organisation"):
         services.directory_group_create(
             tenant=contoso, acting_user=admin, display_name="Y", members=[factories.directory_user(fabrikam)]
         )
@@ -388,17 +388,17 @@ def test_stale_setting_edit_is_refused_with_the_current_value(contoso, admin, se
     services.security_setting_set(
         tenant=contoso, acting_user=secadmin, key="mdo.safe_links", value="on", expected_value="off"
     )
-    with pytest.raises(ValidationError, match="was changed to On since you opened this page") as exc:
+    with pytest.raises(Conflict, match="was changed to On since you opened this page") as exc:
         services.security_setting_set(
             tenant=contoso, acting_user=admin, key="mdo.safe_links", value="off", expected_value="off"
         )
-    assert exc.value.code == "stale_edit"
+    assert isinstance(exc.value, Conflict)
     assert SecuritySetting.objects.get(tenant=contoso, key="mdo.safe_links").value == "on"
     assert AuditEvent.objects.filter(action="environment.security_setting_set").count() == 1
 
 
 def test_stale_first_save_of_a_setting_rolls_back_the_new_row(contoso, admin):
-    with pytest.raises(ValidationError):
+    with pytest.raises(Conflict):
         services.security_setting_set(
             tenant=contoso, acting_user=admin, key="mdo.safe_links", value="on", expected_value="on"
         )
@@ -408,6 +408,6 @@ def test_stale_first_save_of_a_setting_rolls_back_the_new_row(contoso, admin):
 def test_stale_seat_count_is_refused(contoso, admin, secadmin):
     factories.licence(contoso, "mdi", 100)
     services.licence_set_seats(tenant=contoso, acting_user=secadmin, product="mdi", seats=150, expected_seats=100)
-    with pytest.raises(ValidationError, match="was changed to 150 seats"):
+    with pytest.raises(Conflict, match="was changed to 150 seats"):
         services.licence_set_seats(tenant=contoso, acting_user=admin, product="mdi", seats=90, expected_seats=100)
     assert Licence.objects.get(tenant=contoso, product="mdi").seats == 150

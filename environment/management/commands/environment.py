@@ -15,10 +15,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db.models import Q
 
+from core.errors import ApplicationError
 from environment import selectors, services
 from environment.models import AntivirusMode, Device, DeviceGroup, DomainController, LicenceProduct
 from environment.security_settings import SETTINGS
@@ -70,8 +70,8 @@ class Command(BaseCommand):
         handler = getattr(self, "_" + options["subcommand"].replace("-", "_"))
         try:
             handler(tenant, options)
-        except ValidationError as exc:
-            raise CommandError(" ".join(exc.messages)) from None
+        except ApplicationError as exc:
+            raise CommandError(exc.message) from None
 
     # --- lookups ---------------------------------------------------------------------------
 
