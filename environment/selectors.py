@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypedDict
 
 from django.db.models import Count, OuterRef, Q, QuerySet, Subquery, Value
 
@@ -38,6 +38,9 @@ from environment.search import Fold
 from environment.security_settings import SETTINGS, SettingSpec
 from tenancy.bounds import parse_id
 from tenancy.models import Tenant
+
+if TYPE_CHECKING:
+    from django_stubs_ext import WithAnnotations
 
 ONBOARDING_FILTERS = {OnboardingState.ONBOARDED.value, OnboardingState.NOT_ONBOARDED.value}
 AV_FILTERS = set(AntivirusMode.values)
@@ -352,7 +355,13 @@ def domain_controller_choices(*, tenant: Tenant) -> list[tuple[str, str]]:
     ]
 
 
-def domain_controllers_with_identities(*, tenant: Tenant) -> QuerySet[DomainController]:
+class IdentityCountAnnotation(TypedDict):
+    identity_count: int
+
+
+def domain_controllers_with_identities(
+    *, tenant: Tenant
+) -> QuerySet[WithAnnotations[DomainController, IdentityCountAnnotation]]:
     """Domain controllers annotated with the identities (enabled users) they cover: one query."""
     return (
         DomainController.objects.filter(tenant=tenant)

@@ -166,13 +166,6 @@ def provider_view(view: Callable[..., HttpResponse]) -> View[...]:
     return provider_page(view)
 
 
-def require_manage(request: HttpRequest) -> None:
-    """403 unless the member's role may change Defender Experts settings."""
-    membership: Membership | None = getattr(request, "membership", None)
-    if membership is None or not membership.can_manage:
-        raise NotAllowed(READ_ONLY_MESSAGE)
-
-
 def get_tenant_object_or_404(request: HttpRequest, queryset: type[M] | models.QuerySet[M], **lookup: Any) -> M:
     """Fetch one object of the request's tenant; anything else is a 404.
 

@@ -169,7 +169,7 @@ def start_worker(celery_env: dict[str, str]) -> Iterator[Any]:
         started.append(proc)
         return proc
 
-    start.logs = logs  # type: ignore[attr-defined]
+    start.logs = logs
     try:
         yield start
     finally:

@@ -1,4 +1,4 @@
-"""The one place that scopes requests: tenant_view, tenant_admin_view, get_tenant_object_or_404."""
+"""The one place that scopes requests: tenant_page, provider_page, get_tenant_object_or_404."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from django.http import Http404, HttpResponse
 from django.test import RequestFactory
 
 from environment.models import Device
-from tenancy.access import get_tenant_object_or_404, provider_view, tenant_admin_view, tenant_view
+from tenancy.access import get_tenant_object_or_404, provider_page, tenant_page
 from tenancy.middleware import SESSION_TENANT_KEY, TenantMiddleware
 from tenancy.models import Membership, TenantRole
 from tests import factories
@@ -28,17 +28,17 @@ def _request(user, method="get", tenant_id=None):
     return request
 
 
-@tenant_view
+@tenant_page
 def member_page(request):
     return HttpResponse(request.tenant.name)
 
 
-@tenant_admin_view
+@tenant_page(manage=True)
 def admin_write(request):
     return HttpResponse("changed")
 
 
-@provider_view
+@provider_page
 def staff_page(request):
     return HttpResponse("staff")
 

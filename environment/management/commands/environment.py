@@ -186,7 +186,7 @@ class Command(BaseCommand):
         for dc in selectors.domain_controllers_with_identities(tenant=tenant):
             w(
                 f"  {dc.name}: sensor {'installed' if dc.sensor_installed else 'not installed'}, "
-                f"{dc.identity_count:,} identities"  # type: ignore[attr-defined]
+                f"{dc.identity_count:,} identities"
             )
         w("Licences:")
         for lic in selectors.licence_usage(tenant=tenant, devices=devices, identities=identities):
