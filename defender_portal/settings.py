@@ -81,6 +81,8 @@ INSTALLED_APPS = [
     "audit",
     "outbox",
     "environment",
+    # Exclusions sit between the environment and the permissions evaluator, which asks them.
+    "exclusions",
     "onboarding",
     "permissions",
     "contacts",

@@ -21,7 +21,11 @@ DEVICE_ACTIONS = {
     "onboard_count": "Onboard a number of devices",
     "av_selected": "Set antivirus mode for selected",
     "av_matching": "Set antivirus mode for all matching",
+    "high_value_selected": "Tag selected as high value",
+    "high_value_clear_selected": "Remove the high-value tag from selected",
 }
+
+HIGH_VALUE_ACTIONS = ("high_value_selected", "high_value_clear_selected")
 
 
 class DeviceActionForm(forms.Form):
@@ -59,7 +63,7 @@ class DeviceActionForm(forms.Form):
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}
         action = data.get("action")
-        if action in {"onboard_selected", "av_selected"} and not self.selected:
+        if action in {"onboard_selected", "av_selected", *HIGH_VALUE_ACTIONS} and not self.selected:
             raise forms.ValidationError("Select at least one device first.", code="nothing_selected")
         if action == "onboard_count" and data.get("count") is None and "count" not in self.errors:
             self.add_error("count", "Enter how many devices to onboard.")
@@ -133,7 +137,18 @@ class DirectoryGroupForm(forms.Form):
     mail_enabled = forms.BooleanField(required=False, label="Mail-enabled")
     security_enabled = forms.BooleanField(required=False, initial=True, label="Security group")
     description = forms.CharField(max_length=500, required=False, label="Description")
+    members = forms.CharField(
+        max_length=10_000,
+        required=False,
+        label="Members",
+        widget=forms.Textarea(attrs={"rows": 3}),
+        help_text="User principal names, one per line or separated by commas.",
+    )
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         kwargs.setdefault("auto_id", "group_%s")
         super().__init__(*args, **kwargs)
+
+    def clean_members(self) -> list[str]:
+        raw = self.cleaned_data.get("members") or ""
+        return [upn for upn in (part.strip() for part in raw.replace(",", "\n").splitlines()) if upn]

@@ -47,7 +47,7 @@ def search_text_field(*fields: str) -> models.GeneratedField:
 
 
 class DirectoryUser(models.Model):
-    """An Entra ID user."""
+    """An Entra ID user; with a domain controller, a hybrid identity synchronised from on-premises."""
 
     tenant = models.ForeignKey("tenancy.Tenant", on_delete=models.CASCADE, related_name="directory_users")
     display_name = models.CharField(max_length=256)
@@ -61,6 +61,9 @@ class DirectoryUser(models.Model):
     domain_controller = models.ForeignKey(
         "DomainController", null=True, blank=True, on_delete=models.SET_NULL, related_name="identities"
     )
+    # Tagged as a high-value asset (Defender for Identity's Sensitive tag, a priority account): the
+    # tenant may exclude every such user from remediation (exclusions/).
+    high_value = models.BooleanField(default=False, db_default=False)
     # "name mail upn", lower-cased and accent-free, for directory search.
     search_text = search_text_field("display_name", "mail", "user_principal_name")
     updated_at = models.DateTimeField(default=timezone.now, db_index=True)
@@ -77,6 +80,10 @@ class DirectoryUser(models.Model):
 
     def __str__(self) -> str:
         return f"{self.display_name} <{self.user_principal_name}>"
+
+    @property
+    def on_premises(self) -> bool:
+        return self.domain_controller_id is not None
 
 
 class DirectoryGroup(models.Model):
@@ -164,6 +171,9 @@ class Device(models.Model):
         DeviceGroup, null=True, blank=True, on_delete=models.SET_NULL, related_name="devices"
     )
     last_seen = models.DateTimeField(null=True, blank=True)
+    # Identified as a high-value device in Defender for Endpoint: the tenant may exclude every such
+    # device from remediation (exclusions/).
+    high_value = models.BooleanField(default=False, db_default=False)
     onboarded_at = models.DateTimeField(null=True, blank=True)
     updated_at = models.DateTimeField(default=timezone.now)
 

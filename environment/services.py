@@ -303,6 +303,39 @@ def devices_set_antivirus_mode(
     return changed
 
 
+@transaction.atomic
+def devices_set_high_value(
+    *, tenant: Tenant, acting_user: User | None, device_ids: Sequence[Any], high_value: bool
+) -> int:
+    """Tag (or untag) the chosen devices as high-value; returns how many changed (one UPDATE).
+
+    A tenant that excludes all high-value assets from remediation (exclusions/) excludes a device the
+    moment it is tagged, so the tag is audited like any other change.
+    """
+    ids = _clean_ids(device_ids)
+    if not ids:
+        raise Invalid("Select at least one device first.")
+    now = timezone.now()
+    changed = (
+        Device.objects.filter(tenant=tenant, pk__in=ids)
+        .exclude(high_value=high_value)
+        .update(high_value=high_value, updated_at=now)
+    )
+    if not changed:
+        return 0
+    _touch_tenant(tenant, now)
+    devices = f"{changed:,} device{'s' if changed != 1 else ''}"
+    audit_record(
+        tenant=tenant,
+        acting_user=acting_user,
+        action="environment.devices_high_value_set" if high_value else "environment.devices_high_value_cleared",
+        summary=f"Tagged {devices} as high value" if high_value else f"Removed the high-value tag from {devices}",
+        before={"high_value": not high_value, "devices": changed},
+        after={"high_value": high_value, "devices": changed, "selected": len(ids)},
+    )
+    return changed
+
+
 # --- Defender for Identity: domain controllers ----------------------------------------------
 
 
@@ -511,6 +544,39 @@ def directory_user_set_enabled(
 
 
 @transaction.atomic
+def directory_user_set_high_value(
+    *, tenant: Tenant, acting_user: User | None, directory_user: DirectoryUser, high_value: bool
+) -> DirectoryUser:
+    """Tag (or untag) a directory user as high-value (a sensitive account, a priority account)."""
+    user = _locked_directory_user(tenant, directory_user)
+    if user.high_value == high_value:
+        directory_user.high_value = high_value
+        return user
+    now = timezone.now()
+    user.high_value = high_value
+    user.updated_at = now
+    user.save(update_fields=["high_value", "updated_at"])
+    _touch_tenant(tenant, now)
+    who = f"{user.display_name} ({user.user_principal_name})"
+    audit_record(
+        tenant=tenant,
+        acting_user=acting_user,
+        action="environment.directory_user_high_value_set"
+        if high_value
+        else "environment.directory_user_high_value_cleared",
+        summary=f"Tagged the directory user {who} as high value"
+        if high_value
+        else f"Removed the high-value tag from the directory user {who}",
+        target=user,
+        before={"high_value": not high_value},
+        after={"high_value": high_value},
+    )
+    directory_user.high_value = high_value
+    directory_user.updated_at = now
+    return user
+
+
+@transaction.atomic
 def directory_user_delete(
     *,
     tenant: Tenant,
@@ -626,8 +692,9 @@ def directory_group_create(
     security_enabled: bool = True,
     description: str = "",
     members: Sequence[DirectoryUser] = (),
+    member_upns: Sequence[str] = (),
 ) -> DirectoryGroup:
-    """Add a group; members are added in one bulk INSERT."""
+    """Add a group; members (users, or their user principal names) are added in one bulk INSERT."""
     display_name = (display_name or "").strip()
     mail = (mail or "").strip().lower()
     errors: dict[str, list[str]] = {}
@@ -645,6 +712,19 @@ def directory_group_create(
     if not mail_enabled and not security_enabled:
         errors.setdefault("security_enabled", []).append("A group must be mail-enabled, a security group, or both.")
     member_ids = sorted({m.pk for m in members})
+    upns = sorted({upn.strip().lower() for upn in member_upns if upn.strip()})
+    if upns:
+        found = dict(
+            DirectoryUser.objects.filter(tenant=tenant, user_principal_name__in=upns).values_list(
+                "user_principal_name", "pk"
+            )
+        )
+        unknown = [upn for upn in upns if upn not in found]
+        if unknown:
+            errors.setdefault("members", []).append(
+                "No user in this organisation's directory has the name " + ", ".join(unknown[:5]) + "."
+            )
+        member_ids = sorted({*member_ids, *found.values()})
     if member_ids and DirectoryUser.objects.filter(tenant=tenant, pk__in=member_ids).count() != len(member_ids):
         errors.setdefault("members", []).append("Every member must be a user of this organisation's directory.")
     if errors:

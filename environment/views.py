@@ -31,6 +31,7 @@ from core.pages import is_htmx, on_error, render_page, require_valid
 from environment import selectors, services
 from environment.forms import (
     DEVICE_ACTIONS,
+    HIGH_VALUE_ACTIONS,
     DeviceActionForm,
     DirectoryGroupForm,
     DirectoryUserForm,
@@ -167,6 +168,13 @@ def _run_device_action(
             all_devices=True,
         )
         return f"Onboarded {n:,} device{'s' if n != 1 else ''}." if n else "No matching devices needed onboarding."
+    if action in HIGH_VALUE_ACTIONS:
+        tag = action == "high_value_selected"
+        n = services.devices_set_high_value(tenant=tenant, acting_user=actor, device_ids=form.selected, high_value=tag)
+        devices = f"{n:,} device{'s' if n != 1 else ''}"
+        if not n:
+            return "No devices changed: the selected devices are already " + ("tagged." if tag else "untagged.")
+        return f"Tagged {devices} as high value." if tag else f"Removed the high-value tag from {devices}."
     label = AntivirusMode(mode).label.lower()
     if action == "av_selected":
         n = services.devices_set_antivirus_mode(tenant=tenant, acting_user=actor, mode=mode, device_ids=form.selected)
@@ -387,6 +395,33 @@ def directory_user_enabled(request: TenantRequest, pk: int) -> HttpResponse:
 
 
 @tenant_page(manage=True)
+@require_POST
+def directory_user_high_value(request: TenantRequest, pk: int) -> HttpResponse:
+    user = get_tenant_object_or_404(request, DirectoryUser.objects.select_related("domain_controller"), pk=pk)
+    raw = request.POST.get("high_value")
+    if raw not in {"true", "false"}:
+        messages.error(request, "Choose whether to tag the user as high value or remove the tag.")
+        return HttpResponseRedirect(_directory_return(request))
+    high_value = raw == "true"
+    services.directory_user_set_high_value(
+        tenant=request.tenant, acting_user=request.user, directory_user=user, high_value=high_value
+    )
+    outcome = (
+        f"{user.display_name} is tagged as high value."
+        if high_value
+        else f"{user.display_name} is no longer tagged as high value."
+    )
+    if is_htmx(request):
+        return render_page(
+            request,
+            "environment/directory.html#user_row",
+            {"u": user, "row_outcome": outcome, "keep": {k: request.POST.get(k, "") for k in KEEP_PARAMS}},
+        )
+    messages.success(request, outcome)
+    return HttpResponseRedirect(_directory_return(request))
+
+
+@tenant_page(manage=True)
 @require_http_methods(["GET", "POST"])
 def directory_user_delete(request: TenantRequest, pk: int) -> HttpResponse:
     """Ask first (GET), then delete (POST with confirm=yes) the user as the confirmation showed it."""
@@ -458,7 +493,10 @@ def directory_group_create(request: TenantRequest) -> HttpResponse:
     form = DirectoryGroupForm(request.POST)
     on_error(request, lambda error: _directory_form_page(request, "group", _with_error(form, error)))
     require_valid(form)
-    group = services.directory_group_create(tenant=request.tenant, acting_user=request.user, **form.cleaned_data)
+    data = dict(form.cleaned_data)
+    group = services.directory_group_create(
+        tenant=request.tenant, acting_user=request.user, member_upns=data.pop("members"), **data
+    )
     messages.success(request, f"The group {group.display_name} was added.")
     return redirect(_with_query(reverse("environment:directory"), {"q": group.display_name}))
 

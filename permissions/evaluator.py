@@ -14,7 +14,12 @@ snapshot the caller already loaded. Rules, in order:
 3. A device target must belong to the tenant. When Access security data from
    all devices is off, devices in a Defender for Endpoint device group are out
    of reach.
-4. Response actions run through the Defender for Endpoint sensor, so the
+4. A remediation on an excluded device or user (a device in an excluded device
+   group, a cloud user in an excluded security group, or any high-value asset
+   when the tenant excludes them all) is "guidance only": refused, and the
+   experts guide the customer instead (``Decision.guidance``). Exclusions
+   don't limit reading: an excluded asset is still investigated and protected.
+5. Response actions run through the Defender for Endpoint sensor, so the
    device must be onboarded.
 """
 
@@ -25,7 +30,8 @@ from typing import Any
 
 from django.db import models
 
-from environment.models import Device, DeviceGroup, OnboardingState
+from environment.models import Device, DeviceGroup, DirectoryUser, OnboardingState
+from exclusions.selectors import ExclusionCounts, ExclusionRules, exclusion_rules, user_excluding_group
 from permissions.models import AccessLevel, AccessState
 from permissions.selectors import AccessSnapshot, access_snapshot
 from tenancy.models import Tenant
@@ -38,12 +44,15 @@ class ExpertAction(models.TextChoices):
     RUN_ANTIVIRUS_SCAN = "run_antivirus_scan", "Run an antivirus scan"
     STOP_AND_QUARANTINE_FILE = "stop_and_quarantine_file", "Stop and quarantine a file"
     SEE_IDENTITIES = "see_identities", "See identities"
+    DISABLE_USER = "disable_user", "Disable a user account"
 
 
-RESPONSE_ACTIONS = frozenset(
+DEVICE_RESPONSE_ACTIONS = frozenset(
     {ExpertAction.ISOLATE_DEVICE, ExpertAction.RUN_ANTIVIRUS_SCAN, ExpertAction.STOP_AND_QUARANTINE_FILE}
 )
-DEVICE_ACTIONS = RESPONSE_ACTIONS | {ExpertAction.INVESTIGATE_DEVICE}
+USER_RESPONSE_ACTIONS = frozenset({ExpertAction.DISABLE_USER})
+RESPONSE_ACTIONS = DEVICE_RESPONSE_ACTIONS | USER_RESPONSE_ACTIONS
+DEVICE_ACTIONS = DEVICE_RESPONSE_ACTIONS | {ExpertAction.INVESTIGATE_DEVICE}
 
 INVESTIGATE = AccessLevel.INVESTIGATE.label
 RESPOND = AccessLevel.RESPOND.label
@@ -56,6 +65,8 @@ class Decision:
     reason: str
     action: str
     code: str  # a stable key for tests and logs
+    # Refused because the target is excluded from remediation: the experts give remediation guidance instead.
+    guidance: bool = False
 
     def __bool__(self) -> bool:
         return self.allowed
@@ -70,8 +81,23 @@ def _until(snap: AccessSnapshot, level: str) -> str:
     return f"{g.level_label} ({g.role_label}) is granted until {g.ends_at:%d %b %Y}"
 
 
-def can_experts(tenant: Tenant, action: str, target: Any = None, *, snapshot: AccessSnapshot | None = None) -> Decision:
-    """Whether the provider's experts may perform ``action`` on ``target`` now, and why."""
+def _guidance(reason: str) -> str:
+    return f"{reason} Our experts give you remediation guidance for it instead of taking the action themselves."
+
+
+def can_experts(
+    tenant: Tenant,
+    action: str,
+    target: Any = None,
+    *,
+    snapshot: AccessSnapshot | None = None,
+    exclusions: ExclusionRules | None = None,
+) -> Decision:
+    """Whether the provider's experts may perform ``action`` on ``target`` now, and why.
+
+    ``exclusions`` (``exclusions.selectors.exclusion_rules``) is read only when a remediation
+    names its target, if the caller hasn't loaded it.
+    """
     try:
         act = ExpertAction(action)
     except ValueError:
@@ -83,6 +109,12 @@ def can_experts(tenant: Tenant, action: str, target: Any = None, *, snapshot: Ac
 
     def yes(reason: str) -> Decision:
         return Decision(True, reason, act.value, "allowed")
+
+    def guidance_only(reason: str, code: str) -> Decision:
+        return Decision(False, _guidance(reason), act.value, code, guidance=True)
+
+    def rules() -> ExclusionRules:
+        return exclusions if exclusions is not None else exclusion_rules(tenant=tenant)
 
     access = snap.access
     if access.state == AccessState.REMOVED:
@@ -116,6 +148,30 @@ def can_experts(tenant: Tenant, action: str, target: Any = None, *, snapshot: Ac
             "no_level",
         )
 
+    if act in USER_RESPONSE_ACTIONS:
+        if target is None:
+            return yes(f"{_until(snap, AccessLevel.RESPOND)}.")
+        if not isinstance(target, DirectoryUser):
+            return no("Choose a user.", "bad_target")
+        if target.tenant_id != tenant.pk:
+            return no("That user isn't in this tenant.", "foreign_user")
+        if target.domain_controller_id is None:
+            # On-premises users can't be excluded (the later document's note), so only cloud users are asked about.
+            if rules().exclude_high_value and target.high_value:
+                return guidance_only(
+                    f"{target.display_name} is tagged as high value and all high-value devices and users are "
+                    "excluded from remediation.",
+                    "excluded_high_value",
+                )
+            group = user_excluding_group(tenant=tenant, user=target) if rules().has_user_groups else None
+            if group is not None:
+                return guidance_only(
+                    f"{target.display_name} is a member of the user group “{group}”, which is excluded from "
+                    "remediation.",
+                    "excluded_user_group",
+                )
+        return yes(f"{_until(snap, AccessLevel.RESPOND)}.")
+
     if act not in DEVICE_ACTIONS:
         subject = "incidents" if act == ExpertAction.VIEW_INCIDENTS else "identities"
         return yes(f"{_until(snap, read_via)}, which lets our experts see {subject}.")
@@ -146,6 +202,23 @@ def can_experts(tenant: Tenant, action: str, target: Any = None, *, snapshot: Ac
             "device_group_out_of_reach",
         )
 
+    if act in DEVICE_RESPONSE_ACTIONS and target is not None:
+        excluded = rules()
+        if group_id is not None and group_id in excluded.excluded_device_groups:
+            name = excluded.excluded_device_groups[group_id]
+            return guidance_only(
+                f"{device.name} is in the device group “{name}”, which is excluded from remediation."
+                if device is not None
+                else f"The device group “{name}” is excluded from remediation.",
+                "excluded_device_group",
+            )
+        if device is not None and device.high_value and excluded.exclude_high_value:
+            return guidance_only(
+                f"{device.name} is tagged as high value and all high-value devices and users are excluded "
+                "from remediation.",
+                "excluded_high_value",
+            )
+
     if act in RESPONSE_ACTIONS:
         if device is not None and device.onboarding_state != OnboardingState.ONBOARDED:
             return no(
@@ -168,44 +241,60 @@ def can_experts(tenant: Tenant, action: str, target: Any = None, *, snapshot: Ac
 class EffectiveItem:
     key: str
     title: str
-    status: str  # "allowed" | "refused" | "partial"
+    status: str  # "allowed" | "refused" | "partial" | "guidance"
     reason: str
-    children: tuple[tuple[str, bool, str], ...] = ()  # (label, allowed, reason)
+    # (label, allowed, reason, guidance only)
+    children: tuple[tuple[str, bool, str, bool], ...] = ()
 
     @property
     def status_label(self) -> str:
-        return {"allowed": "Allowed", "refused": "Not allowed", "partial": "Limited"}[self.status]
+        return {"allowed": "Allowed", "refused": "Not allowed", "partial": "Limited", "guidance": "Guidance only"}[
+            self.status
+        ]
 
 
-def effective_access(*, tenant: Tenant, snapshot: AccessSnapshot, scope: Any) -> list[EffectiveItem]:
+def _devices(n: int) -> str:
+    return f"{n:,} device{'s' if n != 1 else ''}"
+
+
+def effective_access(
+    *,
+    tenant: Tenant,
+    snapshot: AccessSnapshot,
+    scope: Any,
+    exclusions: ExclusionRules,
+    excluded: ExclusionCounts,
+) -> list[EffectiveItem]:
     """What the experts can and cannot do right now, each with its reason; no queries beyond its inputs.
 
     ``scope`` is ``permissions.selectors.device_scope``: the device groups are
     asked about one by one through ``can_experts`` (a DeviceGroup target), so
-    the panel and the provider's attempts can never disagree.
+    the panel and the provider's attempts can never disagree. ``exclusions`` and
+    ``excluded`` are ``exclusions.selectors.exclusion_rules`` and ``exclusion_counts``.
     """
     items: list[EffectiveItem] = []
-    view = can_experts(tenant, ExpertAction.VIEW_INCIDENTS, snapshot=snapshot)
+    view = can_experts(tenant, ExpertAction.VIEW_INCIDENTS, snapshot=snapshot, exclusions=exclusions)
     items.append(EffectiveItem("view_incidents", "View incidents", "allowed" if view else "refused", view.reason))
 
     def device_item(key: str, title: str, action: ExpertAction, what: str) -> EffectiveItem:
-        overall = can_experts(tenant, action, None, snapshot=snapshot)
+        overall = can_experts(tenant, action, None, snapshot=snapshot, exclusions=exclusions)
         if not overall.allowed:
             return EffectiveItem(key, title, "refused", overall.reason)
         # One line per device group, each decided by can_experts on that group.
-        children: list[tuple[str, bool, str]] = []
+        children: list[tuple[str, bool, str, bool]] = []
+        out_of_reach = guided = 0
         for group in scope.groups:
             target = DeviceGroup(pk=group.pk, tenant_id=tenant.pk, name=group.name)
-            d = can_experts(tenant, action, target, snapshot=snapshot)
-            children.append(
-                (f"{group.name} ({group.devices:,} device{'s' if group.devices != 1 else ''})", d.allowed, d.reason)
-            )
+            d = can_experts(tenant, action, target, snapshot=snapshot, exclusions=exclusions)
+            children.append((f"{group.name} ({_devices(group.devices)})", d.allowed, d.reason, d.guidance))
+            if d.guidance:
+                guided += group.devices
+            elif not d.allowed:
+                out_of_reach += group.devices
         if children:
             n = scope.ungrouped_devices
-            children.append(
-                (f"Devices not in any device group ({n:,} device{'s' if n != 1 else ''})", True, overall.reason)
-            )
-        if all(allowed for _, allowed, _ in children):
+            children.append((f"Devices not in any device group ({_devices(n)})", True, overall.reason, False))
+        if all(allowed for _, allowed, _, _ in children):
             total = scope.total_devices
             return EffectiveItem(
                 key,
@@ -216,15 +305,19 @@ def effective_access(*, tenant: Tenant, snapshot: AccessSnapshot, scope: Any) ->
                 + (", including every device group." if scope.groups else "."),
                 tuple(children),
             )
-        return EffectiveItem(
-            key,
-            title,
-            "partial",
-            f"Our experts can {what} only devices outside device groups: {ALL_DEVICES} is off, which puts "
-            f"{scope.devices_out_of_reach:,} device{'s' if scope.devices_out_of_reach != 1 else ''} in "
-            f"{len(scope.groups)} device group{'s' if len(scope.groups) != 1 else ''} out of reach.",
-            tuple(children),
-        )
+        reasons = []
+        if out_of_reach:
+            refused_groups = sum(1 for _, allowed, _, guidance in children if not allowed and not guidance)
+            reasons.append(
+                f"Our experts can {what} only devices outside device groups: {ALL_DEVICES} is off, which puts "
+                f"{_devices(out_of_reach)} in {refused_groups} device group{'s' if refused_groups != 1 else ''} "
+                "out of reach."
+            )
+        if guided:
+            reasons.append(
+                f"{_devices(guided)} in excluded device groups get remediation guidance instead of response actions."
+            )
+        return EffectiveItem(key, title, "partial", " ".join(reasons), tuple(children))
 
     items.append(
         device_item("investigate_devices", "Investigate devices", ExpertAction.INVESTIGATE_DEVICE, "investigate")
@@ -238,6 +331,29 @@ def effective_access(*, tenant: Tenant, snapshot: AccessSnapshot, scope: Any) ->
             "take response actions on",
         )
     )
-    ids = can_experts(tenant, ExpertAction.SEE_IDENTITIES, snapshot=snapshot)
+    ids = can_experts(tenant, ExpertAction.SEE_IDENTITIES, snapshot=snapshot, exclusions=exclusions)
     items.append(EffectiveItem("see_identities", "See identities", "allowed" if ids else "refused", ids.reason))
+    items.append(_excluded_item(excluded))
     return items
+
+
+def _excluded_item(excluded: ExclusionCounts) -> EffectiveItem:
+    """How many devices and users the experts only advise on (they are still investigated and protected)."""
+    title = "Excluded from remediation"
+    users = f"{excluded.users:,} user{'s' if excluded.users != 1 else ''}"
+    high_value = (
+        " All high-value devices and users are excluded, including those tagged later."
+        if (excluded.exclude_high_value)
+        else ""
+    )
+    if not excluded.devices and not excluded.users:
+        return EffectiveItem(
+            "excluded", title, "allowed", "No device or user is excluded from remediation." + high_value
+        )
+    return EffectiveItem(
+        "excluded",
+        title,
+        "guidance",
+        f"{_devices(excluded.devices)} and {users} are excluded from remediation: our experts give you remediation "
+        "guidance for them instead of taking response actions. They are still investigated and protected." + high_value,
+    )

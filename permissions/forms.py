@@ -9,7 +9,7 @@ from django import forms
 from django.utils import timezone
 
 from permissions.durations import DEFAULT_DURATION, MAX_DURATION, Duration, end_for
-from permissions.evaluator import DEVICE_ACTIONS, ExpertAction
+from permissions.evaluator import DEVICE_ACTIONS, USER_RESPONSE_ACTIONS, ExpertAction
 from tenancy.bounds import BoundedDateField, BoundedIntegerField
 
 
@@ -137,9 +137,26 @@ class RemoveForm(VersionedForm):
 
 class AttemptForm(forms.Form):
     action = forms.ChoiceField(
-        label="Action", choices=[(a.value, a.label) for a in ExpertAction if a in DEVICE_ACTIONS]
+        label="Action",
+        choices=[(a.value, a.label) for a in ExpertAction if a in DEVICE_ACTIONS or a in USER_RESPONSE_ACTIONS],
     )
-    device = forms.CharField(label="Device name", max_length=128, strip=True)
+    # A device action names a device; a user action names a user.
+    device = forms.CharField(label="Device name", max_length=128, strip=True, required=False)
+    user = forms.CharField(label="User principal name", max_length=256, strip=True, required=False)
+
+    @property
+    def on_user(self) -> bool:
+        return self.cleaned_data.get("action") in USER_RESPONSE_ACTIONS
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        if "action" not in data:
+            return data
+        if self.on_user and not data.get("user"):
+            self.add_error("user", "Enter the user principal name of the user to act on.")
+        elif not self.on_user and not data.get("device"):
+            self.add_error("device", "Enter the name of the device to act on.")
+        return data
 
 
 def prefill(params: Any, keys: tuple[str, ...]) -> dict[str, Any]:

@@ -20,7 +20,8 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from audit.selectors import recent_events
-from environment.models import Device, DeviceTally
+from environment.models import Device, DeviceTally, DirectoryUser
+from exclusions.selectors import exclusion_counts, exclusion_rules
 from permissions.models import AccessGrant, AccessLevel, AccessState, RevokedReason, ServiceProviderAccess
 from tenancy.models import ProviderOrganization, Tenant
 
@@ -404,7 +405,7 @@ def provider_tenants_access(*, organization: ProviderOrganization) -> list[Tenan
 @dataclass(frozen=True)
 class PermissionsPage:
     """Everything the Permissions page shows, from one snapshot: two queries for
-    the access, one for the device groups and one for the recent history."""
+    the access, one for the device groups, five for the exclusions and one for the recent history."""
 
     state: AccessLevelsState
     health: AccessHealth
@@ -451,11 +452,18 @@ def permissions_page(*, tenant: Tenant) -> PermissionsPage:
 
     snapshot = access_snapshot(tenant=tenant)
     scope = device_scope(tenant=tenant)
+    rules = exclusion_rules(tenant=tenant)
     return PermissionsPage(
         state=access_levels_state(tenant=tenant, snapshot=snapshot),
         health=access_health(tenant=tenant, snapshot=snapshot),
         scope=scope,
-        effective=effective_access(tenant=tenant, snapshot=snapshot, scope=scope),
+        effective=effective_access(
+            tenant=tenant,
+            snapshot=snapshot,
+            scope=scope,
+            exclusions=rules,
+            excluded=exclusion_counts(tenant=tenant, rules=rules),
+        ),
         history=recent_events(tenant=tenant, action_prefix="permissions.", limit=PERMISSIONS_HISTORY),
     )
 
@@ -469,3 +477,8 @@ def provider_access_of(tenant: Any) -> QuerySet[ServiceProviderAccess]:
     """The service provider access row of ``tenant`` (a tenant, an id or ``OuterRef(...)``), for other apps'
     subqueries: its ``updated_at`` is when access last changed."""
     return ServiceProviderAccess.objects.filter(tenant_id=tenant)
+
+
+def directory_user_named(*, tenant: Tenant, upn: str) -> DirectoryUser | None:
+    """The tenant's directory user with this user principal name, for the provider's "attempt an action"."""
+    return DirectoryUser.objects.filter(tenant=tenant, user_principal_name=upn.strip().lower()).first()

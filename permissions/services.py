@@ -23,7 +23,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from audit.services import SystemEvent, audit_record, audit_record_system_events
-from environment.models import Device
+from environment.models import Device, DirectoryUser
 from outbox.services import outbox_enqueue
 from permissions.durations import default_end, is_valid_end
 from permissions.evaluator import Decision, ExpertAction, can_experts
@@ -702,22 +702,35 @@ def _queue_reminder(*, grants: list[AccessGrant], now: datetime) -> int:
 
 
 @transaction.atomic
-def expert_action_attempt(*, tenant: Tenant, acting_user: User, action: str, device: Device | None) -> Decision:
-    """The provider's "attempt an action": ask the evaluator and log the outcome, allowed or refused."""
-    decision = can_experts(tenant, action, device)
+def expert_action_attempt(
+    *, tenant: Tenant, acting_user: User, action: str, device: Device | None = None, user: DirectoryUser | None = None
+) -> Decision:
+    """The provider's "attempt an action": ask the evaluator and log the outcome, allowed or refused.
+
+    A refusal because the target is excluded from remediation is logged as guidance only.
+    """
+    target: Device | DirectoryUser | None = user if user is not None else device
+    decision = can_experts(tenant, action, target)
     label = ExpertAction(action).label if action in ExpertAction.values else action
-    on = f" on {device.name}" if device is not None else ""
+    on = ""
+    if device is not None:
+        on = f" on {device.name}"
+    elif user is not None:
+        on = f" on {user.user_principal_name}"
+    outcome = "Allowed" if decision.allowed else ("Guidance only" if decision.guidance else "Refused")
     audit_record(
         tenant=tenant,
         acting_user=acting_user,
         action=AUDIT_PREFIX + ("expert_action_allowed" if decision.allowed else "expert_action_refused"),
-        summary=f"{'Allowed' if decision.allowed else 'Refused'}: {label}{on} by Defender Experts. {decision.reason}",
-        target=device,
+        summary=f"{outcome}: {label}{on} by Defender Experts. {decision.reason}",
+        target=target,
         before=None,
         after={
             "action": action,
             "device": device.name if device else None,
+            "user": user.user_principal_name if user else None,
             "allowed": decision.allowed,
+            "guidance": decision.guidance,
             "code": decision.code,
             "reason": decision.reason,
         },

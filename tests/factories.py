@@ -106,6 +106,11 @@ def directory_group(
     return g
 
 
+def security_group(t: Tenant, name: str | None = None, members: list[DirectoryUser] | None = None) -> DirectoryGroup:
+    """An Entra ID security group (not mail-enabled): what users are excluded from remediation through."""
+    return directory_group(t, name, members, mail="", mail_enabled=False, security_enabled=True)
+
+
 def device_group(t: Tenant, name: str | None = None) -> DeviceGroup:
     return DeviceGroup.objects.create(tenant=t, name=name or f"Group {next(_seq)}")
 

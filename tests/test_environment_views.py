@@ -73,6 +73,7 @@ def _writes(env):
         (reverse("environment:devices"), {"action": "onboard_matching"}),
         (reverse("environment:domain_controller_sensor", args=[dc.pk]), {"action": "install"}),
         (reverse("environment:directory_user_enabled", args=[zoe.pk]), {"enabled": "false"}),
+        (reverse("environment:directory_user_high_value", args=[zoe.pk]), {"high_value": "true"}),
         (reverse("environment:directory_user_delete", args=[zoe.pk]), {"confirm": "yes"}),
         (
             reverse("environment:directory_user_create"),
@@ -106,6 +107,11 @@ def test_outsider_gets_404_for_contoso_objects_and_sees_only_fabrikam(login, out
         == 404
     )
     assert client.get(reverse("environment:directory_user_delete", args=[zoe.pk])).status_code == 404
+    assert (
+        client.post(reverse("environment:directory_user_high_value", args=[zoe.pk]), {"high_value": "true"}).status_code
+        == 404
+    )
+    assert not DirectoryUser.objects.get(pk=zoe.pk).high_value
     assert client.get(reverse("environment:devices"), {"group": servers.pk}).status_code == 404
     contoso_device = Device.objects.filter(tenant=env["servers"].tenant).first()
     response = client.post(

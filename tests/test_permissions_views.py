@@ -392,9 +392,11 @@ def _page_queries(client, django_assert_num_queries, n):
 
 
 # session, user, provider-staff check, membership (middleware); relationship and
-# latest grants (snapshot); device groups with counts (one aggregate); recent
-# history; the nav's membership count in base.html.
-PAGE_QUERIES = 9
+# latest grants (snapshot); device groups with counts (one aggregate); the
+# exclusions (setting, excluded device groups, whether a user group is excluded,
+# the excluded devices and users counted); recent history; the nav's membership
+# count in base.html.
+PAGE_QUERIES = 14
 
 
 @pytest.mark.parametrize(("groups", "devices"), [(0, 0), (0, 500), (6, 1_000), (60, 10_000)])
