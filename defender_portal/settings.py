@@ -173,7 +173,11 @@ ACCOUNT_RATE_LIMITS = False
 ACCOUNT_REAUTHENTICATION_TIMEOUT = 15 * 60
 ACCOUNT_FORMS = {"login": "tenancy.forms.SignInForm"}
 MFA_SUPPORTED_TYPES = ["totp", "recovery_codes", "webauthn"]
-MFA_FORMS = {"authenticate": "tenancy.mfa.AuthenticateForm", "reauthenticate": "tenancy.mfa.ReauthenticateForm"}
+MFA_FORMS = {
+    "authenticate": "tenancy.mfa.AuthenticateForm",
+    "reauthenticate": "tenancy.mfa.ReauthenticateForm",
+    "edit_webauthn": "tenancy.mfa.EditWebAuthnForm",
+}
 # One 30-second step either side: phones' clocks drift.
 MFA_TOTP_TOLERANCE = 1
 MFA_PASSKEY_LOGIN_ENABLED = False

@@ -82,6 +82,10 @@ class DeviceAdmin(OperatorAdmin):
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
 
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        # Viewable here; changed only through the actions (audited): a change form would save unaudited.
+        return obj is None and super().has_change_permission(request, obj)
+
     @admin.action(description="Onboard selected devices to Defender for Endpoint", permissions=["change"])
     def onboard(self, request: HttpRequest, queryset: QuerySet[Device]) -> None:
         grouped = _ids_by_tenant(queryset)

@@ -20,6 +20,7 @@ from core.context import client_ip
 from tenancy.mfa import remember_enrolment
 from tenancy.models import Tenant, User
 from tenancy.reauth import mark_authenticated
+from tenancy.services import account_factor_change_record
 from tenancy.sessions import session_started
 
 logger = logging.getLogger("portal.auth")
@@ -92,8 +93,25 @@ def on_locked_out(sender: Any, request: HttpRequest | None = None, username: str
         )
 
 
+def on_factor_removed(sender: Any, request: Any = None, user: Any = None, authenticator: Any = None, **kw: Any) -> None:
+    # Sent inside the removal's transaction (allauth's MFA views run atomically, see tenancy/urls.py).
+    if user is not None and authenticator is not None:
+        account_factor_change_record(acting_user=user, authenticator=authenticator, change="removed")
+
+
+def on_factor_added(sender: Any, request: Any = None, user: Any = None, authenticator: Any = None, **kw: Any) -> None:
+    # allauth sends this inside the transaction for a passkey only; an authenticator app and recovery
+    # codes are announced after commit, so their views record them (tenancy.views) instead.
+    if user is not None and authenticator is not None and authenticator.type == "webauthn":
+        account_factor_change_record(acting_user=user, authenticator=authenticator, change="added")
+
+
 def connect() -> None:
+    from allauth.mfa import signals as mfa_signals
     from axes.signals import user_locked_out
+
+    mfa_signals.authenticator_added.connect(on_factor_added, dispatch_uid="portal-factor-added")
+    mfa_signals.authenticator_removed.connect(on_factor_removed, dispatch_uid="portal-factor-removed")
 
     user_logged_in.connect(on_logged_in, dispatch_uid="portal-auth-in")
     user_logged_out.connect(on_logged_out, dispatch_uid="portal-auth-out")

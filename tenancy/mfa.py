@@ -22,6 +22,7 @@ from allauth.mfa.adapter import DefaultMFAAdapter
 from allauth.mfa.base.forms import AuthenticateForm as BaseAuthenticateForm
 from allauth.mfa.base.forms import ReauthenticateForm as BaseReauthenticateForm
 from allauth.mfa.models import Authenticator
+from allauth.mfa.webauthn.forms import EditWebAuthnForm as BaseEditWebAuthnForm
 from axes.handlers.proxy import AxesProxyHandler
 from django import forms
 from django.contrib.auth.signals import user_login_failed
@@ -86,6 +87,17 @@ class AuthenticateForm(BaseAuthenticateForm):
 
     def clean_code(self) -> str:
         return _check_and_count(self, self.user, super().clean_code, "authenticator code")
+
+
+class EditWebAuthnForm(BaseEditWebAuthnForm):
+    """Renaming a passkey (allauth sends no signal for it): audited like adding or removing one."""
+
+    def save(self) -> Authenticator:
+        from tenancy.services import account_factor_change_record
+
+        authenticator: Authenticator = super().save()
+        account_factor_change_record(acting_user=authenticator.user, authenticator=authenticator, change="renamed")
+        return authenticator
 
 
 class ReauthenticateForm(BaseReauthenticateForm):

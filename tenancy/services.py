@@ -329,3 +329,48 @@ def tenant_set_mfa_requirement(*, tenant: Tenant, acting_user: User, required: b
     )
     tenant.require_mfa_for_admins = required
     return locked
+
+
+# --- A user's own sign-in: second factors and sessions ----------------------------------------
+
+
+def _own_logs(user: User) -> list[Tenant | None]:
+    """Where a change to an account's own sign-in is recorded: every tenant it belongs to, else the operators' log."""
+    return list(Tenant.objects.filter(memberships__user=user).order_by("pk")) or [None]
+
+
+@transaction.atomic
+def account_factor_change_record(*, acting_user: User, authenticator: Any, change: str) -> None:
+    """Record that ``acting_user`` added, removed, reset or renamed one of their second factors.
+
+    The change itself is allauth's (its MFA views, run in a transaction, see
+    ``tenancy/urls.py``); this writes its audit rows in that same transaction.
+    """
+    kind = {"totp": "authenticator app", "recovery_codes": "recovery codes", "webauthn": "passkey"}.get(
+        authenticator.type, authenticator.type
+    )
+    for tenant in _own_logs(acting_user):
+        audit_record(
+            tenant=tenant,
+            acting_user=acting_user,
+            action=f"auth.factor_{change}",
+            summary=f"{acting_user.email} {change} their {kind}",
+            target=authenticator,
+            after={"type": authenticator.type},
+        )
+
+
+@transaction.atomic
+def own_other_sessions_end(*, acting_user: User, keep_session_key: str | None) -> int:
+    """The user signs their other sessions out (Signed-in sessions); returns how many ended."""
+    ended = user_sessions_end(user=acting_user, keep_session_key=keep_session_key)
+    for tenant in _own_logs(acting_user):
+        audit_record(
+            tenant=tenant,
+            acting_user=acting_user,
+            action="auth.other_sessions_ended",
+            summary=f"{acting_user.email} signed out of {ended} other session{'s' if ended != 1 else ''}",
+            target=acting_user,
+            after={"sessions_ended": ended},
+        )
+    return ended

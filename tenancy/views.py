@@ -1,8 +1,11 @@
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from allauth.mfa.base.views import IndexView as MFAIndexView
+from allauth.mfa.models import Authenticator
+from allauth.mfa.recovery_codes.views import GenerateRecoveryCodesView as BaseGenerateRecoveryCodesView
+from allauth.mfa.totp.views import ActivateTOTPView as BaseActivateTOTPView
 from allauth.usersessions.views import ListUserSessionsView
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
@@ -125,7 +128,40 @@ class SignedInSessionsView(ListUserSessionsView):
         ctx["nav"] = "account"
         return ctx
 
+    def form_valid(self, form: Any) -> HttpResponse:
+        # allauth's own form ends the sessions unaudited; the service ends them and records it.
+        ended = services.own_other_sessions_end(
+            acting_user=cast(User, self.request.user),
+            keep_session_key=self.request.session.session_key,
+        )
+        messages.info(self.request, f"Signed out of {ended} other session{'s' if ended != 1 else ''}.")
+        return redirect("usersessions_list")
 
+
+class ActivateTOTPView(BaseActivateTOTPView):
+    """allauth's enrolment of an authenticator app, audited in the same transaction (allauth announces it after)."""
+
+    def form_valid(self, form: Any) -> HttpResponse:
+        response: HttpResponse = super().form_valid(form)
+        user = cast(User, self.request.user)
+        app = Authenticator.objects.get(user_id=user.pk, type=Authenticator.Type.TOTP)
+        services.account_factor_change_record(acting_user=user, authenticator=app, change="added")
+        return response
+
+
+class GenerateRecoveryCodesView(BaseGenerateRecoveryCodesView):
+    """New recovery codes (the old ones stop working), audited in the same transaction."""
+
+    def form_valid(self, form: Any) -> HttpResponse:
+        response: HttpResponse = super().form_valid(form)
+        user = cast(User, self.request.user)
+        codes = Authenticator.objects.get(user_id=user.pk, type=Authenticator.Type.RECOVERY_CODES)
+        services.account_factor_change_record(acting_user=user, authenticator=codes, change="reset")
+        return response
+
+
+activate_totp = ActivateTOTPView.as_view()
+generate_recovery_codes = GenerateRecoveryCodesView.as_view()
 multi_factor = MultiFactorView.as_view()
 signed_in_sessions = SignedInSessionsView.as_view()
 
