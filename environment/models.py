@@ -8,12 +8,16 @@ readiness refresh can tell what changed.
 
 from __future__ import annotations
 
+from typing import Self, TypeVar
+
 from django.contrib.postgres.indexes import GinIndex, OpClass
 from django.db import models
-from django.db.models import F
+from django.db.models import BooleanField, ExpressionWrapper, F, Q
 from django.utils import timezone
 
 from environment.search import bigrams, search_text_expression
+
+_M = TypeVar("_M", bound=models.Model)
 
 
 def directory_search_indexes(prefix: str) -> list[models.Index]:
@@ -46,6 +50,94 @@ def search_text_field(*fields: str) -> models.GeneratedField:
     )
 
 
+class OnboardingState(models.TextChoices):
+    ONBOARDED = "onboarded", "Onboarded"
+    NOT_ONBOARDED = "not_onboarded", "Can be onboarded"
+
+
+class AntivirusMode(models.TextChoices):
+    ACTIVE = "active", "Active"
+    PASSIVE = "passive", "Passive"
+    DISABLED = "disabled", "Disabled"
+
+
+# --- What "protected" means ---------------------------------------------------------------
+# One definition each, asked by the Service status page, the provider's pages, the drill-down
+# lists, the CSV and the readiness refresh. The device conditions name only fields that Device and
+# DeviceTally share, so the same Q counts the tally (pages) and lists the devices (drill-downs).
+
+
+PROTECTED_DEVICE = Q(onboarding_state=OnboardingState.ONBOARDED, av_mode=AntivirusMode.ACTIVE)
+
+
+# Why a device isn't protected. Exactly one reason holds for every device that isn't, so the
+# reasons add up to the unprotected devices by construction (any antivirus mode that is neither
+# active nor passive counts as disabled).
+DEVICE_GAPS: dict[str, tuple[str, Q]] = {
+    "not_onboarded": ("not onboarded", ~Q(onboarding_state=OnboardingState.ONBOARDED)),
+    "passive": (
+        "antivirus in passive mode",
+        Q(onboarding_state=OnboardingState.ONBOARDED, av_mode=AntivirusMode.PASSIVE),
+    ),
+    "disabled": (
+        "antivirus disabled",
+        Q(onboarding_state=OnboardingState.ONBOARDED) & ~Q(av_mode__in=[AntivirusMode.ACTIVE, AntivirusMode.PASSIVE]),
+    ),
+}
+
+
+class DeviceStateQuerySet(models.QuerySet[_M]):
+    """Shared by Device and DeviceTally: both carry ``onboarding_state`` and ``av_mode``."""
+
+    def protected(self) -> Self:
+        return self.filter(PROTECTED_DEVICE)
+
+    def unprotected(self) -> Self:
+        return self.exclude(PROTECTED_DEVICE)
+
+    def gap(self, reason: str) -> Self:
+        return self.filter(DEVICE_GAPS[reason][1])
+
+    def with_protection(self) -> Self:
+        """Each row with ``is_protected``, decided by the database with the same condition."""
+        return self.annotate(is_protected=ExpressionWrapper(PROTECTED_DEVICE, output_field=BooleanField()))
+
+
+class DeviceQuerySet(DeviceStateQuerySet["Device"]):
+    pass
+
+
+class DeviceTallyQuerySet(DeviceStateQuerySet["DeviceTally"]):
+    pass
+
+
+# An identity Defender for Identity can protect: an enabled account authenticated by an on-premises
+# domain controller. It is protected when that controller has a sensor.
+IDENTITY = Q(enabled=True, domain_controller__isnull=False)
+PROTECTED_IDENTITY = Q(enabled=True, domain_controller__sensor_installed=True)
+# Why an identity isn't protected (one reason today; each one holds for exactly its identities).
+IDENTITY_GAPS: dict[str, tuple[str, Q]] = {
+    "no_sensor": (
+        "on a domain controller without a sensor",
+        Q(enabled=True, domain_controller__sensor_installed=False),
+    ),
+}
+
+
+class DirectoryUserQuerySet(models.QuerySet["DirectoryUser"]):
+    def identities(self) -> Self:
+        return self.filter(IDENTITY)
+
+    def protected(self) -> Self:
+        return self.filter(PROTECTED_IDENTITY)
+
+    def unprotected(self) -> Self:
+        return self.filter(IDENTITY).exclude(PROTECTED_IDENTITY)
+
+    def gap(self, reason: str) -> Self:
+        return self.filter(IDENTITY_GAPS[reason][1])
+
+
 class DirectoryUser(models.Model):
     """An Entra ID user; with a domain controller, a hybrid identity synchronised from on-premises."""
 
@@ -67,6 +159,8 @@ class DirectoryUser(models.Model):
     # "name mail upn", lower-cased and accent-free, for directory search.
     search_text = search_text_field("display_name", "mail", "user_principal_name")
     updated_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    objects = DirectoryUserQuerySet.as_manager()
 
     class Meta:
         ordering = ["display_name", "id"]
@@ -137,17 +231,6 @@ class DeviceGroup(models.Model):
         return self.name
 
 
-class OnboardingState(models.TextChoices):
-    ONBOARDED = "onboarded", "Onboarded"
-    NOT_ONBOARDED = "not_onboarded", "Can be onboarded"
-
-
-class AntivirusMode(models.TextChoices):
-    ACTIVE = "active", "Active"
-    PASSIVE = "passive", "Passive"
-    DISABLED = "disabled", "Disabled"
-
-
 class OsPlatform(models.TextChoices):
     WINDOWS_11 = "windows11", "Windows 11"
     WINDOWS_10 = "windows10", "Windows 10"
@@ -176,6 +259,8 @@ class Device(models.Model):
     high_value = models.BooleanField(default=False, db_default=False)
     onboarded_at = models.DateTimeField(null=True, blank=True)
     updated_at = models.DateTimeField(default=timezone.now)
+
+    objects = DeviceQuerySet.as_manager()
 
     class Meta:
         ordering = ["name", "id"]
@@ -211,6 +296,8 @@ class DeviceTally(models.Model):
     onboarding_state = models.CharField(max_length=16, choices=OnboardingState.choices)
     av_mode = models.CharField(max_length=10, choices=AntivirusMode.choices)
     devices = models.BigIntegerField()
+
+    objects = DeviceTallyQuerySet.as_manager()
 
     class Meta:
         constraints = [

@@ -126,11 +126,12 @@ def device_counts(*, tenant: Tenant) -> DeviceCounts:
     groups = DeviceGroup.objects.filter(pk=OuterRef("group_key"))
     rows = (
         DeviceTally.objects.filter(tenant=tenant, devices__gt=0)
+        .with_protection()
         .annotate(
             group_name=Subquery(groups.values("name")[:1]),
             group_rank=Subquery(groups.values("rank")[:1]),
         )
-        .values("group_key", "group_name", "group_rank", "onboarding_state", "av_mode", "devices")
+        .values("group_key", "group_name", "group_rank", "onboarding_state", "av_mode", "devices", "is_protected")
     )
     counts = DeviceCounts()
     by_group: dict[int | None, GroupDeviceCounts] = {}
@@ -150,8 +151,8 @@ def device_counts(*, tenant: Tenant) -> DeviceCounts:
             setattr(target, mode, getattr(target, mode) + n)
             if onboarded:
                 target.onboarded += n
-                if mode == AntivirusMode.ACTIVE:
-                    target.protected += n
+            if row["is_protected"]:  # the environment's one definition (environment/models.py)
+                target.protected += n
         if onboarded and mode == AntivirusMode.PASSIVE:
             counts.onboarded_passive += n
         if onboarded and mode == AntivirusMode.DISABLED:

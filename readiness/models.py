@@ -9,12 +9,15 @@ change in the environment only shows once a refresh has picked it up (within
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import timedelta
 
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
+
+from environment.models import DEVICE_GAPS, IDENTITY_GAPS
 
 
 class ActionState(models.TextChoices):
@@ -27,6 +30,56 @@ class ActionState(models.TextChoices):
 class Priority(models.TextChoices):
     COMPLETE_NOW = "complete_now", "Complete now"
     RECOMMENDED = "recommended", "Recommended"
+
+
+@dataclass(frozen=True)
+class AssetReason:
+    """One reason assets are still to protect, with how many it holds.
+
+    ``key`` names the drill-down list behind the number (``readiness:devices`` /
+    ``readiness:identities``); ``NOT_PRESENT`` has none: those assets don't exist yet.
+    """
+
+    key: str
+    label: str
+    count: int
+
+    @property
+    def listed(self) -> bool:
+        return self.key != NOT_PRESENT
+
+
+NOT_PRESENT = "not_present"
+
+
+@dataclass(frozen=True)
+class AssetBreakdown:
+    """Protected assets against their target, and the reasons the rest aren't protected yet.
+
+    The headline, ``to_protect``, is the sum of the reasons by construction: every existing asset
+    that isn't protected (each has exactly one reason), plus the licences with no asset behind them
+    yet. While the assets don't outnumber the licences this is the target minus the protected ones.
+    """
+
+    noun: str
+    protected: int
+    target: int
+    present: int
+    reasons: tuple[AssetReason, ...]
+
+    @property
+    def to_protect(self) -> int:
+        return sum(r.count for r in self.reasons)
+
+    @property
+    def unprotected(self) -> int:
+        return sum(r.count for r in self.reasons if r.listed)
+
+
+def _breakdown(noun: str, protected: int, target: int, gaps: list[AssetReason]) -> AssetBreakdown:
+    present = protected + sum(r.count for r in gaps)
+    missing = AssetReason(NOT_PRESENT, "licensed but not yet present", max(target - present, 0))
+    return AssetBreakdown(noun, protected, target, present, (*gaps, missing))
 
 
 def _default_delay() -> timedelta:
@@ -95,20 +148,36 @@ class ReadinessState(models.Model):
         return self.last_refreshed_at is not None
 
     @property
+    def device_breakdown(self) -> AssetBreakdown:
+        figures = {
+            "not_onboarded": self.devices_not_onboarded,
+            "passive": self.devices_passive,
+            "disabled": self.devices_disabled,
+        }
+        gaps = [AssetReason(key, label, figures[key]) for key, (label, _) in DEVICE_GAPS.items()]
+        return _breakdown("devices", self.devices_protected, self.devices_target, gaps)
+
+    @property
+    def identity_breakdown(self) -> AssetBreakdown:
+        figures = {"no_sensor": self.identities_total - self.identities_protected}
+        gaps = [AssetReason(key, label, figures[key]) for key, (label, _) in IDENTITY_GAPS.items()]
+        return _breakdown("identities", self.identities_protected, self.identities_target, gaps)
+
+    @property
     def devices_to_protect(self) -> int:
-        return max(self.devices_target - self.devices_protected, 0)
+        return self.device_breakdown.to_protect
 
     @property
     def identities_to_protect(self) -> int:
-        return max(self.identities_target - self.identities_protected, 0)
+        return self.identity_breakdown.to_protect
 
     @property
     def devices_unprotected(self) -> int:
-        return self.devices_total - self.devices_protected
+        return self.device_breakdown.unprotected
 
     @property
     def identities_unprotected(self) -> int:
-        return self.identities_total - self.identities_protected
+        return self.identity_breakdown.unprotected
 
     @property
     def domain_controllers_without_sensor(self) -> int:
@@ -180,8 +249,11 @@ class RefreshRun(models.Model):
     actions_total = models.PositiveIntegerField(null=True, blank=True)
     devices_protected = models.PositiveIntegerField(null=True, blank=True)
     devices_total = models.PositiveIntegerField(null=True, blank=True)
+    # The targets the customer sees (their licences), which the provider's pages count against too.
+    devices_target = models.PositiveIntegerField(null=True, blank=True)
     identities_protected = models.PositiveIntegerField(null=True, blank=True)
     identities_total = models.PositiveIntegerField(null=True, blank=True)
+    identities_target = models.PositiveIntegerField(null=True, blank=True)
     regressions_found = models.PositiveIntegerField(default=0)
 
     class Meta:

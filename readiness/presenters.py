@@ -12,7 +12,7 @@ from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 
 from readiness.catalogue import Entry
-from readiness.models import ActionState, ReadinessState
+from readiness.models import ActionState, AssetBreakdown, AssetReason, ReadinessState
 from readiness.selectors import ActionRow
 from readiness.services import monitoring_ends_at
 from tenancy.models import ServicePhase, Tenant
@@ -134,3 +134,42 @@ def status_badge(status: str | None) -> str:
 
 def percent(part: int, whole: int) -> int:
     return int(100 * min(part, whole) / whole) if whole else 0
+
+
+@dataclass(frozen=True)
+class AssetCard:
+    """One "Protected assets" card: the breakdown and where its lists are."""
+
+    breakdown: AssetBreakdown
+    list_url: str  # the URL name of the drill-down lists, taking a reason's key
+
+    @property
+    def noun(self) -> str:
+        return self.breakdown.noun
+
+    @property
+    def target(self) -> int:
+        return self.breakdown.target
+
+    @property
+    def protected(self) -> int:
+        return self.breakdown.protected
+
+    @property
+    def to_protect(self) -> int:
+        return self.breakdown.to_protect
+
+    @property
+    def reasons(self) -> tuple[AssetReason, ...]:
+        return self.breakdown.reasons
+
+    @property
+    def pct(self) -> int:
+        return percent(self.breakdown.protected, self.breakdown.target)
+
+
+def asset_cards(state: ReadinessState) -> list[AssetCard]:
+    return [
+        AssetCard(state.device_breakdown, "readiness:devices"),
+        AssetCard(state.identity_breakdown, "readiness:identities"),
+    ]

@@ -13,16 +13,19 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.db.models import Count, Q
+from django.db.models import Count, Q, Sum
+from django.db.models.functions import Coalesce
 
 from environment.models import (
-    AntivirusMode,
-    Device,
+    DEVICE_GAPS,
+    IDENTITY_GAPS,
+    PROTECTED_DEVICE,
+    PROTECTED_IDENTITY,
+    DeviceTally,
     DirectoryUser,
     DomainController,
     Licence,
     LicenceProduct,
-    OnboardingState,
     SecuritySetting,
 )
 from environment.security_settings import SETTINGS_BY_KEY
@@ -66,31 +69,29 @@ def environment_facts(*, tenant: Tenant) -> EnvironmentFacts:
     from permissions.selectors import provider_access_granted
 
     facts = EnvironmentFacts()
-    # 1. Devices by state: one GROUP BY answered from the (tenant, onboarding_state, av_mode) index.
-    for row in (
-        Device.objects.filter(tenant=tenant).values("onboarding_state", "av_mode").annotate(n=Count("id")).order_by()
-    ):
-        n = row["n"]
-        facts.devices_total += n
-        if row["onboarding_state"] != OnboardingState.ONBOARDED:
-            facts.devices_not_onboarded += n
-            continue
-        facts.devices_onboarded += n
-        if row["av_mode"] == AntivirusMode.ACTIVE:
-            facts.devices_protected += n
-        elif row["av_mode"] == AntivirusMode.PASSIVE:
-            facts.devices_passive += n
-        else:
-            facts.devices_disabled += n
-    # 2. Identities: enabled users, those with a domain controller, and those whose controller has a sensor.
-    identities = DirectoryUser.objects.filter(tenant=tenant, enabled=True).aggregate(
-        enabled=Count("id"),
-        total=Count("id", filter=Q(domain_controller__isnull=False)),
-        protected=Count("id", filter=Q(domain_controller__sensor_installed=True)),
+    # 1. Devices: the protected ones and each reason the others aren't, summed from the device tally
+    # (a few rows per tenant, kept by triggers) with the environment's own definitions.
+    devices = DeviceTally.objects.filter(tenant=tenant).aggregate(
+        n_protected=Coalesce(Sum("devices", filter=PROTECTED_DEVICE), 0),
+        **{f"n_{reason}": Coalesce(Sum("devices", filter=q), 0) for reason, (_, q) in DEVICE_GAPS.items()},
     )
-    facts.enabled_users = identities["enabled"]
-    facts.identities_total = identities["total"]
-    facts.identities_protected = identities["protected"]
+    facts.devices_protected = devices["n_protected"]
+    facts.devices_not_onboarded = devices["n_not_onboarded"]
+    facts.devices_passive = devices["n_passive"]
+    facts.devices_disabled = devices["n_disabled"]
+    # The reasons partition the unprotected devices, so the total is their sum by construction.
+    facts.devices_onboarded = facts.devices_protected + facts.devices_passive + facts.devices_disabled
+    facts.devices_total = facts.devices_onboarded + facts.devices_not_onboarded
+    # 2. Identities: enabled users, the identities Defender for Identity can protect, and the protected ones.
+    # (The aggregates are prefixed: an aggregate named like a field the filters read is refused.)
+    identities = DirectoryUser.objects.filter(tenant=tenant, enabled=True).aggregate(
+        n_enabled=Count("id"),
+        n_protected=Count("id", filter=PROTECTED_IDENTITY),
+        **{f"n_{reason}": Count("id", filter=q) for reason, (_, q) in IDENTITY_GAPS.items()},
+    )
+    facts.enabled_users = identities["n_enabled"]
+    facts.identities_protected = identities["n_protected"]
+    facts.identities_total = facts.identities_protected + sum(identities[f"n_{reason}"] for reason in IDENTITY_GAPS)
     # 3. Domain controllers.
     dcs = DomainController.objects.filter(tenant=tenant).aggregate(
         total=Count("id"), with_sensor=Count("id", filter=Q(sensor_installed=True))

@@ -12,13 +12,16 @@ from django.db.models import OuterRef, Q, QuerySet, Subquery, Sum
 from django.utils import timezone
 
 from environment.models import (
-    AntivirusMode,
+    DEVICE_GAPS,
+    IDENTITY,
+    IDENTITY_GAPS,
+    PROTECTED_DEVICE,
+    PROTECTED_IDENTITY,
     Device,
     DeviceTally,
     DirectoryUser,
     DomainController,
     Licence,
-    OnboardingState,
     SecuritySetting,
 )
 from environment.selectors import DevicePage, keyset_page
@@ -258,27 +261,17 @@ def open_regressions(*, tenant: Tenant) -> list[Regression]:
 
 # --- The device, domain controller and identity lists behind each number -----------------
 
+# Every list is the environment's own definition (environment/models.py), so each one's length is
+# the figure it stands behind.
 DEVICE_STATES: dict[str, tuple[str, Q]] = {
-    "protected": (
-        "Protected devices",
-        Q(onboarding_state=OnboardingState.ONBOARDED, av_mode=AntivirusMode.ACTIVE),
-    ),
-    "unprotected": (
-        "Devices not protected",
-        ~Q(onboarding_state=OnboardingState.ONBOARDED, av_mode=AntivirusMode.ACTIVE),
-    ),
-    "not_onboarded": ("Devices not onboarded", ~Q(onboarding_state=OnboardingState.ONBOARDED)),
-    "passive": (
-        "Onboarded devices with antivirus in passive mode",
-        Q(onboarding_state=OnboardingState.ONBOARDED, av_mode=AntivirusMode.PASSIVE),
-    ),
-    "disabled": (
-        "Onboarded devices with antivirus disabled",
-        Q(onboarding_state=OnboardingState.ONBOARDED, av_mode=AntivirusMode.DISABLED),
-    ),
+    "protected": ("Protected devices", PROTECTED_DEVICE),
+    "unprotected": ("Devices not protected", ~PROTECTED_DEVICE),
+    "not_onboarded": ("Devices not onboarded", DEVICE_GAPS["not_onboarded"][1]),
+    "passive": ("Onboarded devices with antivirus in passive mode", DEVICE_GAPS["passive"][1]),
+    "disabled": ("Onboarded devices with antivirus disabled", DEVICE_GAPS["disabled"][1]),
     "not_active": (
         "Onboarded devices with antivirus not in active mode",
-        Q(onboarding_state=OnboardingState.ONBOARDED) & ~Q(av_mode=AntivirusMode.ACTIVE),
+        DEVICE_GAPS["passive"][1] | DEVICE_GAPS["disabled"][1],
     ),
 }
 
@@ -316,6 +309,8 @@ def device_page(
     qs: QuerySet[Device] = (
         Device.objects.filter(tenant=tenant)
         .filter(condition)
+        # Whether a fix is offered at all: a protected device has nothing to fix.
+        .with_protection()
         .select_related("device_group")
         .only("id", "name", "os_platform", "onboarding_state", "av_mode", "last_seen", "device_group__name")
     )
@@ -335,16 +330,24 @@ def domain_controller_page(
     return title, Paginator(qs, per_page).get_page(page)
 
 
-IDENTITY_STATES = {
-    "protected": ("Protected identities", Q(domain_controller__sensor_installed=True)),
-    "unprotected": ("Identities not protected", Q(domain_controller__sensor_installed=False)),
+IDENTITY_STATES: dict[str, tuple[str, Q]] = {
+    "protected": ("Protected identities", PROTECTED_IDENTITY),
+    "unprotected": ("Identities not protected", IDENTITY & ~PROTECTED_IDENTITY),
+    "no_sensor": ("Identities on a domain controller without a sensor", IDENTITY_GAPS["no_sensor"][1]),
+}
+
+# Which ReadinessState figure each identity list stands behind.
+IDENTITY_STATE_FIGURE = {
+    "protected": "identities_protected",
+    "unprotected": "identities_unprotected",
+    "no_sensor": "identities_unprotected",
 }
 
 
 def identity_page(*, tenant: Tenant, state: str, page: Any, per_page: int = PAGE_SIZE) -> tuple[str, Page[Any]]:
     title, condition = IDENTITY_STATES[state]
     qs = (
-        DirectoryUser.objects.filter(tenant=tenant, enabled=True, domain_controller__isnull=False)
+        DirectoryUser.objects.filter(tenant=tenant)
         .filter(condition)
         .select_related("domain_controller")
         .only("id", "display_name", "user_principal_name", "domain_controller__name")

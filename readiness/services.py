@@ -384,8 +384,10 @@ def readiness_refresh(*, tenant_id: int, generation: int) -> str:
                 actions_total=state.actions_total,
                 devices_protected=state.devices_protected,
                 devices_total=state.devices_total,
+                devices_target=state.devices_target,
                 identities_protected=state.identities_protected,
                 identities_total=state.identities_total,
+                identities_target=state.identities_target,
                 regressions_found=regressions,
             )
     except Exception as exc:
@@ -439,8 +441,8 @@ def _apply(*, state: ReadinessState, tenant: Tenant, facts: EnvironmentFacts, no
             to_update, ["status", "last_status_change", "last_checked_at", "done", "total", "value", "detail"]
         )
     previous = {
-        "devices_unprotected": state.devices_total - state.devices_protected,
-        "identities_unprotected": state.identities_total - state.identities_protected,
+        "devices_unprotected": state.devices_unprotected,
+        "identities_unprotected": state.identities_unprotected,
         "refreshed": state.last_refreshed_at is not None,
     }
     state.catalogue_version = CATALOGUE_VERSION
@@ -550,8 +552,8 @@ def _review_regressions(
                 )
             )
     for key, now_count, noun in (
-        ("assets.devices", state.devices_total - state.devices_protected, "devices"),
-        ("assets.identities", state.identities_total - state.identities_protected, "identities"),
+        ("assets.devices", state.devices_unprotected, "devices"),
+        ("assets.identities", state.identities_unprotected, "identities"),
     ):
         regression = open_regressions.get(key)
         if regression is not None and now_count <= (regression.baseline or 0):

@@ -32,6 +32,7 @@ from readiness.selectors import (
     DEVICE_STATE_FIGURE,
     DEVICE_STATES,
     EMBEDDED_PAGE_SIZE,
+    IDENTITY_STATE_FIGURE,
     IDENTITY_STATES,
     PAGE_SIZE,
     SORT_KEYS,
@@ -167,8 +168,7 @@ def _page_context(request: HttpRequest) -> dict[str, Any]:
         "pending_change": pending_change,
         "changed_at": max(changes) if changes else None,
         "note": presenters.NOTE_24H,
-        "devices_pct": presenters.percent(state.devices_protected, state.devices_target),
-        "identities_pct": presenters.percent(state.identities_protected, state.identities_target),
+        "assets": presenters.asset_cards(state),
         "refresh_requested": bool(
             state.refresh_requested_at
             and (state.last_refreshed_at is None or state.refresh_requested_at >= state.last_refreshed_at)
@@ -261,31 +261,40 @@ def export_csv(request: HttpRequest) -> HttpResponse:
                 )
             ]
         )
-    # Before the first assessment there are no asset figures to export (not zeros).
-    assets = (
-        (
-            ("Protected devices", state.devices_protected, state.devices_target),
-            ("Protected identities", state.identities_protected, state.identities_target),
-        )
-        if state.has_refreshed
-        else ()
-    )
-    for title, done, target in assets:
+    # Before the first assessment there are no asset figures to export (not zeros). The same
+    # breakdowns as the page: each asset line, then the reasons that add up to its "still to protect".
+    for card in presenters.asset_cards(state) if state.has_refreshed else ():
         writer.writerow(
             [
                 "Protected assets",
-                title,
+                f"Protected {card.noun}",
                 "",
                 "",
                 "",
                 "",
                 when(state.last_refreshed_at),
-                done,
-                target,
-                max(target - done, 0),
+                card.protected,
+                card.target,
+                card.to_protect,
                 "",
             ]
         )
+        for reason in card.reasons:
+            writer.writerow(
+                [
+                    "Protected assets",
+                    f"{card.noun.capitalize()} still to protect: {reason.label}",
+                    "",
+                    "",
+                    "",
+                    "",
+                    when(state.last_refreshed_at),
+                    "",
+                    "",
+                    reason.count,
+                    "",
+                ]
+            )
     return response
 
 
@@ -318,7 +327,7 @@ def _list_context(request: HttpRequest, kind: str, state_key: str) -> dict[str, 
         if state_key not in IDENTITY_STATES:
             raise Http404
         title, page = identity_page(tenant=tenant, state=state_key, page=page_number, per_page=per_page)
-        figure = None
+        figure = IDENTITY_STATE_FIGURE.get(state_key)
     assessed = getattr(readiness, figure) if figure and readiness.has_refreshed else None
     if isinstance(page, DevicePage):  # device lists page by name (keyset)
         previous_query, next_query = urlencode(page.previous_query()), urlencode(page.next_query())
