@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from readiness.models import Priority
+
 CATALOGUE_VERSION = "2026.11.2"
 
 MDE = "Microsoft Defender for Endpoint"
@@ -64,8 +66,12 @@ class Entry:
         return PRODUCT_SLUGS[self.product]
 
     @property
+    def priority(self) -> Priority:
+        return Priority.COMPLETE_NOW if self.required else Priority.RECOMMENDED
+
+    @property
     def priority_label(self) -> str:
-        return "Complete now" if self.required else "Recommended"
+        return self.priority.label
 
 
 def _setting(

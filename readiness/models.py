@@ -21,13 +21,16 @@ from environment.models import DEVICE_GAPS, IDENTITY_GAPS
 
 
 class ActionState(models.TextChoices):
-    COMPLETE_NOW = "complete_now", "Complete now"
+    """Where an action stands. How much it matters is its priority (``Priority``), a separate column."""
+
     NOT_STARTED = "not_started", "Not started"
     IN_PROGRESS = "in_progress", "In progress"
     COMPLETED = "completed", "Completed"
 
 
 class Priority(models.TextChoices):
+    """Required actions are "Complete now": readiness is met only once they are all completed."""
+
     COMPLETE_NOW = "complete_now", "Complete now"
     RECOMMENDED = "recommended", "Recommended"
 
@@ -119,7 +122,6 @@ class ReadinessState(models.Model):
     actions_total = models.PositiveIntegerField(default=0)
     actions_completed = models.PositiveIntegerField(default=0)
     actions_in_progress = models.PositiveIntegerField(default=0)
-    actions_complete_now = models.PositiveIntegerField(default=0)
     actions_not_started = models.PositiveIntegerField(default=0)
     devices_total = models.PositiveIntegerField(default=0)
     devices_onboarded = models.PositiveIntegerField(default=0)

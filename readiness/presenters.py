@@ -106,9 +106,9 @@ def action_counts(rows: list[ActionRow]) -> dict[str, int]:
 def donut(rows: list[ActionRow]) -> Donut:
     """Segments for an SVG ring whose circumference is 100 (r = 15.9155), so dash lengths are percentages."""
     counts = action_counts(rows)
-    to_complete = counts[ActionState.COMPLETE_NOW] + counts[ActionState.NOT_STARTED]
+    to_complete = counts[ActionState.NOT_STARTED]
     parts = [
-        ("to-complete", "Need to be completed", to_complete),
+        ("to-complete", "Not started", to_complete),
         ("in-progress", "In progress", counts[ActionState.IN_PROGRESS]),
         ("completed", "Completed", counts[ActionState.COMPLETED]),
     ]
@@ -124,7 +124,6 @@ def donut(rows: list[ActionRow]) -> Donut:
 
 def status_badge(status: str | None) -> str:
     badges: dict[str, str] = {
-        ActionState.COMPLETE_NOW: "danger",
         ActionState.NOT_STARTED: "warning",
         ActionState.IN_PROGRESS: "info",
         ActionState.COMPLETED: "success",

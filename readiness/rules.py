@@ -181,10 +181,10 @@ RULES: dict[str, Callable[[EnvironmentFacts, dict[str, Any]], RuleResult]] = {
 
 
 def evaluate(entry: Entry, facts: EnvironmentFacts) -> tuple[str, RuleResult]:
-    """The action status for one entry: Completed, In progress, or Complete now / Not started."""
+    """The action status for one entry: Completed, In progress or Not started (its priority is the entry's)."""
     result = RULES[entry.rule.type](facts, entry.rule.params)
     if result.outcome == MET:
         return ActionState.COMPLETED, result
     if result.outcome == PARTIAL:
         return ActionState.IN_PROGRESS, result
-    return (ActionState.COMPLETE_NOW if entry.required else ActionState.NOT_STARTED), result
+    return ActionState.NOT_STARTED, result

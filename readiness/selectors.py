@@ -99,10 +99,9 @@ def readiness_summaries(*, tenant_ids: Any) -> dict[int, ReadinessSummary]:
 # --- The Service status page -------------------------------------------------------------
 
 STATUS_ORDER: dict[str, int] = {
-    ActionState.COMPLETE_NOW: 0,
+    ActionState.NOT_STARTED: 0,
     ActionState.IN_PROGRESS: 1,
-    ActionState.NOT_STARTED: 2,
-    ActionState.COMPLETED: 3,
+    ActionState.COMPLETED: 2,
 }
 SORT_KEYS = ("status", "title", "product", "priority", "changed")
 
@@ -139,6 +138,15 @@ class ActionRow:
     @property
     def anchor(self) -> str:
         return "action-" + self.entry.key.replace(".", "-")
+
+    @property
+    def priority(self) -> str:
+        return self.entry.priority
+
+    @property
+    def needs_completing_now(self) -> bool:
+        """A required action not yet completed: "Prioritize the actions that have the Complete now status"."""
+        return self.entry.required and self.shown_status is not None and self.shown_status != ActionState.COMPLETED
 
 
 def action_rows(*, tenant: Tenant, state: ReadinessState) -> list[ActionRow]:
@@ -224,11 +232,22 @@ def _changes_since(*, tenant: Tenant) -> dict[str, datetime]:
 
 
 def filter_and_sort(
-    rows: list[ActionRow], *, status: str = "", product: str = "", sort: str = "status", direction: str = "asc"
+    rows: list[ActionRow],
+    *,
+    status: str = "",
+    priority: str = "",
+    product: str = "",
+    sort: str = "status",
+    direction: str = "asc",
 ) -> list[ActionRow]:
-    """Filter and sort the catalogue-sized list (17 rows) in Python; Complete now first by default."""
+    """Filter and sort the catalogue-sized list (17 rows) in Python.
+
+    By default the required actions not yet completed come first (the ones to prioritize), then by status.
+    """
     if status:
         rows = [r for r in rows if r.shown_status == status]
+    if priority:
+        rows = [r for r in rows if r.priority == priority]
     if product:
         rows = [r for r in rows if r.entry.product_slug == product]
     far = timezone.now().replace(year=1970)
@@ -243,7 +262,7 @@ def filter_and_sort(
             return (0 if r.entry.required else 1, status_rank, r.entry.title.lower())
         if sort == "changed":
             return (r.last_status_change or far, r.entry.title.lower())
-        return (status_rank, 0 if r.entry.required else 1, r.entry.title.lower())
+        return (0 if r.needs_completing_now else 1, status_rank, 0 if r.entry.required else 1, r.entry.title.lower())
 
     return sorted(rows, key=key, reverse=direction == "desc")
 

@@ -449,7 +449,6 @@ def _apply(*, state: ReadinessState, tenant: Tenant, facts: EnvironmentFacts, no
     state.actions_total = len(ENTRIES)
     state.actions_completed = counts[ActionState.COMPLETED]
     state.actions_in_progress = counts[ActionState.IN_PROGRESS]
-    state.actions_complete_now = counts[ActionState.COMPLETE_NOW]
     state.actions_not_started = counts[ActionState.NOT_STARTED]
     for name in (
         "devices_total",
@@ -546,7 +545,8 @@ def _review_regressions(
                     key=key,
                     title=f"“{entry.title}” is no longer completed",
                     detail=(
-                        f"Its status changed from Completed to {ActionState(status).label}. {details.get(key, '')}"
+                        f"Its status changed from {ActionState.COMPLETED.label} to {ActionState(status).label} "
+                        f"(priority: {entry.priority_label}). {details.get(key, '')}"
                     ).strip()[:500],
                     detected_at=now,
                 )

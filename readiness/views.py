@@ -26,7 +26,7 @@ from permissions.selectors import access_health
 from readiness import presenters
 from readiness.catalogue import ENTRIES, PRODUCTS
 from readiness.exceptions import ReadinessError
-from readiness.models import ActionState, RunOutcome
+from readiness.models import ActionState, Priority, RunOutcome
 from readiness.selectors import (
     DEVICE_STATE_ENV_QUERY,
     DEVICE_STATE_FIGURE,
@@ -82,11 +82,13 @@ def _snapshot_key(tenant: Tenant, state: Any) -> str:
 def _table_params(request: HttpRequest) -> dict[str, str]:
     """The table's filter and sort, validated: anything unknown falls back to the default."""
     status = request.GET.get("status", "")
+    priority = request.GET.get("priority", "")
     product = request.GET.get("product", "")
     sort = request.GET.get("sort", "status")
     direction = request.GET.get("dir", "asc")
     return {
         "status": status if status in ActionState.values else "",
+        "priority": priority if priority in Priority.values else "",
         "product": product if product in dict(PRODUCTS) else "",
         "sort": sort if sort in SORT_KEYS else "status",
         "dir": direction if direction in ("asc", "desc") else "asc",
@@ -119,7 +121,12 @@ def _page_context(request: HttpRequest) -> dict[str, Any]:
 
     def shown_rows() -> list[Any]:
         rows = filter_and_sort(
-            all_rows, status=params["status"], product=params["product"], sort=params["sort"], direction=params["dir"]
+            all_rows,
+            status=params["status"],
+            priority=params["priority"],
+            product=params["product"],
+            sort=params["sort"],
+            direction=params["dir"],
         )
         for row in rows:
             row.fix_url = presenters.fix_url(row.entry)  # type: ignore[attr-defined]
@@ -149,11 +156,12 @@ def _page_context(request: HttpRequest) -> dict[str, Any]:
         "params": params,
         "sort_links": SimpleLazyObject(lambda: _sort_links(params)),
         "statuses": ActionState.choices,
+        "priorities": Priority.choices,
         "products": PRODUCTS,
         "donut": SimpleLazyObject(lambda: presenters.donut(all_rows)),
         "catalogue_size": len(ENTRIES),
-        # The required actions not done, listed under the chart so the admin can go straight to them.
-        "complete_now_rows": [r for r in all_rows if r.shown_status == ActionState.COMPLETE_NOW],
+        # The required actions not completed, listed under the chart so the admin can go straight to them.
+        "complete_now_rows": [r for r in all_rows if r.needs_completing_now],
         "banner": presenters.phase_banner(tenant, state),
         "access_health": access_health(tenant=tenant),
         # Read and drawn only when the cache doesn't have this generation's history.
@@ -175,7 +183,7 @@ def _page_context(request: HttpRequest) -> dict[str, Any]:
         ),
         "next_check_at": next_check_at,
         "next_refresh_overdue": next_check_at <= now,
-        "filtered": bool(params["status"] or params["product"]),
+        "filtered": bool(params["status"] or params["priority"] or params["product"]),
         "export_query": urlencode({k: v for k, v in params.items() if v}),
     }
 

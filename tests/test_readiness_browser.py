@@ -15,6 +15,7 @@ from playwright.sync_api import Page, expect
 from demo.environments import seed_environment
 from environment import services as env
 from environment.models import DomainController
+from readiness.catalogue import ENTRIES
 from readiness.models import ReadinessState
 from readiness.services import readiness_state_for, readiness_sweep
 from tenancy.models import Tenant
@@ -65,9 +66,10 @@ def test_service_status_with_the_demo(
     )
     expect(page.get_by_role("link", name="install more Defender for Identity sensors")).to_be_visible()
     expect(page.get_by_test_id("phase-banner")).to_contain_text("Phase:")
-    # Complete now comes first.
+    # The required actions not completed come first, marked Complete now.
     first = page.locator("[data-testid=actions-table] tbody tr").first
-    expect(first).to_have_attribute("data-status", "complete_now")
+    expect(first).to_have_attribute("data-priority", "complete_now")
+    expect(first).to_have_class("readiness-row--now")
     # A row opens (by keyboard) to show why it matters and how to fix it, and the affected devices.
     row = page.locator("#action-mde-av_active")
     row.locator("summary").focus()
@@ -149,14 +151,18 @@ def test_sort_filter_and_export(
         assert product == "Microsoft Defender for Endpoint"
     axe_check(page)
     # The plain-link fallback gives the same result.
-    open_page(page, live_server, "?status=complete_now")
-    expect(table.locator("tbody tr[data-status=complete_now]")).to_have_count(demo.actions_complete_now)
+    open_page(page, live_server, "?priority=complete_now")
+    required = sum(1 for e in ENTRIES if e.required)
+    expect(table.locator("tbody tr[data-priority=complete_now]")).to_have_count(required)
+    expect(table.locator("tbody tr[data-priority=recommended]")).to_have_count(0)
     # Export.
     with page.expect_download() as info:
         page.get_by_test_id("export-csv").click()
     text = open(info.value.path(), encoding="utf-8").read()
     rows = list(csv.reader(io.StringIO(text)))
-    assert rows[0][0] == "Section" and all(r[3] == "Complete now" for r in rows[1:] if r[0] == "Action")
+    actions = [r for r in rows[1:] if r[0] == "Action"]
+    assert rows[0][0] == "Section" and len(actions) == required
+    assert all(r[4] == "Complete now" and r[3] in ("Not started", "In progress", "Completed") for r in actions)
 
 
 def test_history_chart_and_request_refresh(

@@ -124,10 +124,10 @@ def test_first_sweep_creates_states_in_bulk_and_assesses(contoso: Tenant, fabrik
     assert s["mde.av_active"] == ActionState.IN_PROGRESS  # partly met
     assert s["mde.tamper_protection"] == ActionState.COMPLETED
     assert s["mde.air_level"] == ActionState.IN_PROGRESS  # semi: partly met
-    assert s["purview.unified_audit_log"] == ActionState.COMPLETE_NOW  # required, off
+    assert s["purview.unified_audit_log"] == ActionState.NOT_STARTED  # required, off
     assert s["mdo.safe_attachments"] == ActionState.NOT_STARTED  # recommended, off
     assert s["mdi.sensors"] == ActionState.IN_PROGRESS
-    assert s["entra.provider_access"] == ActionState.COMPLETE_NOW
+    assert s["entra.provider_access"] == ActionState.NOT_STARTED
     av = ActionStatus.objects.get(tenant=contoso, key="mde.av_active")
     assert (av.done, av.total) == (counts.active, counts.active + counts.passive + counts.disabled)
     assert not state.is_ready
@@ -136,7 +136,7 @@ def test_first_sweep_creates_states_in_bulk_and_assesses(contoso: Tenant, fabrik
     assert run.trigger == "first"
     assert Snapshot.objects.filter(tenant=contoso).count() == 1
     # A tenant with nothing at all is assessed too, without errors.
-    assert ReadinessState.objects.get(tenant=fabrikam).actions_complete_now > 0
+    assert ReadinessState.objects.get(tenant=fabrikam).actions_not_started > 0
 
 
 def test_readiness_met_needs_required_actions_and_targets(contoso: Tenant, admin: Any) -> None:
@@ -153,7 +153,7 @@ def test_readiness_met_needs_required_actions_and_targets(contoso: Tenant, admin
 
 def test_provider_access_comes_from_permissions(contoso: Tenant, admin: Any) -> None:
     refresh(contoso)
-    assert statuses(contoso)["entra.provider_access"] == ActionState.COMPLETE_NOW
+    assert statuses(contoso)["entra.provider_access"] == ActionState.NOT_STARTED
     grant_provider_access(contoso, admin)
     refresh(contoso)
     assert statuses(contoso)["entra.provider_access"] == ActionState.COMPLETED
@@ -484,7 +484,7 @@ def test_readiness_summaries_fixed_queries(contoso: Tenant, admin: Any, django_a
 def test_domain_controllers_without_sensor_make_identities_unprotected(contoso: Tenant, admin: Any) -> None:
     seed_environment(contoso, devices=10, domain_controllers=2, sensors=0, identities_per_dc=10)
     state = refresh(contoso)
-    assert state.identities_protected == 0 and statuses(contoso)["mdi.sensors"] == ActionState.COMPLETE_NOW
+    assert state.identities_protected == 0 and statuses(contoso)["mdi.sensors"] == ActionState.NOT_STARTED
     dc = DomainController.objects.filter(tenant=contoso).first()
     env.domain_controller_install_sensor(tenant=contoso, acting_user=admin, domain_controller=dc)
     state = refresh(contoso)
@@ -587,7 +587,10 @@ def test_regression_email_says_what_changed_and_how_to_fix_it(contoso: Tenant, a
     setting = mails["Your Defender Experts readiness has changed: “Turn on tamper protection” is no longer completed"]
     entry = catalogue.ENTRIES_BY_KEY["mde.tamper_protection"]
     text = setting.text_body
-    assert "Its status changed from Completed to Complete now. Tamper protection is Off; it needs to be On." in text
+    assert (
+        "Its status changed from Completed to Not started (priority: Complete now). "
+        "Tamper protection is Off; it needs to be On." in text
+    )
     assert f"How to fix it: {entry.how_to_fix}" in text
     assert "/settings/defender-experts/service-status/#action-mde-tamper_protection" in text
     assert "is now Complete now" not in text  # the old, confusing wording
@@ -607,7 +610,7 @@ def test_granting_provider_access_is_picked_up_after_the_delay(contoso: Tenant, 
     t0 = timezone.now().replace(microsecond=0) + timedelta(seconds=1)
     with time_machine.travel(t0, tick=False):
         readiness_sweep()
-    assert statuses(contoso)["entra.provider_access"] == ActionState.COMPLETE_NOW
+    assert statuses(contoso)["entra.provider_access"] == ActionState.NOT_STARTED
     with time_machine.travel(t0 + timedelta(hours=1), tick=False):
         grant_provider_access(contoso, admin)
         assert readiness_sweep().pulled_in == 1
@@ -615,7 +618,7 @@ def test_granting_provider_access_is_picked_up_after_the_delay(contoso: Tenant, 
     assert ReadinessState.objects.get(tenant=contoso).next_refresh_at == t0 + timedelta(hours=3)
     with time_machine.travel(t0 + timedelta(hours=3) - timedelta(seconds=1), tick=False):
         assert readiness_sweep().claimed_count == 0
-    assert statuses(contoso)["entra.provider_access"] == ActionState.COMPLETE_NOW
+    assert statuses(contoso)["entra.provider_access"] == ActionState.NOT_STARTED
     with time_machine.travel(t0 + timedelta(hours=3), tick=False):
         assert readiness_sweep().claimed_count == 1
     assert statuses(contoso)["entra.provider_access"] == ActionState.COMPLETED

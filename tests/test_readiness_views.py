@@ -62,9 +62,10 @@ def test_page_shows_the_assessment_with_the_seed_labels(login: Any, admin: Any, 
     assert reverse("environment:domain_controllers") in html
     assert html.count('<details class="disclosure readiness-details">') == len(ENTRIES)
     assert "<svg" in html and "history-chart" in html
-    # Complete now first by default.
-    first_status = html.split('data-status="')[1].split('"')[0]
-    assert first_status == "complete_now"
+    # Required actions not completed first by default, each marked.
+    first = html.split("<tbody>")[1].split("</tr>")[0]
+    assert 'data-priority="complete_now"' in first and 'class="readiness-row--now"' in first
+    assert 'data-status="completed"' not in first
 
 
 def test_reader_sees_the_page_but_cannot_request_a_refresh(login: Any, reader: Any, assessed: Any) -> None:
@@ -152,10 +153,10 @@ def test_embedded_list_is_the_partial(login: Any, admin: Any, assessed: Any) -> 
 
 def test_filter_and_sort_as_plain_links_and_htmx(login: Any, admin: Any, assessed: Any) -> None:
     client = login(admin)
-    html = client.get(URL, {"status": "complete_now"}).content.decode()
+    html = client.get(URL, {"status": "not_started"}).content.decode()
     rows = html.split("<tbody>")[1].split("</tbody>")[0]
     statuses = {chunk.split('"')[0] for chunk in rows.split('data-status="')[1:]}
-    assert statuses == {"complete_now"}
+    assert statuses == {"not_started"}
     html = client.get(URL, {"product": "mdo"}).content.decode()
     rows = html.split("<tbody>")[1].split("</tbody>")[0]
     assert rows.count("<tr ") == 3
@@ -239,7 +240,8 @@ def test_provider_tenant_page_and_start_monitoring(login: Any, sdm: Any, contoso
     # The verdict counts every required action not completed, In progress ones included.
     required = [e.key for e in ENTRIES if e.required]
     left = ActionStatus.objects.filter(tenant=contoso, key__in=required).exclude(status="completed").count()
-    assert left > assessed.actions_complete_now  # the demo has required actions In progress
+    not_started = ActionStatus.objects.filter(tenant=contoso, key__in=required, status="not_started").count()
+    assert left > not_started  # the demo has required actions In progress
     assert f"{left} of {len(required)} actions with the Complete now priority aren&#x27;t completed" in html
     url = reverse("readiness_provider:start_monitoring", args=[contoso.pk])
     response = client.post(url, follow=True)
@@ -347,7 +349,7 @@ def test_access_health_banner_and_provider_access_action(login: Any, admin: Any,
     refresh(contoso)
     html = login(admin).get(URL).content.decode()
     assert 'data-testid="access-health-banner"' in html
-    assert 'data-testid="status-entra.provider_access">Complete now<' in html
+    assert 'data-testid="status-entra.provider_access">Not started<' in html
 
 
 def test_phase_banner_says_what_happens_next(login: Any, admin: Any, contoso: Tenant) -> None:
@@ -400,7 +402,7 @@ def test_change_seen_but_not_confirmed_shows_in_progress(login: Any, admin: Any,
     seed_environment(contoso, devices=30)
     refresh(contoso)
     client = login(admin)
-    assert 'data-testid="status-purview.unified_audit_log">Complete now<' in client.get(URL).content.decode()
+    assert 'data-testid="status-purview.unified_audit_log">Not started<' in client.get(URL).content.decode()
     env.security_setting_set(tenant=contoso, acting_user=admin, key="purview.unified_audit_log", value="on")
     html = client.get(URL).content.decode()
     assert 'data-testid="status-purview.unified_audit_log">In progress<' in html
@@ -514,7 +516,7 @@ def test_granting_provider_access_shows_in_progress_until_the_refresh(login: Any
     state = refresh(contoso)
     ReadinessState.objects.filter(pk=state.pk).update(delay=timedelta(minutes=30))
     client = login(admin)
-    assert 'data-testid="status-entra.provider_access">Complete now<' in client.get(URL).content.decode()
+    assert 'data-testid="status-entra.provider_access">Not started<' in client.get(URL).content.decode()
     access_levels_set(
         tenant=contoso,
         acting_user=admin,
@@ -541,9 +543,15 @@ def test_complete_now_actions_are_listed_under_the_chart(login: Any, admin: Any,
 
     html = login(admin).get(URL, {"status": "completed"}).content.decode()
     listed = html.split('data-testid="complete-now-list">')[1].split("</ul>")[0]
-    keys = ActionStatus.objects.filter(status=ActionState.COMPLETE_NOW).values_list("key", flat=True)
-    assert len(keys) == assessed.actions_complete_now > 0
-    # Every Complete now action, whatever the table's filter, each linking to its row on the unfiltered page.
+    required = [e.key for e in ENTRIES if e.required]
+    keys = (
+        ActionStatus.objects.filter(key__in=required)
+        .exclude(status=ActionState.COMPLETED)
+        .values_list("key", flat=True)
+    )
+    assert len(keys) > 0
+    # Every required action not completed (In progress ones too), whatever the table's filter, each
+    # linking to its row on the unfiltered page.
     assert listed.count("<li>") == len(keys)
     for key in keys:
         assert f'href="{URL}#action-{key.replace(".", "-")}"' in listed
@@ -563,3 +571,34 @@ def test_export_before_the_first_assessment_has_no_asset_figures(login: Any, rea
     rows = list(csv.reader(io.StringIO(login(reader).get(reverse("readiness:export")).content.decode())))
     assert [r[0] for r in rows[1:]] == ["Action"] * len(ENTRIES)
     assert all(r[3] == "Not checked yet" for r in rows[1:])
+
+
+def test_status_and_priority_are_two_columns(login: Any, admin: Any, assessed: ReadinessState) -> None:
+    """With the demo, required actions still In progress are found by the Complete now priority, and
+    the Status filter offers only statuses."""
+    client = login(admin)
+    html = client.get(URL).content.decode()
+    status_select = html.split('id="filter-status"')[1].split("</select>")[0]
+    assert "Complete now" not in status_select
+    for label in ("Not started", "In progress", "Completed"):
+        assert f">{label}</option>" in status_select
+    priority_select = html.split('id="filter-priority"')[1].split("</select>")[0]
+    assert ">Complete now</option>" in priority_select and ">Recommended</option>" in priority_select
+    required = {e.key for e in ENTRIES if e.required}
+    in_progress = set(
+        ActionStatus.objects.filter(tenant=assessed.tenant, key__in=required, status="in_progress").values_list(
+            "key", flat=True
+        )
+    )
+    assert in_progress  # the demo has required actions in progress
+    html = client.get(URL, {"priority": "complete_now", "status": "in_progress"}).content.decode()
+    rows = html.split("<tbody>")[1].split("</tbody>")[0]
+    assert {chunk.split('"')[0] for chunk in rows.split('data-key="')[1:]} == in_progress
+    assert "No actions match" not in html
+    # The donut counts statuses only, and they add up to the catalogue.
+    donut = [
+        int(html.split(f'data-testid="count-{slug}">')[1].split("<")[0])
+        for slug in ("to-complete", "in-progress", "completed")
+    ]
+    assert sum(donut) == len(ENTRIES)
+    assert donut[0] == ActionStatus.objects.filter(tenant=assessed.tenant, status="not_started").count()
