@@ -156,7 +156,7 @@ class NotificationContact(models.Model):
     @property
     def phone_international(self) -> str:
         """The phone number as people read it ("+33 1 42 68 53 00"); ``phone`` is E.164."""
-        from contacts.services import phone_display
+        from contacts.phones import phone_display
 
         return phone_display(self.phone)
 

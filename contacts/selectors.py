@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 from django.db import connection
 from django.db.models import Count, F, IntegerField, OuterRef, Prefetch, Q, QuerySet, Subquery, Value, Window
 from django.db.models.functions import Coalesce, RowNumber
+from django.urls import reverse
 
 from audit.selectors import recent_events
 from contacts.models import (
@@ -19,8 +20,9 @@ from contacts.models import (
     NotificationType,
     directory_entry_state,
 )
+from contacts.phones import phone_display
 from environment.models import DirectoryGroup, DirectoryUser, GroupMembership
-from tenancy.models import Tenant
+from tenancy.models import ServicePhase, Tenant
 
 if TYPE_CHECKING:
     from audit.models import AuditEvent
@@ -340,3 +342,220 @@ def contact_history(*, tenant: Tenant, limit: int = 10) -> list[AuditEvent]:
 def notification_type_text(notification_type: str) -> tuple[str, str]:
     """A notification type's label and what it is for, in the seed's words (for pages of other apps)."""
     return NotificationType(notification_type).label, NOTIFICATION_TYPE_HELP[notification_type]
+
+
+# Once the experts are watching (Monitoring) or the service runs (Active), someone
+# must always be reachable for an incident: removing the last one is refused.
+PHASES_NEEDING_AN_INCIDENT_CONTACT = frozenset({ServicePhase.MONITORING, ServicePhase.ACTIVE})
+ADD_ANCHOR = "#add-heading"
+
+
+@dataclass(frozen=True)
+class RemovalCheck:
+    """What removing a contact would do to who can be notified of incidents.
+
+    ``refusal`` (the removal isn't allowed, and why) or ``consequence`` (what
+    the admin must confirm), or neither for an ordinary removal.
+    """
+
+    refusal: str = ""
+    consequence: str = ""
+    add_url: str = ""
+
+    @property
+    def is_last(self) -> bool:
+        return bool(self.refusal or self.consequence)
+
+
+def contact_removal_check(*, tenant: Tenant, contact: NotificationContact) -> RemovalCheck:
+    """The rule for removing the last incident contact who can receive notifications (one query).
+
+    Only a contact who can receive notifications counts (``directory_entry_state``,
+    through ``can_receive``): removing one that can't changes nobody's reach.
+    The confirmation page and ``contact_remove`` both ask this, so what the
+    page says is what the service does.
+    """
+    if contact.notification_type != NotificationType.INCIDENT or not contact.can_receive:
+        return RemovalCheck()
+    others = (
+        NotificationContact.objects.active()
+        .filter(tenant=tenant, notification_type=NotificationType.INCIDENT)
+        .exclude(pk=contact.pk)
+        .select_related("directory_user", "directory_group")
+    )
+    if any(other.can_receive for other in others):
+        return RemovalCheck()
+    # A URL of its own (not just an anchor), so the link leaves the dialog for the
+    # Add form, with Incident contact already chosen.
+    add_url = reverse("contacts:index") + "?notification_type=incident" + ADD_ANCHOR
+    name = contact.display_name
+    if tenant.service_phase in PHASES_NEEDING_AN_INCIDENT_CONTACT:
+        phase = ServicePhase(tenant.service_phase).label
+        return RemovalCheck(
+            refusal=(
+                f"{name} can't be removed: they're your last incident contact who can receive notifications, "
+                f"and in the {phase} phase our experts must always have someone to notify for managed response "
+                f"actions. Add another incident contact first, then remove {name}."
+            ),
+            add_url=add_url,
+        )
+    return RemovalCheck(
+        consequence=(
+            f"{name} is your last incident contact who can receive notifications. Once removed, our experts will "
+            "have nobody to notify for managed response actions or any communication that requires a prompt "
+            "response until you add another incident contact."
+        ),
+        add_url=add_url,
+    )
+
+
+@dataclass(frozen=True)
+class DirectoryChoice:
+    """The entry the admin chose in the picker, to show it again ("Selected: ...")."""
+
+    value: str
+    display_name: str
+    kind_label: str
+
+
+def directory_choice(*, tenant: Tenant, value: str) -> DirectoryChoice | None:
+    """The tenant's directory entry named by a picker value ("user:12", "group:7"), or None (one query)."""
+    kind, _, raw_pk = (value or "").partition(":")
+    pk = int(raw_pk) if raw_pk.isdigit() and len(raw_pk) < 19 else None
+    if pk is None:
+        return None
+    if kind == EntryKind.USER:
+        name = DirectoryUser.objects.filter(tenant=tenant, pk=pk).values_list("display_name", flat=True).first()
+    elif kind == EntryKind.GROUP:
+        name = DirectoryGroup.objects.filter(tenant=tenant, pk=pk).values_list("display_name", flat=True).first()
+    else:
+        return None
+    if name is None:
+        return None
+    return DirectoryChoice(value=f"{kind}:{pk}", display_name=name, kind_label=EntryKind(kind).label)
+
+
+@dataclass(frozen=True)
+class ContactRow:
+    """One contact on the page, with the neighbours its move buttons name.
+
+    The move form says which contact the admin saw above/below, so a stale
+    move is detected, never misapplied. ``phone_value`` and ``phone_error``
+    are what the phone field shows (the number as typed after a refusal).
+    """
+
+    contact: NotificationContact
+    prev_id: int | None
+    next_id: int | None
+    phone_value: str
+    phone_error: str = ""
+
+
+@dataclass(frozen=True)
+class ContactSection:
+    value: str
+    label: str
+    help: str
+    is_incident: bool
+    rows: list[ContactRow]
+
+
+@dataclass(frozen=True)
+class ContactsPage:
+    sections: list[ContactSection]
+    flagged: list[NotificationContact]
+    history: list[AuditEvent]
+    no_incident_contact: bool
+    # Contacts stay listed when their directory entry goes away; if that
+    # leaves nobody reachable, the page says so as plainly as having nobody.
+    no_reachable_incident_contact: bool
+    no_incident_phone: bool
+
+
+def contacts_page(*, tenant: Tenant) -> ContactsPage:
+    """Everything the contacts page shows, in a fixed number of queries whatever the data size:
+    contacts with their directory rows and welcome emails (1), team member
+    previews (1, only when a team is listed) and the recent history (1)."""
+    grouped = contacts_by_type(tenant=tenant)
+    sections = []
+    for t in NotificationType:
+        contacts = grouped[t.value]
+        rows = [
+            ContactRow(
+                contact=c,
+                prev_id=contacts[i - 1].pk if i > 0 else None,
+                next_id=contacts[i + 1].pk if i + 1 < len(contacts) else None,
+                phone_value=phone_display(c.phone),
+            )
+            for i, c in enumerate(contacts)
+        ]
+        sections.append(
+            ContactSection(
+                value=t.value,
+                label=str(t.label),
+                help=NOTIFICATION_TYPE_HELP[t.value],
+                is_incident=t == NotificationType.INCIDENT,
+                rows=rows,
+            )
+        )
+    incident = grouped[NotificationType.INCIDENT.value]
+    return ContactsPage(
+        sections=sections,
+        flagged=[c for contacts in grouped.values() for c in contacts if not c.can_receive],
+        history=contact_history(tenant=tenant),
+        no_incident_contact=not incident,
+        no_reachable_incident_contact=bool(incident) and not any(c.can_receive for c in incident),
+        no_incident_phone=bool(incident) and not any(c.phone for c in incident),
+    )
+
+
+@dataclass(frozen=True)
+class PickerState:
+    """What the picker's Add form shows: the admin's own choices and input, and
+    each refusal next to the field it is about (``errors``), or ``error`` when
+    it is about none of them. Empty for a fresh form."""
+
+    q: str = ""
+    entry: str = ""
+    choice: DirectoryChoice | None = None
+    notification_type: str = ""
+    phone: str = ""
+    errors: dict[str, list[str]] = field(default_factory=dict)
+    error: str = ""
+
+    @property
+    def entry_error(self) -> str:
+        return " ".join(self.errors.get("entry", []))
+
+    @property
+    def type_error(self) -> str:
+        return " ".join(self.errors.get("notification_type", []))
+
+    @property
+    def phone_error(self) -> str:
+        return " ".join(self.errors.get("phone", []))
+
+
+def picker_state(
+    *,
+    tenant: Tenant,
+    q: str = "",
+    entry: str = "",
+    notification_type: str = "",
+    phone: str = "",
+    errors: dict[str, list[str]] | None = None,
+    error: str = "",
+) -> PickerState:
+    """The picker as the admin left it, the chosen entry looked up again in the tenant's directory."""
+    fields = {k: v for k, v in (errors or {}).items() if k in ("entry", "notification_type", "phone")}
+    # A refusal about a field the form doesn't show (or none) is shown once, above the form.
+    rest = " ".join(m for k, msgs in (errors or {}).items() if k not in fields for m in msgs)
+    return PickerState(
+        q=q[:200],
+        entry=entry,
+        choice=directory_choice(tenant=tenant, value=entry) if entry else None,
+        notification_type=notification_type if notification_type in NotificationType.values else "",
+        phone=phone[:64],
+        errors=fields,
+        error=" ".join(x for x in (error, rest) if x),
+    )

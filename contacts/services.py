@@ -8,7 +8,6 @@ import math
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import phonenumbers
 from django.db import IntegrityError, transaction
 from django.db.models import Max
 from django.urls import reverse
@@ -18,11 +17,12 @@ from audit.selectors import events_since
 from audit.services import audit_record
 from contacts.exceptions import (
     CannotReceiveEmail,
-    ContactError,
     ContactNotFound,
     DuplicateContact,
     InvalidPhone,
+    LastIncidentContact,
     RateLimited,
+    RemovingLastIncidentContact,
     StaleContact,
 )
 from contacts.models import (
@@ -33,6 +33,9 @@ from contacts.models import (
     NotificationType,
     directory_entry_state,
 )
+from contacts.phones import phone_display, phone_normalize
+from contacts.selectors import contact_removal_check
+from core.errors import Invalid
 from environment.models import DirectoryGroup, DirectoryUser
 from outbox.models import MessageStatus, OutboxMessage
 from outbox.services import outbox_enqueue, outbox_retry_now
@@ -41,33 +44,6 @@ from tenancy.models import Tenant, User
 # "Send test notification": at most this many per contact in the window.
 TEST_NOTIFICATION_LIMIT = 3
 TEST_NOTIFICATION_WINDOW = timedelta(minutes=10)
-
-PHONE_HELP = "Enter the number in international format, starting with + and the country code, e.g. +1 425 555 0100."
-
-
-def phone_normalize(raw: str) -> str:
-    """A valid international number in E.164 form, or "" for blank; else ``InvalidPhone``."""
-    raw = (raw or "").strip()
-    if not raw:
-        return ""
-    if not raw.startswith("+"):
-        raise InvalidPhone(f"The phone number must be in international format. {PHONE_HELP}")
-    try:
-        parsed = phonenumbers.parse(raw, None)
-    except phonenumbers.NumberParseException:
-        raise InvalidPhone(f"That isn't a phone number we recognise. {PHONE_HELP}")
-    if not phonenumbers.is_valid_number(parsed):
-        raise InvalidPhone(f"That isn't a valid phone number. {PHONE_HELP}")
-    return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
-
-
-def phone_display(e164: str) -> str:
-    if not e164:
-        return ""
-    try:
-        return phonenumbers.format_number(phonenumbers.parse(e164, None), phonenumbers.PhoneNumberFormat.INTERNATIONAL)
-    except phonenumbers.NumberParseException:
-        return e164
 
 
 def _lock_tenant(tenant: Tenant) -> Tenant:
@@ -88,6 +64,15 @@ def type_with_article(notification_type: str) -> str:
     """ "an incident contact" / "a service review contact"."""
     label = _type_label(notification_type).lower()
     return f"an {label}" if notification_type == NotificationType.INCIDENT else f"a {label}"
+
+
+def contact_added_message(contact: NotificationContact) -> str:
+    """What the admin is told after adding a contact. The email is queued in the
+    outbox (sent right after), so it says it's on its way, not sent."""
+    return (
+        f"{contact.display_name} was added as {type_with_article(contact.notification_type)}. "
+        f"An email letting them know is on its way to {contact.email}."
+    )
 
 
 def _purpose(notification_type: str) -> str:
@@ -149,9 +134,10 @@ def contact_add(
     try:
         ntype = NotificationType(notification_type)
     except ValueError:
-        raise ContactError("Choose a notification type: Incident contact or Service review contact.")
+        choose = "Choose a notification type: Incident contact or Service review contact."
+        raise Invalid(fields={"notification_type": [choose]}) from None
     if (directory_user_id in (None, "")) == (directory_group_id in (None, "")):
-        raise ContactError("Choose one person or team from the search results.")
+        raise Invalid(fields={"entry": ["Choose one person or team from the search results."]})
     phone_e164 = phone_normalize(phone)
     if phone_e164 and ntype != NotificationType.INCIDENT:
         raise InvalidPhone("A phone number can only be given for incident contacts.")
@@ -165,7 +151,7 @@ def contact_add(
         else:
             group = DirectoryGroup.objects.get(tenant=locked, pk=int(directory_group_id or ""))
     except (DirectoryUser.DoesNotExist, DirectoryGroup.DoesNotExist, ValueError, TypeError):
-        raise ContactNotFound("That person or team isn't in your directory any more. Search again.")
+        raise ContactNotFound("That person or team isn't in your directory any more. Search again.") from None
 
     if user is not None:
         _refuse_unless_it_can_receive(
@@ -261,9 +247,20 @@ def _locked_active(
 
 @transaction.atomic
 def contact_remove(
-    *, tenant: Tenant, acting_user: User | None, contact: NotificationContact, expected_version: int
+    *,
+    tenant: Tenant,
+    acting_user: User | None,
+    contact: NotificationContact,
+    expected_version: int,
+    confirm_last: bool = False,
 ) -> NotificationContact:
     """Stop notifying a contact for one type; they get a short email saying so.
+
+    The last incident contact who can receive notifications can't be removed
+    during Monitoring and Active (``LastIncidentContact``); before that, its
+    removal needs ``confirm_last`` (``RemovingLastIncidentContact`` names the
+    consequence). Judged under the tenant lock, so two admins removing the
+    last two reachable contacts at once can't both succeed.
 
     Sent again after it worked (a double submit) it changes nothing and says nothing.
     """
@@ -272,6 +269,11 @@ def contact_remove(
     if already is not None and already.version == int(expected_version) + 1:
         return already  # this very form removed it a moment ago
     current = _locked_active(tenant=locked, contact=contact, expected_version=expected_version)
+    check = contact_removal_check(tenant=locked, contact=current)
+    if check.refusal:
+        raise LastIncidentContact(check.refusal, add_url=check.add_url)
+    if check.consequence and not confirm_last:
+        raise RemovingLastIncidentContact(check.consequence)
     before = _snapshot(current)
     now = timezone.now()
     current.removed_at = now
@@ -293,7 +295,8 @@ def contact_remove(
         tenant=locked,
         acting_user=acting_user,
         action="contacts.removed",
-        summary=f"Removed {current.display_name} as {_type_label(current.notification_type).lower()}",
+        summary=f"Removed {current.display_name} as {_type_label(current.notification_type).lower()}"
+        + (", the last incident contact who could receive notifications" if check.consequence else ""),
         target=current,
         before=before,
     )
@@ -321,7 +324,7 @@ def contact_move(
     than swapping with a different contact than the one shown.
     """
     if direction not in ("up", "down"):
-        raise ContactError("Choose to move the contact up or down.")
+        raise Invalid("Choose to move the contact up or down.")
     locked = _lock_tenant(tenant)
     current = _locked_active(tenant=locked, contact=contact, expected_version=expected_version)
     ordered = list(
@@ -478,7 +481,7 @@ def contact_retry_email(*, tenant: Tenant, acting_user: User | None, contact: No
         else None
     )
     if message is None or message.status != MessageStatus.FAILED:
-        raise ContactError(f"The email to {current.display_name} hasn't failed, so there's nothing to retry.")
+        raise Invalid(f"The email to {current.display_name} hasn't failed, so there's nothing to retry.")
     if not current.can_receive:
         raise CannotReceiveEmail(
             f"{current.display_name} can't receive email: {current.directory_state.label.lower()}."

@@ -17,8 +17,11 @@ from django.utils import timezone
 from django.views.decorators.http import require_http_methods, require_POST
 from django_htmx.http import push_url
 
+from contacts.forms import AddContactForm
+from contacts.selectors import PickerState
+from contacts.services import contact_add, contact_added_message
 from core.errors import ApplicationError, Conflict, NeedsConfirmation
-from core.pages import is_htmx, on_error, redirect_page, render_page
+from core.pages import is_htmx, on_error, redirect_page, render_page, require_valid
 from onboarding.exceptions import (
     GuideNotAvailable,
     LinkError,
@@ -27,7 +30,7 @@ from onboarding.exceptions import (
     SkipNeedsConfirmation,
 )
 from onboarding.links import link_lifetime_text
-from onboarding.models import GUIDE_STEPS, GuideProgress, GuideStep, step_index
+from onboarding.models import CONTACT_STEPS, GUIDE_STEPS, GuideProgress, GuideStep, step_index
 from onboarding.selectors import (
     console_page,
     guide_progress,
@@ -60,6 +63,8 @@ SDM_SEND_MESSAGE = "Only a service delivery manager can send the welcome email."
 # on restores it, so the button says so (a plain "Next" never undoes a removal).
 RESTORE_LABEL = "Restore access and continue"
 CONTACTS_ANCHOR = "added-heading"
+# Marks a contact step's POST as the picker's Add (the step's Next posts to the same URL).
+ADD_CONTACT_FIELD = "add_contact"
 GUIDE_TEMPLATE = "onboarding/guide.html"
 # What htmx swaps in for a step: the page's title, then the guide.
 GUIDE_SWAP = "onboarding/_guide_swap.html"
@@ -115,6 +120,8 @@ def guide_step(request: TenantRequest, step: str) -> HttpResponse:
         raise Http404 from None
     if request.tenant.service_phase == ServicePhase.NOT_INVITED:
         return _unavailable(request)
+    if request.method == "POST" and current in CONTACT_STEPS and ADD_CONTACT_FIELD in request.POST:
+        return _contact_add(request, current)
     if request.method == "POST":
         return _submit(request, current)
     _start_if_admin(request)
@@ -193,6 +200,32 @@ def _submit(request: TenantRequest, step: GuideStep) -> HttpResponse:
     return _moved_on(request, step, progress)
 
 
+def _contact_add(request: TenantRequest, step: GuideStep) -> HttpResponse:
+    """A contact step's Add, posted to the step itself (so the address stays the
+    step's). A refusal shows the step again with everything the admin chose and
+    typed, the error next to its field (a 400); success returns to the step's
+    list of contacts, with the message."""
+    form = AddContactForm(request.POST)
+    on_error(
+        request,
+        lambda error: _render_step(
+            request, step, guide_progress(tenant=request.tenant), picker=form.picker(tenant=request.tenant, error=error)
+        ),
+    )
+    require_valid(form)
+    user_id, group_id = form.entry_ids()
+    contact = contact_add(
+        tenant=request.tenant,
+        acting_user=request.user,
+        notification_type=CONTACT_STEPS[step],
+        directory_user_id=user_id,
+        directory_group_id=group_id,
+        phone=form.cleaned_data["phone"],
+    )
+    messages.success(request, contact_added_message(contact))
+    return redirect(f"{step_url(step)}#{CONTACTS_ANCHOR}")
+
+
 def _reauth_back(request: TenantRequest, step: GuideStep) -> str:
     """Where a cancelled password prompt returns to: the step, with the admin's choice kept (Respond asked for it)."""
     return f"{step_url(step)}?{urlencode({'investigate': int(_posted_choice(request)['investigate']), 'respond': 1})}"
@@ -214,6 +247,7 @@ def _render_step(
     *,
     choice: dict[str, bool] | None = None,
     reauthed: bool = False,
+    picker: PickerState | None = None,
     **notices: str,
 ) -> HttpResponse:
     """The step's page (for htmx, the guide alone); ``notices``: ``conflict``, ``error`` or ``confirm_skip``.
@@ -225,7 +259,7 @@ def _render_step(
         progress=progress,
         can_manage=request.membership.can_manage,
         choice=choice,
-        query=(request.GET.get("q") or "").strip()[:200],
+        query=picker.q if picker is not None else (request.GET.get("q") or "").strip()[:200],
     )
     if reauthed and step == GuideStep.PERMISSIONS and recently_authenticated(request):
         action = RESTORE_LABEL if page["access"].removed else "Next"
@@ -244,6 +278,10 @@ def _render_step(
         # keyboard users go on from there (Tab reaches the search, then Next)
         # instead of starting again at the top of the page.
         "next": f"{step_url(step)}#{CONTACTS_ANCHOR}",
+        # The step's own Add: a refusal comes back to this step with the admin's input kept.
+        "picker": picker,
+        "picker_action": step_url(step),
+        "picker_action_field": ADD_CONTACT_FIELD,
         **notices,
     }
     return render_page(request, GUIDE_TEMPLATE, context, partial=GUIDE_SWAP)

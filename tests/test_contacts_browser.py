@@ -126,7 +126,7 @@ def test_search_add_both_types_phone_reorder_and_remove(
     page.get_by_role("option", name="Alice Martin").click()
     page.get_by_label("Notification type").select_option("incident")
     page.get_by_role("button", name="Add", exact=True).click()
-    expect(page.get_by_test_id("picker-error")).to_have_text("Alice Martin is already an incident contact.")
+    expect(page.get_by_test_id("entry-error")).to_have_text("Alice Martin is already an incident contact.")
     assert NotificationContact.objects.filter(notification_type=NotificationType.INCIDENT).count() == 2
 
     # A group that can't receive email is shown, with the reason, but can't be chosen.
@@ -155,7 +155,7 @@ def test_search_add_both_types_phone_reorder_and_remove(
     row.get_by_role("button", name="Save phone number for Alice Martin").click()
     expect(page.get_by_text("Phone number for Alice Martin saved.")).to_be_visible()
     expect(_row(page, "incident", "Alice Martin").get_by_label("Phone number for Alice Martin")).to_have_value(
-        "+1 425-555-0100"
+        "+1 425 555 0100"
     )
 
     # Reorder: Bob becomes the primary incident contact.
@@ -273,7 +273,9 @@ def test_works_without_javascript(live_server, browser, browser_login, admin, co
     # Removal asks on a confirmation page.
     page.get_by_role("button", name="Remove Bob Stone as incident contact").click()
     expect(page.get_by_role("heading", level=1)).to_have_text("Remove Bob Stone?")
-    page.get_by_role("button", name="Remove", exact=True).click()
+    # The only incident contact: the page names the consequence before removing.
+    expect(page.get_by_test_id("removal-consequence")).to_contain_text("our experts will have nobody to notify")
+    page.get_by_role("button", name="Remove the last incident contact").click()
     expect(page.get_by_text("Bob Stone was removed as an incident contact.")).to_be_visible()
     assert not NotificationContact.objects.active().exists()
     context.close()

@@ -7,16 +7,18 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import time_machine
 from django.core import mail
+from django.urls import reverse
 from django.utils import timezone
 
 from audit.models import AuditEvent
 from contacts.exceptions import (
     CannotReceiveEmail,
-    ContactError,
     ContactNotFound,
     DuplicateContact,
     InvalidPhone,
+    LastIncidentContact,
     RateLimited,
+    RemovingLastIncidentContact,
     StaleContact,
 )
 from contacts.models import DirectoryState, NotificationContact, NotificationType
@@ -30,8 +32,10 @@ from contacts.services import (
     contact_set_phone,
     phone_normalize,
 )
+from core.errors import Invalid
 from outbox.models import MessageStatus, OutboxMessage
 from outbox.tasks import deliver_message
+from tenancy.models import ServicePhase
 from tests import factories
 
 pytestmark = pytest.mark.django_db
@@ -156,7 +160,9 @@ def test_group_duplicate_is_refused(contoso, admin, soc):
 
 def test_removed_contact_can_be_added_again(contoso, admin, alice):
     contact = _add(contoso, admin, alice)
-    contact_remove(tenant=contoso, acting_user=admin, contact=contact, expected_version=contact.version)
+    contact_remove(
+        tenant=contoso, acting_user=admin, contact=contact, expected_version=contact.version, confirm_last=True
+    )
     again = _add(contoso, admin, alice)
     assert again.pk != contact.pk
 
@@ -190,14 +196,14 @@ def test_another_tenants_directory_entry_is_not_found(contoso, fabrikam, admin):
 
 
 def test_exactly_one_entry_and_a_known_type_are_required(contoso, admin, alice, soc):
-    with pytest.raises(ContactError, match="Choose one person or team"):
+    with pytest.raises(Invalid, match="Choose one person or team"):
         contact_add(tenant=contoso, acting_user=admin, notification_type=INCIDENT)
-    with pytest.raises(ContactError, match="Choose one person or team"):
+    with pytest.raises(Invalid, match="Choose one person or team"):
         contact_add(
             tenant=contoso, acting_user=admin, notification_type=INCIDENT,
             directory_user_id=alice.pk, directory_group_id=soc.pk,
         )  # fmt: skip
-    with pytest.raises(ContactError, match="Choose a notification type"):
+    with pytest.raises(Invalid, match="Choose a notification type"):
         contact_add(tenant=contoso, acting_user=admin, notification_type="pager", directory_user_id=alice.pk)
 
 
@@ -276,7 +282,7 @@ def test_stale_phone_change_is_refused(contoso, admin, alice):
 
 def test_remove_emails_the_contact_and_audits(contoso, admin, alice):
     contact = _add(contoso, admin, alice)
-    contact_remove(tenant=contoso, acting_user=admin, contact=contact, expected_version=1)
+    contact_remove(tenant=contoso, acting_user=admin, contact=contact, expected_version=1, confirm_last=True)
     contact.refresh_from_db()
     assert contact.removed_at is not None
     assert list(contacts_for_tenant(tenant=contoso)) == []
@@ -295,9 +301,9 @@ def test_stale_remove_gets_a_conflict_not_a_wrong_result(contoso, admin, secadmi
         contact_remove(tenant=contoso, acting_user=admin, contact=contact, expected_version=1)
     contact.refresh_from_db()
     assert contact.removed_at is None
-    contact_remove(tenant=contoso, acting_user=secadmin, contact=contact, expected_version=2)
+    contact_remove(tenant=contoso, acting_user=secadmin, contact=contact, expected_version=2, confirm_last=True)
     # Removing it again from the same version changes nothing: a double submit, not a conflict.
-    contact_remove(tenant=contoso, acting_user=admin, contact=contact, expected_version=2)
+    contact_remove(tenant=contoso, acting_user=admin, contact=contact, expected_version=2, confirm_last=True)
     assert OutboxMessage.objects.filter(kind="contacts.removed").count() == 1
     # From an older version, after another change, it is a conflict.
     with pytest.raises(StaleContact, match="already removed .*by secadmin@contoso.example"):
@@ -314,6 +320,83 @@ def test_removing_a_deleted_entry_sends_no_email(contoso, admin, alice):
 
 
 # --- Reordering ------------------------------------------------------------------------
+
+
+# --- The last incident contact who can receive notifications -----------------------------------
+
+
+def _phase(tenant, phase):
+    tenant.service_phase = phase
+    tenant.save(update_fields=["service_phase"])
+
+
+@pytest.mark.parametrize("phase", [ServicePhase.MONITORING, ServicePhase.ACTIVE])
+def test_last_reachable_incident_contact_stays_during_monitoring_and_active(contoso, admin, alice, bob, phase):
+    contact = _add(contoso, admin, alice)
+    _add(contoso, admin, bob, REVIEW)  # a service review contact doesn't count
+    _phase(contoso, phase)
+    # Not even a confirmed removal: the experts must always have someone to notify.
+    with pytest.raises(LastIncidentContact) as refused:
+        contact_remove(tenant=contoso, acting_user=admin, contact=contact, expected_version=1, confirm_last=True)
+    assert "Alice Martin can't be removed" in refused.value.message
+    assert f"in the {ServicePhase(phase).label} phase" in refused.value.message
+    assert "Add another incident contact first" in refused.value.message
+    assert refused.value.extra["add_url"] == reverse("contacts:index") + "?notification_type=incident#add-heading"
+    contact.refresh_from_db()
+    assert contact.removed_at is None and contact.version == 1
+    assert not AuditEvent.objects.filter(action="contacts.removed").exists()
+    assert not OutboxMessage.objects.filter(kind="contacts.removed").exists()
+    # With another reachable incident contact, it is an ordinary removal.
+    _add(contoso, admin, bob)
+    contact_remove(tenant=contoso, acting_user=admin, contact=contact, expected_version=1)
+    contact.refresh_from_db()
+    assert contact.removed_at is not None
+
+
+@pytest.mark.parametrize("phase", [ServicePhase.INVITED, ServicePhase.SETTING_UP, ServicePhase.PREPARING])
+def test_before_monitoring_removing_the_last_reachable_incident_contact_is_confirmed(contoso, admin, alice, phase):
+    contact = _add(contoso, admin, alice)
+    _phase(contoso, phase)
+    with pytest.raises(RemovingLastIncidentContact) as asked:
+        contact_remove(tenant=contoso, acting_user=admin, contact=contact, expected_version=1)
+    assert "Alice Martin is your last incident contact who can receive notifications" in asked.value.message
+    assert "our experts will have nobody to notify" in asked.value.message
+    contact.refresh_from_db()
+    assert contact.removed_at is None
+    contact_remove(tenant=contoso, acting_user=admin, contact=contact, expected_version=1, confirm_last=True)
+    contact.refresh_from_db()
+    assert contact.removed_at is not None
+    event = AuditEvent.objects.get(action="contacts.removed")
+    assert event.summary.endswith("the last incident contact who could receive notifications")
+
+
+def test_only_contacts_who_can_receive_notifications_count(contoso, admin, alice, bob):
+    """The rule asks directory_entry_state (through can_receive): a disabled user, a deleted
+    entry or a group that can't receive email is nobody to notify."""
+    reachable = _add(contoso, admin, alice)
+    disabled = _add(contoso, admin, bob)
+    group = factories.directory_group(contoso, "Mailless Team", mail="team@contoso.example", mail_enabled=True)
+    team = _add(contoso, admin, group)
+    bob.enabled = False
+    bob.save(update_fields=["enabled"])
+    group.mail_enabled = False
+    group.save(update_fields=["mail_enabled"])
+    _phase(contoso, ServicePhase.MONITORING)
+    with pytest.raises(LastIncidentContact):
+        contact_remove(tenant=contoso, acting_user=admin, contact=reachable, expected_version=1)
+    # Removing the contacts nobody can reach changes nobody's reach: no question asked.
+    contact_remove(tenant=contoso, acting_user=admin, contact=disabled, expected_version=1)
+    contact_remove(tenant=contoso, acting_user=admin, contact=team, expected_version=1)
+    assert NotificationContact.objects.active().filter(tenant=contoso).count() == 1
+
+
+def test_two_admins_cannot_remove_the_last_two_reachable_contacts_between_them(contoso, admin, secadmin, alice, bob):
+    a, b = _add(contoso, admin, alice), _add(contoso, admin, bob)
+    _phase(contoso, ServicePhase.ACTIVE)
+    # Each saw two contacts; the second removal is judged against the list as it is then.
+    contact_remove(tenant=contoso, acting_user=admin, contact=a, expected_version=1)
+    with pytest.raises(LastIncidentContact):
+        contact_remove(tenant=contoso, acting_user=secadmin, contact=b, expected_version=1)
 
 
 def _order(tenant, ntype=INCIDENT):
@@ -370,7 +453,7 @@ def test_first_cannot_move_up(contoso, admin, alice):
         contact_move(
             tenant=contoso, acting_user=admin, contact=a, direction="up", expected_version=1, expected_neighbour_id=""
         )
-    with pytest.raises(ContactError):
+    with pytest.raises(Invalid):
         contact_move(
             tenant=contoso,
             acting_user=admin,
@@ -578,7 +661,7 @@ def test_database_refuses_a_duplicate_even_without_the_service(contoso, admin, a
             display_name="x", email="x@example.test", position=9,
         )  # fmt: skip
     # A removed row doesn't block, and a deleted entry (NULL) never collides.
-    contact_remove(tenant=contoso, acting_user=admin, contact=contact, expected_version=1)
+    contact_remove(tenant=contoso, acting_user=admin, contact=contact, expected_version=1, confirm_last=True)
     _add(contoso, admin, alice)
 
 

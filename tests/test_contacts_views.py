@@ -53,7 +53,7 @@ def test_warning_when_no_incident_contact_has_a_phone(login, admin, contoso, ali
     contact_set_phone(tenant=contoso, acting_user=admin, contact=contact, phone="+14255550100", expected_version=1)
     html = login(admin).get(INDEX).content.decode()
     assert 'data-testid="warning-no-phone"' not in html
-    assert "+1 425-555-0100" in html
+    assert "+1 425 555 0100" in html
 
 
 def test_warning_when_no_incident_contact_can_receive_notifications(login, admin, contoso, alice, bob):
@@ -197,12 +197,22 @@ def test_add_honours_a_safe_relative_next_and_reports_errors_there(login, admin,
         reverse("contacts:add"), {"notification_type": "incident", "directory_user_id": alice.pk, "next": guide}
     )
     assert response.status_code == 302 and response["Location"] == guide
+    # Refused: the plain search page again (the no-JavaScript path it came from), the choice and next kept.
     response = client.post(
-        reverse("contacts:add"), {"notification_type": "incident", "directory_user_id": alice.pk, "next": guide}
+        reverse("contacts:add"),
+        {
+            "notification_type": "incident",
+            "entry": f"user:{alice.pk}",
+            "q": "alice",
+            "phone": "+1 425 555 0100",
+            "next": guide,
+        },
     )
-    assert response["Location"] == guide
-    messages = [str(m) for m in response.wsgi_request._messages]
-    assert messages[-1] == "Alice Martin is already an incident contact."
+    html = response.content.decode()
+    assert response.status_code == 400
+    assert html.count("Alice Martin is already an incident contact.") == 1
+    assert f'name="entry" value="user:{alice.pk}"' in html and 'value="+1 425 555 0100"' in html
+    assert f'name="next" value="{guide}"' in html
 
 
 @pytest.mark.parametrize(
@@ -223,8 +233,8 @@ def test_duplicate_add_rerenders_the_form_with_the_error(login, admin, contoso, 
         {"notification_type": "incident", "entry": f"user:{alice.pk}", "q": "alice", "next": INDEX},
     )
     html = response.content.decode()
-    assert response.status_code == 422
-    assert "Alice Martin is already an incident contact." in html
+    assert response.status_code == 400
+    assert html.count("Alice Martin is already an incident contact.") == 1
     assert 'value="alice"' in html  # the search is kept
     assert NotificationContact.objects.count() == 1
 
@@ -234,7 +244,7 @@ def test_not_mail_enabled_group_add_is_refused(login, admin, contoso):
     response = login(admin).post(
         reverse("contacts:add"), {"notification_type": "incident", "entry": f"group:{group.pk}"}
     )
-    assert response.status_code == 422
+    assert response.status_code == 400
     assert "this group can&#x27;t receive email" in response.content.decode()
     assert not NotificationContact.objects.exists()
 
@@ -242,7 +252,7 @@ def test_not_mail_enabled_group_add_is_refused(login, admin, contoso):
 def test_bad_add_input_never_500s(login, admin):
     client = login(admin)
     for data in ({}, {"entry": "user:abc", "notification_type": "incident"}, {"entry": "nope"}, {"entry": "group:"}):
-        assert client.post(reverse("contacts:add"), data).status_code == 422
+        assert client.post(reverse("contacts:add"), data).status_code == 400
 
 
 @pytest.mark.parametrize("version", [None, "", "abc", "1.0", "99999999999999999999999"])
@@ -319,7 +329,7 @@ def test_another_tenants_contact_ids_get_404(login, outsider, admin, contoso, al
     assert client.get(reverse("contacts:remove", args=[contact.pk])).status_code == 404
     # Adding another tenant's directory entry is refused as not found.
     response = client.post(reverse("contacts:add"), {"notification_type": "incident", "entry": f"user:{bob.pk}"})
-    assert response.status_code == 422
+    assert response.status_code == 400
     assert "isn&#x27;t in your directory" in response.content.decode()
     assert NotificationContact.objects.count() == 1
     # And their search never shows Contoso's directory.
@@ -348,7 +358,11 @@ def test_remove_without_confirm_shows_a_confirmation_page(login, admin, contoso,
     assert page.status_code == 200
     assert "Remove Alice Martin?" in page.content.decode()
     assert NotificationContact.objects.active().count() == 1
-    done = client.post(reverse("contacts:remove", args=[contact.pk]), {"version": 1, "confirm": "yes"}, follow=True)
+    done = client.post(
+        reverse("contacts:remove", args=[contact.pk]),
+        {"version": 1, "confirm": "yes", "confirm_last": "yes"},
+        follow=True,
+    )
     assert "Alice Martin was removed as an incident contact." in done.content.decode()
     assert NotificationContact.objects.active().count() == 0
 
@@ -356,7 +370,9 @@ def test_remove_without_confirm_shows_a_confirmation_page(login, admin, contoso,
 def test_htmx_remove_rerenders_the_board(login, admin, contoso, alice):
     contact = _add(contoso, admin, alice)
     response = login(admin).post(
-        reverse("contacts:remove", args=[contact.pk]), {"version": 1, "confirm": "yes"}, HTTP_HX_REQUEST="true"
+        reverse("contacts:remove", args=[contact.pk]),
+        {"version": 1, "confirm": "yes", "confirm_last": "yes"},
+        HTTP_HX_REQUEST="true",
     )
     html = response.content.decode()
     assert response.status_code == 200
@@ -395,10 +411,12 @@ def test_invalid_phone_rerenders_with_the_typed_value(login, admin, contoso, ali
     contact = _add(contoso, admin, alice)
     response = login(admin).post(reverse("contacts:phone", args=[contact.pk]), {"phone": "0123", "version": 1})
     html = response.content.decode()
-    assert response.status_code == 422
+    assert response.status_code == 400
     assert 'value="0123"' in html
-    assert "international format" in html
-    assert 'aria-invalid="true"' in html
+    # Once, next to the field, tied to it for screen readers.
+    assert html.count("must be in international format") == 1
+    assert f'aria-invalid="true" aria-describedby="phone-{contact.pk}-error"' in html
+    assert f'<p class="field__error" id="phone-{contact.pk}-error" role="alert">' in html
 
 
 def test_stale_phone_shows_the_current_number(login, admin, secadmin, contoso, alice):
@@ -407,7 +425,7 @@ def test_stale_phone_shows_the_current_number(login, admin, secadmin, contoso, a
     response = login(admin).post(
         reverse("contacts:phone", args=[contact.pk]), {"phone": "+442079460958", "version": 1}, follow=True
     )
-    assert "Current phone number: +14255550100" in response.content.decode()
+    assert "Current phone number: +1 425 555 0100" in response.content.decode()
 
 
 def test_send_test_notification_is_rate_limited(login, admin, contoso, alice):
@@ -434,7 +452,8 @@ def test_row_shows_sent_or_failed_and_a_failed_email_can_be_retried(login, admin
     assert ">Sent<" in html
     assert "Sending failed" in html and "after 8 attempts" in html
     # Retrying re-queues the same outbox row (never a second email), audited.
-    assert client.post(reverse("contacts:retry_email", args=[sent.pk]), follow=True).status_code == 200
+    refused = client.post(reverse("contacts:retry_email", args=[sent.pk]))
+    assert refused.status_code == 400 and "hasn&#x27;t failed" in refused.content.decode()
     assert OutboxMessage.objects.get(pk=sent.welcome_message_id).status == MessageStatus.SENT
     response = client.post(reverse("contacts:retry_email", args=[failed.pk]), follow=True)
     assert "will be sent again shortly" in response.content.decode()

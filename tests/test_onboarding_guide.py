@@ -6,7 +6,7 @@ import pytest
 from django.urls import reverse
 
 from audit.models import AuditEvent
-from contacts.models import NotificationType
+from contacts.models import NotificationContact, NotificationType
 from contacts.services import contact_add
 from onboarding.models import GuideProgress, GuideStep
 from onboarding.selectors import guide_progress
@@ -317,8 +317,63 @@ def test_incident_contact_step_shows_the_note_the_picker_and_the_added_contacts(
     html = client.get(INCIDENT).content.decode()
     assert SEED_NOTE in html
     assert "Adele Vance" in html and "Not Shown Here" not in html
-    assert reverse("contacts:search") in html and reverse("contacts:add") in html
+    # The picker searches the directory and adds through the step itself.
+    assert reverse("contacts:search") in html
+    assert f'action="{INCIDENT}" data-picker-form>' in html and 'name="add_contact" value="1"' in html
     assert f'name="next" value="{INCIDENT}#added-heading"' in html
+
+
+def test_adding_from_the_step_returns_to_its_list(login, invited, admin):
+    client = login(admin)
+    submit_permissions(client, invited)
+    person = factories.directory_user(invited, "Lynne Robbins")
+    response = client.post(INCIDENT, {"add_contact": "1", "entry": f"user:{person.pk}", "phone": "+1 425-555-0142"})
+    assert response.status_code == 302 and response["Location"] == INCIDENT + "#added-heading"
+    contact = NotificationContact.objects.get(tenant=invited, directory_user=person)
+    # The step's type, whatever the form says; the phone in E.164, shown one way.
+    assert (contact.notification_type, contact.phone) == ("incident", "+14255550142")
+    html = client.get(INCIDENT).content.decode()
+    assert "Lynne Robbins was added as an incident contact." in html and "+1 425 555 0142" in html
+    # Adding does not move the guide on: Next does.
+    assert guide_progress(tenant=invited).current_step == GuideStep.INCIDENT_CONTACT
+
+
+def test_a_refused_add_on_the_step_keeps_everything_and_shows_the_error_once(login, invited, admin):
+    client = login(admin)
+    submit_permissions(client, invited)
+    person = factories.directory_user(invited, "Lynne Robbins")
+    add_contact(invited, admin, NotificationType.INCIDENT, "Lynne Robbins")
+    existing = NotificationContact.objects.get(tenant=invited, display_name="Lynne Robbins")
+    entry = f"user:{existing.directory_user_id}"
+    response = client.post(INCIDENT, {"add_contact": "1", "entry": entry, "q": "lynne", "phone": "+44 20 7946 0958"})
+    html = response.content.decode()
+    assert response.status_code == 400
+    assert html.count("Lynne Robbins is already an incident contact.") == 1
+    assert 'id="picker-incident-entry-error" role="alert"' in html
+    assert 'aria-describedby="picker-incident-help picker-incident-entry-error" aria-invalid="true"' in html
+    assert f'name="entry" value="{entry}"' in html and 'value="+44 20 7946 0958"' in html and 'value="lynne"' in html
+    assert "Selected: Lynne Robbins (Person)" in html
+    # A bad phone number: next to the phone field, the choice kept.
+    response = client.post(INCIDENT, {"add_contact": "1", "entry": f"user:{person.pk}", "phone": "0142"})
+    html = response.content.decode()
+    assert response.status_code == 400
+    assert html.count("The phone number must be in international format.") == 1
+    assert 'id="picker-incident-phone-error" role="alert"' in html
+    assert f'name="entry" value="user:{person.pk}"' in html and 'value="0142"' in html
+    assert NotificationContact.objects.filter(tenant=invited).count() == 1
+
+
+def test_readers_cannot_add_from_the_step_and_other_tenants_entries_are_not_found(
+    login, invited, admin, reader, outsider
+):
+    client = login(admin)
+    submit_permissions(client, invited)
+    person = factories.directory_user(invited, "Lynne Robbins")
+    assert login(reader).post(INCIDENT, {"add_contact": "1", "entry": f"user:{person.pk}"}).status_code == 403
+    stranger = factories.directory_user(factories.tenant("Elsewhere"), "Someone Else")
+    response = login(admin).post(INCIDENT, {"add_contact": "1", "entry": f"user:{stranger.pk}"})
+    assert response.status_code == 400 and "isn&#x27;t in your directory" in response.content.decode()
+    assert not NotificationContact.objects.exists()
 
 
 def test_next_without_a_contact_asks_for_one(login, invited, admin):

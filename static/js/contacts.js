@@ -1,5 +1,5 @@
 // Notification contacts: turns the contact picker into an ARIA 1.2 combobox
-// (input + listbox, aria-activedescendant) and asks before removals.
+// (input + listbox, aria-activedescendant), and keeps its messages current.
 // Progressive enhancement only: without this file the picker is a GET form
 // with an Add button per result, and removal has a confirmation page.
 (function () {
@@ -224,20 +224,35 @@
     });
   }
 
-  // portal.js asks window.confirm for forms with data-confirm (capture phase,
-  // registered before this file). When the user agreed, tell the server so,
-  // before htmx or the browser collects the form's values.
-  document.addEventListener("submit", function (event) {
-    var form = event.target;
-    if (!(form instanceof HTMLFormElement) || !form.hasAttribute("data-confirm")) return;
-    if (!form.querySelector("input[name=confirm]")) {
-      var confirmed = document.createElement("input");
-      confirmed.type = "hidden";
-      confirmed.name = "confirm";
-      confirmed.value = "yes";
-      form.appendChild(confirmed);
-    }
-  }, true);
+  // A refused Add comes back as a page with the error next to its field: put
+  // the keyboard there, so the error (aria-describedby) is read with the field.
+  function focusFirstError() {
+    var invalid = document.querySelector("[data-picker] [aria-invalid=true]");
+    if (invalid && invalid.offsetParent !== null) invalid.focus();
+  }
+
+  // Messages answer the action that caused them. When a later action succeeds
+  // in place (an htmx swap of the contacts board or of a guide step), the
+  // earlier messages no longer describe the page: the top-of-page messages
+  // and the Add form's errors go, so no stale "already a contact" stays.
+  function clearStaleMessages() {
+    document.querySelectorAll("main .toasts").forEach(function (el) { el.remove(); });
+    document.querySelectorAll("[data-picker-error]").forEach(function (el) {
+      var id = el.id;
+      el.remove();
+      if (!id) return;
+      document.querySelectorAll("[aria-describedby~='" + id + "']").forEach(function (field) {
+        var rest = field.getAttribute("aria-describedby").split(/\s+/).filter(function (x) { return x && x !== id; });
+        field.setAttribute("aria-describedby", rest.join(" "));
+        field.removeAttribute("aria-invalid");
+      });
+    });
+  }
+  document.addEventListener("htmx:afterRequest", function (event) {
+    var target = event.detail && event.detail.target;
+    if (!event.detail.successful || !target || !target.id) return;
+    if (target.id === "contacts-board" || target.id === "guide") clearStaleMessages();
+  });
 
   // htmx changes on the contacts board (move, test notification, remove)
   // replace the whole board. Keep keyboard users where they were: back on the
@@ -280,9 +295,10 @@
   });
 
   if (document.readyState === "loading") {
-    document.addEventListener("DOMContentLoaded", function () { init(document); });
+    document.addEventListener("DOMContentLoaded", function () { init(document); focusFirstError(); });
   } else {
     init(document);
+    focusFirstError();
   }
   document.addEventListener("htmx:load", function (event) { init(event.target); });
 })();

@@ -1,0 +1,45 @@
+"""Phone numbers of contacts: stored in E.164 ("+14255550142"), shown one way everywhere.
+
+``phone_normalize`` is the one parser (services call it before storing) and
+``phone_display`` the one formatter (pages, the guide, audit summaries).
+"""
+
+from __future__ import annotations
+
+import phonenumbers
+
+from contacts.exceptions import InvalidPhone
+
+PHONE_HELP = "Enter the number in international format, starting with + and the country code, e.g. +1 425 555 0100."
+
+
+def phone_normalize(raw: str) -> str:
+    """A valid international number in E.164 form, or "" for blank; else ``InvalidPhone``."""
+    raw = (raw or "").strip()
+    if not raw:
+        return ""
+    if not raw.startswith("+"):
+        raise InvalidPhone(f"The phone number must be in international format. {PHONE_HELP}")
+    try:
+        parsed = phonenumbers.parse(raw, None)
+    except phonenumbers.NumberParseException:
+        raise InvalidPhone(f"That isn't a phone number we recognise. {PHONE_HELP}") from None
+    if not phonenumbers.is_valid_number(parsed):
+        raise InvalidPhone(f"That isn't a valid phone number. {PHONE_HELP}")
+    return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+
+
+def phone_display(e164: str) -> str:
+    """The one way a phone number is shown: "+1 425 555 0142", "+44 20 7946 0958".
+
+    libphonenumber's international format, with its hyphens (the North
+    American style, "+1 425-555-0142") turned into spaces, so numbers from
+    every country read alike side by side.
+    """
+    if not e164:
+        return ""
+    try:
+        parsed = phonenumbers.parse(e164, None)
+    except phonenumbers.NumberParseException:
+        return e164
+    return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.INTERNATIONAL).replace("-", " ")
