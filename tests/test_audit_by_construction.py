@@ -178,7 +178,9 @@ def w_contact_add(c: Cast) -> Write:
 
 def w_contact_remove(c: Cast) -> Write:
     contact = _contact(c)
-    return _admin_write(c, "contacts:remove", {"version": contact.version, "confirm": "yes"}, contact.pk)
+    # The only incident contact: its removal is confirmed knowing nobody is left.
+    data = {"version": contact.version, "confirm": "yes", "confirm_last": "yes"}
+    return _admin_write(c, "contacts:remove", data, contact.pk)
 
 
 def w_contact_move(c: Cast) -> Write:
