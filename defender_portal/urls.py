@@ -10,6 +10,7 @@ urlpatterns = [
     path("", include("ui.urls")),
     path("settings/defender-experts/", include("onboarding.urls")),
     path("settings/defender-experts/permissions/", include("permissions.urls")),
+    path("settings/defender-experts/exclusions/", include("exclusions.urls")),
     path("settings/defender-experts/notification-contacts/", include("contacts.urls")),
     path("settings/defender-experts/service-status/", include("readiness.urls")),
     path("settings/defender-experts/audit-log/", include("audit.urls")),

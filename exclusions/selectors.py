@@ -38,6 +38,11 @@ def _settings(tenant: Tenant) -> ExclusionSettings:
     return found or ExclusionSettings(tenant_id=tenant.pk)
 
 
+def exclusion_version(*, tenant: Tenant) -> int:
+    """The exclusion list's version, for a form that changes it (one query)."""
+    return _settings(tenant).version
+
+
 def exclusion_rules(*, tenant: Tenant) -> ExclusionRules:
     settings = _settings(tenant)
     groups = dict(
@@ -240,3 +245,16 @@ def user_group_options(*, tenant: Tenant, q: str = "") -> list[GroupOption]:
             detail += f", {g.onprem} on-premises (not excluded)"
         options.append(GroupOption(g.pk, g.display_name, detail))
     return options
+
+
+def tenant_device_group_ids(*, tenant: Tenant, ids: set[int]) -> set[int]:
+    """Which of ``ids`` are the tenant's device groups (one query)."""
+    return set(DeviceGroup.objects.filter(tenant_id=tenant.pk, pk__in=ids).values_list("pk", flat=True))
+
+
+def tenant_security_group_ids(*, tenant: Tenant, ids: set[int], security_only: bool = True) -> set[int]:
+    """Which of ``ids`` are the tenant's directory groups (security groups only, unless told otherwise)."""
+    qs = DirectoryGroup.objects.filter(tenant_id=tenant.pk, pk__in=ids)
+    if security_only:
+        qs = qs.filter(security_enabled=True)
+    return set(qs.values_list("pk", flat=True))
