@@ -238,6 +238,25 @@ def w_user_high_value(c: Cast) -> Write:
     return _admin_write(c, "environment:directory_user_high_value", {"high_value": "true"}, person.pk)
 
 
+def w_exclusions_add(c: Cast) -> Write:
+    group = factories.device_group(c.contoso, "Executives")
+    return _admin_write(c, "exclusions:add", {"group": [group.pk], "version": 1}, "device-groups")
+
+
+def w_exclusions_remove(c: Cast) -> Write:
+    from exclusions.models import ExcludedUserGroup
+    from exclusions.services import exclusion_user_groups_add
+
+    group = factories.security_group(c.contoso, "VIPs")
+    exclusion_user_groups_add(tenant=c.contoso, acting_user=c.admin, directory_group_ids=[group.pk], expected_version=1)
+    row = ExcludedUserGroup.objects.get(directory_group=group)
+    return _admin_write(c, "exclusions:remove", {"version": 2, "confirm": "True"}, "user-groups", row.pk)
+
+
+def w_exclusions_high_value(c: Cast) -> Write:
+    return _admin_write(c, "exclusions:high_value", {"exclude_high_value": "on", "version": 1, "confirm": "1"})
+
+
 def w_user_delete(c: Cast) -> Write:
     person = factories.directory_user(c.contoso, "Lee Gu")
     return _admin_write(c, "environment:directory_user_delete", {"confirm": "yes"}, person.pk)
@@ -424,6 +443,9 @@ WRITES: dict[str, Callable[[Cast], Write]] = {
     "environment:directory_user_enabled": w_user_enabled,
     "environment:directory_user_delete": w_user_delete,
     "environment:directory_user_high_value": w_user_high_value,
+    "exclusions:add": w_exclusions_add,
+    "exclusions:remove": w_exclusions_remove,
+    "exclusions:high_value": w_exclusions_high_value,
     "environment:settings": w_setting,
     "environment:licences": w_licence,
     "onboarding:step": w_guide_step,
@@ -488,6 +510,7 @@ def n_passkey_add(c: Cast) -> Write:
 
 NOT_WRITES: dict[str, str | Callable[[Cast], Write]] = {
     "home": GET_ONLY,
+    "exclusions:index": GET_ONLY,
     "favicon": GET_ONLY,
     "healthz": GET_ONLY,
     "readyz": GET_ONLY,
