@@ -177,6 +177,8 @@ MFA_FORMS = {
     "authenticate": "tenancy.mfa.AuthenticateForm",
     "reauthenticate": "tenancy.mfa.ReauthenticateForm",
     "edit_webauthn": "tenancy.mfa.EditWebAuthnForm",
+    "authenticate_webauthn": "tenancy.mfa.AuthenticateWebAuthnForm",
+    "reauthenticate_webauthn": "tenancy.mfa.ReauthenticateWebAuthnForm",
 }
 # One 30-second step either side: phones' clocks drift.
 MFA_TOTP_TOLERANCE = 1

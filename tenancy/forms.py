@@ -8,7 +8,7 @@ from django.contrib.auth import authenticate
 from django.http import HttpRequest
 
 from tenancy.bounds import IdField
-from tenancy.mfa import code_authenticators, verify_code
+from tenancy.mfa import code_authenticators, has_passkey, verify_code, verify_passkey
 
 
 class SignInForm(LoginForm):
@@ -36,22 +36,45 @@ class ConfirmPasswordForm(forms.Form):
         widget=forms.TextInput(attrs={"autocomplete": "one-time-code", "inputmode": "numeric"}),
     )
 
+    # Filled by the browser when the user picks "Use a passkey" (static/js via allauth's webauthn.js).
+    credential = forms.JSONField(required=False, widget=forms.HiddenInput)
+
     def __init__(self, *args: Any, request: HttpRequest, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.request = request
-        # With a second factor enrolled, a sensitive step asks for it too.
+        # With a second factor enrolled, a sensitive step asks for it too: a code, or a passkey if one is added.
         self.needs_code = bool(code_authenticators(request.user))
+        self.has_passkey = has_passkey(request.user)
         if not self.needs_code:
             del self.fields["code"]
+        if not self.has_passkey:
+            del self.fields["credential"]
+
+    @property
+    def needs_second_factor(self) -> bool:
+        return self.needs_code or self.has_passkey
 
     def clean(self) -> dict[str, Any]:
-        data: dict[str, Any] = super().clean() or {}
-        if self.needs_code and not self.errors:
-            code = (data.get("code") or "").strip()
-            if not code:
-                self.add_error("code", "Enter the code from your authenticator app.")
-            elif not verify_code(self.request, self.request.user, code):
+        data = super().clean() or {}
+        if not self.needs_second_factor or self.errors:
+            return data
+        code = (data.get("code") or "").strip() if self.needs_code else ""
+        credential = data.get("credential") if self.has_passkey else None
+        if credential:
+            if not verify_passkey(self.request, self.request.user, credential):
+                self.add_error("credential", "That passkey wasn't accepted. Try again.")
+        elif code:
+            if not verify_code(self.request, self.request.user, code):
                 self.add_error("code", "That code isn't right. Try again.")
+        elif self.needs_code:
+            self.add_error(
+                "code",
+                "Enter the code from your authenticator app, or use your passkey."
+                if self.has_passkey
+                else "Enter the code from your authenticator app.",
+            )
+        else:
+            self.add_error("credential", "Use your passkey to continue.")
         return data
 
     def clean_password(self) -> str:

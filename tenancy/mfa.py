@@ -14,7 +14,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 from allauth.account.adapter import DefaultAccountAdapter
 from allauth.core import context as allauth_context
@@ -22,7 +22,10 @@ from allauth.mfa.adapter import DefaultMFAAdapter
 from allauth.mfa.base.forms import AuthenticateForm as BaseAuthenticateForm
 from allauth.mfa.base.forms import ReauthenticateForm as BaseReauthenticateForm
 from allauth.mfa.models import Authenticator
+from allauth.mfa.webauthn.forms import AuthenticateWebAuthnForm as BaseAuthenticateWebAuthnForm
 from allauth.mfa.webauthn.forms import EditWebAuthnForm as BaseEditWebAuthnForm
+from allauth.mfa.webauthn.forms import ReauthenticateWebAuthnForm as BaseReauthenticateWebAuthnForm
+from allauth.mfa.webauthn.internal import auth as webauthn
 from axes.handlers.proxy import AxesProxyHandler
 from django import forms
 from django.contrib.auth.signals import user_login_failed
@@ -31,6 +34,8 @@ from django.shortcuts import redirect
 from django.urls import reverse
 
 from core.context import client_ip
+
+T = TypeVar("T")
 
 SESSION_MFA_ENROLLED = "mfa_enrolled"
 LOCKED_MESSAGE = "Too many sign-in attempts. Wait 15 minutes, then try again."
@@ -67,7 +72,7 @@ def axes_username(request: HttpRequest, credentials: dict[str, Any] | None) -> s
     return str(value).strip().lower() or None
 
 
-def _check_and_count(form: forms.Form, user: Any, validate: Callable[[], str], factor: str) -> str:
+def _check_and_count(form: forms.Form, user: Any, validate: Callable[[], T], factor: str) -> T:
     request = allauth_context.request
     credentials = {"username": user.email}
     if not AxesProxyHandler.is_allowed(request, credentials):
@@ -86,7 +91,8 @@ class AuthenticateForm(BaseAuthenticateForm):
     """The sign-in's second step: an authenticator app or recovery code, throttled by django-axes."""
 
     def clean_code(self) -> str:
-        return _check_and_count(self, self.user, super().clean_code, "authenticator code")
+        code: str = _check_and_count(self, self.user, super().clean_code, "authenticator code")
+        return code
 
 
 class EditWebAuthnForm(BaseEditWebAuthnForm):
@@ -102,7 +108,20 @@ class EditWebAuthnForm(BaseEditWebAuthnForm):
 
 class ReauthenticateForm(BaseReauthenticateForm):
     def clean_code(self) -> str:
-        return _check_and_count(self, self.user, super().clean_code, "authenticator code")
+        code: str = _check_and_count(self, self.user, super().clean_code, "authenticator code")
+        return code
+
+
+class AuthenticateWebAuthnForm(BaseAuthenticateWebAuthnForm):
+    """The sign-in's second step with a passkey: a refused passkey counts like a wrong password."""
+
+    def clean_credential(self) -> Authenticator:
+        return _check_and_count(self, self.user, super().clean_credential, "passkey")
+
+
+class ReauthenticateWebAuthnForm(BaseReauthenticateWebAuthnForm):
+    def clean_credential(self) -> Authenticator:
+        return _check_and_count(self, self.user, super().clean_credential, "passkey")
 
 
 def has_authenticator(user: Any) -> bool:
@@ -127,6 +146,32 @@ def verify_code(request: HttpRequest, user: Any, code: str) -> bool:
         sender=__name__, credentials={"username": user.email, "factor": "authenticator code"}, request=request
     )
     return False
+
+
+def has_passkey(user: Any) -> bool:
+    return bool(Authenticator.objects.filter(user_id=user.pk, type=Authenticator.Type.WEBAUTHN).exists())
+
+
+def passkey_request_options(user: Any) -> dict[str, Any]:
+    """What the browser needs to ask for one of ``user``'s passkeys (the challenge is kept in the session)."""
+    return {"request_options": webauthn.begin_authentication(user)}
+
+
+def verify_passkey(request: HttpRequest, user: Any, credential: Any) -> bool:
+    """A passkey as the second factor of a sensitive step, throttled like sign-in (a refusal counts)."""
+    credentials = {"username": user.email}
+    if not AxesProxyHandler.is_allowed(request, credentials):
+        return False
+    try:
+        webauthn.parse_authentication_response(credential)
+        authenticator = webauthn.complete_authentication(user, credential)
+    except forms.ValidationError:
+        user_login_failed.send(
+            sender=__name__, credentials={"username": user.email, "factor": "passkey"}, request=request
+        )
+        return False
+    authenticator.record_usage()
+    return True
 
 
 def mfa_required(request: HttpRequest) -> bool:

@@ -19,7 +19,7 @@ from core.replay import pop_post
 from tenancy import services
 from tenancy.access import TenantRequest, get_tenant_object_or_404, record_refused_expert_action, tenant_page
 from tenancy.forms import ConfirmPasswordForm, SwitchTenantForm
-from tenancy.mfa import mfa_required
+from tenancy.mfa import mfa_required, passkey_request_options
 from tenancy.middleware import SESSION_TENANT_KEY
 from tenancy.models import Membership, User
 from tenancy.reauth import mark_authenticated
@@ -67,7 +67,11 @@ def confirm_password(request: HttpRequest) -> HttpResponse:
         mark_authenticated(request)
         replayed = _replay_pending_post(request)
         return replayed if replayed is not None else HttpResponseRedirect(next_url)
-    return render(request, "registration/confirm_password.html", {"form": form, "next": next_url})
+    # A fresh passkey challenge with every rendering (the last one is spent, or never used).
+    passkey = passkey_request_options(request.user) if form.has_passkey else None
+    return render(
+        request, "registration/confirm_password.html", {"form": form, "next": next_url, "passkey_data": passkey}
+    )
 
 
 def _replay_pending_post(request: HttpRequest) -> HttpResponse | None:

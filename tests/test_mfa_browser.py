@@ -138,3 +138,61 @@ def test_a_passkey_is_enrolled_and_used_with_a_virtual_authenticator(
     page.get_by_role("button", name="Use a passkey").click()
     expect(page).to_have_url(re.compile(r"/settings/defender-experts/$"))
     expect(page.get_by_test_id("tenant-name")).to_have_text("Contoso")
+
+
+def test_the_respond_re_prompt_accepts_a_passkey(
+    page: Page, live_server: Any, admin: Any, contoso: Any, axe_check: Any, screenshot_dir: str
+) -> None:
+    """Granting Respond asks for the password and a second factor; a user with a passkey may use it."""
+    from django.contrib.sessions.models import Session
+
+    from audit.models import AuditEvent
+    from permissions.selectors import access_levels_state
+    from permissions.services import access_levels_set
+
+    access_levels_set(tenant=contoso, acting_user=admin, investigate=True, respond=False, expected_version=1)
+    cdp = page.context.new_cdp_session(page)
+    cdp.send("WebAuthn.enable")
+    cdp.send(
+        "WebAuthn.addVirtualAuthenticator",
+        {
+            "options": {
+                "protocol": "ctap2",
+                "transport": "internal",
+                "hasResidentKey": True,
+                "hasUserVerification": True,
+                "isUserVerified": True,
+                "automaticPresenceSimulation": True,
+            }
+        },
+    )
+    _password_step(page, live_server, admin.email)
+    complete_mfa(page, admin)
+    page.goto(f"{live_server.url}/account/two-factor/")
+    page.get_by_test_id("add-passkey").click()
+    _confirm_password(page)
+    page.get_by_label("Name").fill("Test laptop")
+    page.get_by_test_id("create-passkey").click()
+    page.wait_for_load_state()
+    assert AuditEvent.objects.filter(action="auth.factor_added", tenant=contoso, actor=admin).exists()
+    # The password proof is older than the re-prompt window.
+    for s in Session.objects.all():
+        data = s.get_decoded()
+        data["auth_time"] = data.get("auth_time", 0) - 3600
+        s.session_data = Session.objects.encode(data)
+        s.save()
+
+    page.goto(f"{live_server.url}/settings/defender-experts/permissions/")
+    page.get_by_role("switch", name="Respond directly to active threats").check()
+    page.get_by_role("button", name="Save").first.click()
+    expect(page.get_by_role("heading", name="Confirm your password")).to_be_visible()
+    expect(page.get_by_role("button", name="Use a passkey")).to_be_visible()
+    axe_check(page)
+    page.screenshot(path=f"{screenshot_dir}/mfa-6-reprompt-passkey.png", full_page=True)
+    page.get_by_label("Password").fill(factories.PASSWORD)
+    page.get_by_role("button", name="Use a passkey").click()
+    # The change the prompt was for is made at once.
+    expect(page.get_by_text("Access levels saved.")).to_be_visible()
+    expect(page.get_by_role("switch", name="Respond directly to active threats")).to_be_checked()
+    assert access_levels_state(tenant=contoso).respond
+    assert not AuditEvent.objects.filter(action="auth.sign_in_failed").exists()
