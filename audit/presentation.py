@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final
 
+from core.phones import phone_display
+
 ACTION_LABELS: Final[dict[str, str]] = {
     "auth.sign_in": "Signed in",
     "auth.sign_in_failed": "Sign-in failed",
@@ -144,6 +146,8 @@ def display_value(key: str, value: Any) -> str:
                 return value
         if key in CODE_FIELDS and _CODE.match(value):
             return words(value)
+        if key == "phone":
+            return phone_display(value)
     return str(value)
 
 

@@ -78,7 +78,7 @@ class NotificationContact(models.Model):
     # Snapshots taken when the contact was added, shown if the entry is deleted.
     display_name = models.CharField(max_length=256)
     email = models.EmailField(max_length=254)
-    # E.164 ("+14255550100"); incident contacts only, for urgent calls.
+    # E.164 ("+14255550100"), for matters that require immediate attention; any contact may have one.
     phone = models.CharField(max_length=20, blank=True)
     # Call order within (tenant, type): lowest is the primary, then backups.
     position = models.PositiveIntegerField(default=0)

@@ -1,7 +1,8 @@
 """Phone numbers of contacts: stored in E.164 ("+14255550142"), shown one way everywhere.
 
-``phone_normalize`` is the one parser (services call it before storing) and
-``phone_display`` the one formatter (pages, the guide, audit summaries).
+``phone_normalize`` is the one parser (services call it before storing);
+``phone_display`` (``core/phones.py``, so the audit log can use it too) the
+one formatter: pages, the guide, audit summaries and the audit log's values.
 """
 
 from __future__ import annotations
@@ -9,6 +10,9 @@ from __future__ import annotations
 import phonenumbers
 
 from contacts.exceptions import InvalidPhone
+from core.phones import phone_display
+
+__all__ = ["PHONE_HELP", "phone_display", "phone_normalize"]
 
 PHONE_HELP = "Enter the number in international format, starting with + and the country code, e.g. +1 425 555 0100."
 
@@ -27,19 +31,3 @@ def phone_normalize(raw: str) -> str:
     if not phonenumbers.is_valid_number(parsed):
         raise InvalidPhone(f"That isn't a valid phone number. {PHONE_HELP}")
     return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
-
-
-def phone_display(e164: str) -> str:
-    """The one way a phone number is shown: "+1 425 555 0142", "+44 20 7946 0958".
-
-    libphonenumber's international format, with its hyphens (the North
-    American style, "+1 425-555-0142") turned into spaces, so numbers from
-    every country read alike side by side.
-    """
-    if not e164:
-        return ""
-    try:
-        parsed = phonenumbers.parse(e164, None)
-    except phonenumbers.NumberParseException:
-        return e164
-    return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.INTERNATIONAL).replace("-", " ")

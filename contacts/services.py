@@ -19,7 +19,6 @@ from contacts.exceptions import (
     CannotReceiveEmail,
     ContactNotFound,
     DuplicateContact,
-    InvalidPhone,
     LastIncidentContact,
     RateLimited,
     RemovingLastIncidentContact,
@@ -138,9 +137,8 @@ def contact_add(
         raise Invalid(fields={"notification_type": [choose]}) from None
     if (directory_user_id in (None, "")) == (directory_group_id in (None, "")):
         raise Invalid(fields={"entry": ["Choose one person or team from the search results."]})
+    # Any contact may have a phone number, whatever its notification type.
     phone_e164 = phone_normalize(phone)
-    if phone_e164 and ntype != NotificationType.INCIDENT:
-        raise InvalidPhone("A phone number can only be given for incident contacts.")
     locked = _lock_tenant(tenant)
 
     user: DirectoryUser | None = None
@@ -375,7 +373,7 @@ def contact_move(
 def contact_set_phone(
     *, tenant: Tenant, acting_user: User | None, contact: NotificationContact, phone: str, expected_version: int
 ) -> NotificationContact:
-    """Set or clear the phone number used for urgent calls (incident contacts only)."""
+    """Set or clear the number Defender Experts can call for matters that require immediate attention (any contact)."""
     phone_e164 = phone_normalize(phone)
     locked = _lock_tenant(tenant)
     stale_but_same = NotificationContact.objects.filter(
@@ -385,8 +383,6 @@ def contact_set_phone(
         # A stale form asking for the number the contact already has: a double submit, nothing to change.
         return _locked_active(tenant=locked, contact=contact, expected_version=None)
     current = _locked_active(tenant=locked, contact=contact, expected_version=expected_version)
-    if current.notification_type != NotificationType.INCIDENT:
-        raise InvalidPhone("A phone number can only be given for incident contacts.")
     if current.phone == phone_e164:
         return current
     before = current.phone

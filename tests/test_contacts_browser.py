@@ -86,24 +86,25 @@ def test_search_add_both_types_phone_reorder_and_remove(
     # Mouse: Bob as a second incident contact, with a phone number.
     _search(page, "bob")
     page.get_by_role("option", name="Bob Stone").click()
-    page.get_by_label("Phone number for urgent calls (optional)").fill("+44 20 7946 0958")
+    page.get_by_label("Phone number (optional)").fill("+44 20 7946 0958")
     page.get_by_role("button", name="Add", exact=True).click()
     expect(_row(page, "incident", "Bob Stone").get_by_label("Phone number for Bob Stone")).to_have_value(
         "+44 20 7946 0958"
     )
     expect(page.get_by_test_id("warning-no-phone")).to_have_count(0)
 
-    # A team as service review contact; the phone field hides for that type.
+    # A team as service review contact, with a phone number too (any contact may have one).
     _search(page, "soc")
     option = page.get_by_role("option", name="SOC Team")
     expect(option).to_contain_text("3 members")
     option.click()
     page.get_by_label("Notification type").select_option(label="Service review contact")
-    expect(page.get_by_label("Phone number for urgent calls (optional)")).to_be_hidden()
+    page.get_by_label("Phone number (optional)").fill("+1 425-555-0142")
     page.get_by_role("button", name="Add", exact=True).click()
     expect(page.get_by_text("SOC Team was added as a service review contact.")).to_be_visible()
     team_row = _row(page, "service_review", "SOC Team")
     expect(team_row).to_contain_text("soc@contoso.example")
+    expect(team_row.get_by_label("Phone number for SOC Team")).to_have_value("+1 425 555 0142")
     # Expanding the team previews who receives notifications; disabled members flagged.
     team_row.get_by_text("Preview who receives notifications").click()
     expect(team_row.get_by_role("listitem")).to_have_count(3)
@@ -242,7 +243,7 @@ def test_typeahead_by_keyboard_alone(live_server, page, browser_login, axe_check
     page.keyboard.press("Tab")
     expect(page.get_by_label("Notification type")).to_be_focused()
     page.keyboard.press("Tab")
-    expect(page.get_by_label("Phone number for urgent calls (optional)")).to_be_focused()
+    expect(page.get_by_label("Phone number (optional)")).to_be_focused()
     page.keyboard.type("+1 425 555 0199")
     page.keyboard.press("Tab")
     expect(page.get_by_role("button", name="Add", exact=True)).to_be_focused()

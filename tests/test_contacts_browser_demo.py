@@ -98,7 +98,7 @@ def test_accented_names_by_keyboard_with_what_a_screen_reader_hears(live_server,
     page.keyboard.press("Tab")  # Search
     page.keyboard.press("Tab")  # Notification type
     page.keyboard.press("Tab")  # Phone number
-    expect(page.get_by_label("Phone number for urgent calls (optional)")).to_be_focused()
+    expect(page.get_by_label("Phone number (optional)")).to_be_focused()
     page.keyboard.press("Tab")
     page.keyboard.press("Enter")  # Add
     expect(page.get_by_text(f"{chosen.display_name} was added as an incident contact.")).to_be_visible()
@@ -227,7 +227,7 @@ def test_guide_contact_steps_use_the_picker_by_keyboard(live_server, page, demo,
     page.keyboard.press("Tab")  # Search
     expect(listbox).to_be_hidden()
     page.keyboard.press("Tab")
-    phone = page.get_by_label("Phone number for urgent calls (optional)")
+    phone = page.get_by_label("Phone number (optional)")
     expect(phone).to_be_focused()
     page.keyboard.type("+44 20 7946 0958")
     page.keyboard.press("Tab")

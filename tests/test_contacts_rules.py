@@ -131,3 +131,40 @@ def test_a_stale_removal_is_a_409_with_the_current_list(login, admin, secadmin, 
     html = response.content.decode()
     assert "changed by someone else" in html and "+1 425 555 0100" in html
     assert NotificationContact.objects.active().filter(pk=contact.pk).exists()
+
+
+# --- Phone numbers: any contact, one format everywhere ------------------------------------------
+
+
+def test_a_service_review_contact_gets_a_phone_number_shown_like_every_other(login, admin, contoso, alice, bob):
+    review = _add(contoso, admin, alice, NotificationType.SERVICE_REVIEW)
+    client = login(admin)
+    response = client.post(
+        reverse("contacts:phone", args=[review.pk]), {"phone": "+1 425-555-0142", "version": 1}, follow=True
+    )
+    html = response.content.decode()
+    assert "Phone number for Alice Martin saved." in html
+    assert 'value="+1 425 555 0142"' in html
+    # Added with one, through the form: stored in E.164, shown with spaces.
+    client.post(ADD, {"notification_type": "service_review", "entry": f"user:{bob.pk}", "phone": "+442079460958"})
+    assert NotificationContact.objects.get(directory_user=bob).phone == "+442079460958"
+    html = client.get(INDEX).content.decode()
+    assert 'value="+44 20 7946 0958"' in html and "+1 425-555" not in html
+    # The audit log shows the numbers the same way.
+    log = client.get(reverse("audit:log")).content.decode()
+    assert "+1 425 555 0142" in log and "+14255550142" not in log
+
+
+def test_the_migration_rewrites_stored_numbers_in_e164(contoso, admin, alice, bob):
+    import importlib
+
+    from django.apps import apps
+
+    a, b = _add(contoso, admin, alice), _add(contoso, admin, bob)
+    NotificationContact.objects.filter(pk=a.pk).update(phone="+1 425-555-0142")
+    NotificationContact.objects.filter(pk=b.pk).update(phone="not a number")
+    importlib.import_module("contacts.migrations.0003_phones_e164").normalise(apps, None)
+    a.refresh_from_db()
+    b.refresh_from_db()
+    assert a.phone == "+14255550142" and a.phone_international == "+1 425 555 0142"
+    assert b.phone == "not a number"  # left for an admin to fix, never guessed

@@ -122,7 +122,7 @@ def test_a_refused_add_keeps_every_choice_and_shows_the_error_once_by_its_field(
     page.keyboard.press("Tab")  # Search
     page.keyboard.press("Tab")  # Notification type
     page.keyboard.press("Tab")  # Phone
-    phone = page.get_by_label("Phone number for urgent calls (optional)")
+    phone = page.get_by_label("Phone number (optional)")
     expect(phone).to_be_focused()
     page.keyboard.type("425 555 0142")  # no country code
     page.keyboard.press("Enter")
@@ -209,7 +209,7 @@ def test_guide_contact_step_keeps_a_refused_add_and_drops_old_messages(
     expect(page.get_by_text("Alice Martin is already an incident contact.")).to_have_count(1)
     expect(box).to_be_focused()
     expect(box).to_have_attribute("aria-invalid", "true")
-    expect(page.get_by_label("Phone number for urgent calls (optional)")).to_have_value("+44 20 7946 0958")
+    expect(page.get_by_label("Phone number (optional)")).to_have_value("+44 20 7946 0958")
     expect(page.get_by_text("Selected: Alice Martin (Person)")).to_be_visible()
     axe_check(page)
     page.screenshot(path=f"{screenshot_dir}/contacts-guide-refused.png", full_page=True)

@@ -244,12 +244,36 @@ def test_phone_given_when_adding_an_incident_contact(contoso, admin, alice):
     assert contact.phone == "+14255550100"
 
 
-def test_phone_is_refused_for_service_review_contacts(contoso, admin, alice):
-    with pytest.raises(InvalidPhone, match="only be given for incident contacts"):
-        _add(contoso, admin, alice, REVIEW, phone="+14255550100")
-    review = _add(contoso, admin, alice, REVIEW)
+def test_any_contact_may_have_a_phone_number(contoso, admin, alice, bob):
+    review = _add(contoso, admin, alice, REVIEW, phone="+44 20 7946 0958")
+    assert review.phone == "+442079460958"
+    other = _add(contoso, admin, bob, REVIEW)
+    updated = contact_set_phone(
+        tenant=contoso, acting_user=admin, contact=other, phone="+1 (425) 555-0142", expected_version=1
+    )
+    assert (updated.phone, updated.phone_international) == ("+14255550142", "+1 425 555 0142")
+    event = AuditEvent.objects.get(action="contacts.phone_changed")
+    assert event.summary == "Set the phone number of Bob Stone to +1 425 555 0142"
+    # Still only valid international numbers.
     with pytest.raises(InvalidPhone):
-        contact_set_phone(tenant=contoso, acting_user=admin, contact=review, phone="+14255550100", expected_version=1)
+        contact_set_phone(tenant=contoso, acting_user=admin, contact=updated, phone="425 555 0142", expected_version=2)
+
+
+@pytest.mark.parametrize(
+    ("e164", "shown"),
+    [
+        ("+14255550142", "+1 425 555 0142"),
+        ("+442079460958", "+44 20 7946 0958"),
+        ("+33142685300", "+33 1 42 68 53 00"),
+        ("+4930901820", "+49 30 901820"),
+        ("", ""),
+    ],
+)
+def test_phone_numbers_are_shown_one_way(e164, shown):
+    from core.phones import phone_display
+
+    assert phone_display(e164) == shown
+    assert "-" not in phone_display(e164)
 
 
 def test_phone_change_is_audited_and_versioned(contoso, secadmin, alice):

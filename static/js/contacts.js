@@ -24,7 +24,6 @@
     this.selected = root.querySelector("[data-picker-selected]");
     this.status = root.querySelector("[data-picker-status]");
     this.type = root.querySelector("[data-picker-type]");
-    this.phone = root.querySelector("[data-picker-phone]");
     this.active = -1;
     if (!this.input || !this.popup) return;
     root.classList.add("is-enhanced");
@@ -210,7 +209,6 @@
     if (this.type) {
       var helps = this.root.querySelectorAll("[data-type-help]");
       var syncType = function () {
-        if (self.phone) self.phone.hidden = self.type.value === "service_review";
         helps.forEach(function (p) { p.hidden = p.getAttribute("data-type-help") !== self.type.value; });
       };
       this.type.addEventListener("change", syncType);
