@@ -72,6 +72,12 @@ ACTION_LABELS: Final[dict[str, str]] = {
     "environment.directory_users_enabled": "Directory users enabled",
     "environment.directory_users_disabled": "Directory users disabled",
     "environment.directory_group_created": "Directory group created",
+    "environment.devices_high_value_set": "Devices tagged as high value",
+    "environment.devices_high_value_cleared": "High-value tag removed from devices",
+    "environment.directory_user_high_value_set": "Directory user tagged as high value",
+    "environment.directory_user_high_value_cleared": "High-value tag removed from a directory user",
+    "auth.other_sessions_ended": "Signed out of other sessions",
+    "outbox.message_retried": "Failed email retried",
 }
 
 FIELD_LABELS: Final[dict[str, str]] = {
