@@ -123,7 +123,8 @@ def test_a_passkey_is_enrolled_and_used_with_a_virtual_authenticator(
     axe_check(page)
     page.get_by_label("Name").fill("Test laptop")
     page.get_by_test_id("create-passkey").click()
-    page.wait_for_load_state()
+    # The script submits the form once the authenticator answers: wait for that page, not just this one's load.
+    page.wait_for_url(lambda url: "/webauthn/add/" not in url)
     page.goto(f"{live_server.url}/account/two-factor/webauthn/")
     expect(page.get_by_role("cell", name="Test laptop")).to_be_visible()
     page.screenshot(path=f"{screenshot_dir}/mfa-5-passkeys.png", full_page=True)
@@ -173,7 +174,8 @@ def test_the_respond_re_prompt_accepts_a_passkey(
     _confirm_password(page)
     page.get_by_label("Name").fill("Test laptop")
     page.get_by_test_id("create-passkey").click()
-    page.wait_for_load_state()
+    # The script submits the form once the authenticator answers: wait for that page, not just this one's load.
+    page.wait_for_url(lambda url: "/webauthn/add/" not in url)
     assert AuditEvent.objects.filter(action="auth.factor_added", tenant=contoso, actor=admin).exists()
     # The password proof is older than the re-prompt window.
     for s in Session.objects.all():
