@@ -378,6 +378,9 @@ READINESS_CLAIM_CHUNK = env_int("READINESS_CLAIM_CHUNK", 500, minimum=1)
 READINESS_ENQUEUE_LEASE = min(env_duration_seconds("READINESS_ENQUEUE_LEASE", 60), READINESS_LEASE)
 # How long the monitoring phase lasts before the SDM can confirm the service Active.
 READINESS_MONITORING_DAYS = env_int("READINESS_MONITORING_DAYS", 7, minimum=0)
+# The share of a tenant's devices (in percent) the experts must be able to reach for readiness, and so
+# for access health to be Active: below it the health is "Limited reach", at none it is an error.
+READINESS_REQUIRED_REACH = min(env_int("READINESS_REQUIRED_REACH", 100, minimum=1), 100)
 
 # Welcome email links (Get started) stay valid this long.
 ONBOARDING_LINK_MAX_AGE = env_duration_seconds("ONBOARDING_LINK_MAX_AGE", 14 * 24 * 3600)

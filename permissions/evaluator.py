@@ -33,7 +33,7 @@ from django.db import models
 from environment.models import Device, DeviceGroup, DirectoryUser, OnboardingState
 from exclusions.selectors import ExclusionCounts, ExclusionRules, exclusion_rules, user_excluding_group
 from permissions.models import AccessLevel, AccessState
-from permissions.selectors import AccessSnapshot, access_snapshot
+from permissions.selectors import AccessSnapshot, DeviceGroupReach, access_snapshot
 from tenancy.models import Tenant
 
 
@@ -234,6 +234,93 @@ def can_experts(
     return yes(f"{_until(snap, read_via)}, on devices outside device groups.")
 
 
+# --- Reach: which devices the experts can get to ------------------------------------------
+
+
+@dataclass(frozen=True)
+class GroupDecisions:
+    """``action`` asked of ``can_experts`` for the tenant as a whole and for each device group."""
+
+    overall: Decision
+    decisions: tuple[tuple[DeviceGroupReach, Decision], ...]
+    ungrouped_devices: int
+
+    @property
+    def out_of_reach(self) -> int:
+        """Devices the action can't reach at all (guidance-only devices are reached, just not acted on)."""
+        if not self.overall.allowed:
+            return self.ungrouped_devices + sum(group.devices for group, _ in self.decisions)
+        return sum(group.devices for group, d in self.decisions if not d.allowed and not d.guidance)
+
+    @property
+    def guided(self) -> int:
+        return sum(group.devices for group, d in self.decisions if d.guidance) if self.overall.allowed else 0
+
+    @property
+    def out_of_reach_reason(self) -> str:
+        refused = sum(1 for _, d in self.decisions if not d.allowed and not d.guidance)
+        return (
+            f"{ALL_DEVICES} is off, which puts {_devices(self.out_of_reach)} in {refused} device "
+            f"group{'s' if refused != 1 else ''} out of reach."
+        )
+
+
+def device_group_decisions(
+    *, tenant: Tenant, action: ExpertAction, snapshot: AccessSnapshot, scope: Any, exclusions: ExclusionRules | None
+) -> GroupDecisions:
+    """``can_experts`` on the tenant and on each of ``scope``'s device groups (a DeviceGroup target): the one
+    place the Effective access panel and access health learn which devices are in reach."""
+    overall = can_experts(tenant, action, None, snapshot=snapshot, exclusions=exclusions)
+    decisions = tuple(
+        (
+            group,
+            can_experts(
+                tenant,
+                action,
+                DeviceGroup(pk=group.pk, tenant_id=tenant.pk, name=group.name),
+                snapshot=snapshot,
+                exclusions=exclusions,
+            ),
+        )
+        for group in scope.groups
+    )
+    return GroupDecisions(overall=overall, decisions=decisions, ungrouped_devices=scope.ungrouped_devices)
+
+
+@dataclass(frozen=True)
+class DeviceReach:
+    """How many of the tenant's devices the experts can investigate right now.
+
+    Counted from ``device_group_decisions`` for Investigate a device: reading is what every
+    access level gives, and an excluded device is still investigated (it only gets guidance
+    instead of response actions), so it is in reach.
+    """
+
+    total: int
+    reachable: int
+    reason: str  # why the others are out of reach; "" when every device is reachable
+
+    @property
+    def out_of_reach(self) -> int:
+        return self.total - self.reachable
+
+    @property
+    def percent(self) -> int:
+        """Whole percent reached, rounded down (99.9% is not all); 100 for a tenant without devices."""
+        return 100 * self.reachable // self.total if self.total else 100
+
+
+def device_reach(*, tenant: Tenant, snapshot: AccessSnapshot, scope: Any) -> DeviceReach:
+    groups = device_group_decisions(
+        tenant=tenant, action=ExpertAction.INVESTIGATE_DEVICE, snapshot=snapshot, scope=scope, exclusions=None
+    )
+    total = scope.total_devices
+    if not groups.overall.allowed:
+        return DeviceReach(total=total, reachable=0, reason=groups.overall.reason)
+    out = groups.out_of_reach
+    return DeviceReach(total=total, reachable=total - out, reason=groups.out_of_reach_reason if out else "")
+
+
 # --- The Effective access panel -------------------------------------------------------
 
 
@@ -277,20 +364,17 @@ def effective_access(
     items.append(EffectiveItem("view_incidents", "View incidents", "allowed" if view else "refused", view.reason))
 
     def device_item(key: str, title: str, action: ExpertAction, what: str) -> EffectiveItem:
-        overall = can_experts(tenant, action, None, snapshot=snapshot, exclusions=exclusions)
+        groups = device_group_decisions(
+            tenant=tenant, action=action, snapshot=snapshot, scope=scope, exclusions=exclusions
+        )
+        overall = groups.overall
         if not overall.allowed:
             return EffectiveItem(key, title, "refused", overall.reason)
         # One line per device group, each decided by can_experts on that group.
-        children: list[tuple[str, bool, str, bool]] = []
-        out_of_reach = guided = 0
-        for group in scope.groups:
-            target = DeviceGroup(pk=group.pk, tenant_id=tenant.pk, name=group.name)
-            d = can_experts(tenant, action, target, snapshot=snapshot, exclusions=exclusions)
-            children.append((f"{group.name} ({_devices(group.devices)})", d.allowed, d.reason, d.guidance))
-            if d.guidance:
-                guided += group.devices
-            elif not d.allowed:
-                out_of_reach += group.devices
+        children: list[tuple[str, bool, str, bool]] = [
+            (f"{group.name} ({_devices(group.devices)})", d.allowed, d.reason, d.guidance)
+            for group, d in groups.decisions
+        ]
         if children:
             n = scope.ungrouped_devices
             children.append((f"Devices not in any device group ({_devices(n)})", True, overall.reason, False))
@@ -306,16 +390,12 @@ def effective_access(
                 tuple(children),
             )
         reasons = []
-        if out_of_reach:
-            refused_groups = sum(1 for _, allowed, _, guidance in children if not allowed and not guidance)
+        if groups.out_of_reach:
+            reasons.append(f"Our experts can {what} only devices outside device groups: {groups.out_of_reach_reason}")
+        if groups.guided:
             reasons.append(
-                f"Our experts can {what} only devices outside device groups: {ALL_DEVICES} is off, which puts "
-                f"{_devices(out_of_reach)} in {refused_groups} device group{'s' if refused_groups != 1 else ''} "
-                "out of reach."
-            )
-        if guided:
-            reasons.append(
-                f"{_devices(guided)} in excluded device groups get remediation guidance instead of response actions."
+                f"{_devices(groups.guided)} in excluded device groups get remediation guidance instead of "
+                "response actions."
             )
         return EffectiveItem(key, title, "partial", " ".join(reasons), tuple(children))
 

@@ -48,7 +48,7 @@ def _detail(request: ProviderRequest, tenant: Tenant, form: AttemptForm, decisio
     ctx = {
         "tenant": tenant,
         "state": access_levels_state(tenant=tenant, snapshot=snapshot),
-        "health": access_health(tenant=tenant, snapshot=snapshot),
+        "health": access_health(tenant=tenant, snapshot=snapshot, scope=scope),
         "scope": scope,
         "effective": effective_access(
             tenant=tenant,

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from django.conf import settings
 from django.db.models import Max, OuterRef, QuerySet, Subquery, Sum
 from django.db.models.functions import Coalesce
 from django.utils import timezone
@@ -28,10 +29,10 @@ from tenancy.models import ProviderOrganization, Tenant
 if TYPE_CHECKING:
     from audit.models import AuditEvent
 
-# Access health turns to "expiring" this long before the earliest end date.
-EXPIRING_WITHIN = timedelta(days=14)
-# The reminder email goes out this long before a grant ends.
+# The reminder email goes out this long before a grant ends, and access health is no longer Active
+# from then on: one threshold, so the banner and the email never disagree.
 REMINDER_BEFORE = timedelta(days=7)
+EXPIRING_WITHIN = REMINDER_BEFORE
 
 
 def days_left(ends_at: datetime, now: datetime) -> int:
@@ -205,43 +206,75 @@ def provider_access_granted(*, tenant: Tenant) -> bool:
 
 @dataclass(frozen=True)
 class AccessHealth:
-    state: str  # "active" | "expiring" | "expired" | "removed" | "none"
+    # "active" | "expiring" | "limited" (reach below what readiness needs) | "unreachable" (no device in
+    # reach) | "expired" | "removed" | "none"
+    state: str
     message: str
     ends_at: datetime | None = None
     days_left: int | None = None
+    # The banner's title, and what to do about it (shown with the message).
+    fix: str = ""
 
     @property
     def needs_attention(self) -> bool:
-        return self.state in {"expiring", "expired", "removed"}
+        return self.state in {"expiring", "limited", "unreachable", "expired", "removed"}
 
     @property
     def tone(self) -> str:
-        return {"active": "success", "expiring": "warning", "expired": "error", "removed": "error"}.get(
-            self.state, "info"
-        )
+        return {
+            "active": "success",
+            "expiring": "warning",
+            "limited": "warning",
+            "unreachable": "error",
+            "expired": "error",
+            "removed": "error",
+        }.get(self.state, "info")
 
     @property
     def label(self) -> str:
         return {
             "active": "Active",
             "expiring": "Expiring soon",
+            "limited": "Limited reach",
+            "unreachable": "No devices in reach",
             "expired": "Expired",
             "removed": "Removed",
             "none": "Not granted",
         }[self.state]
+
+    @property
+    def title(self) -> str:
+        return {
+            "expiring": "Defender Experts access is expiring",
+            "limited": "Our experts can't reach all your devices",
+            "unreachable": "Our experts can't reach any of your devices",
+            "expired": "Defender Experts access has expired",
+            "removed": "Service provider access was removed",
+            "none": "Service provider access hasn't been granted",
+        }.get(self.state, "Access health: Active")
 
 
 def _plural_days(n: int) -> str:
     return f"{n} day" if n == 1 else f"{n} days"
 
 
-def access_health(*, tenant: Tenant, snapshot: AccessSnapshot | None = None) -> AccessHealth:
-    """Whether the experts' access is active, expiring within 14 days, expired or removed.
+def access_health(
+    *, tenant: Tenant, snapshot: AccessSnapshot | None = None, scope: DeviceScope | None = None
+) -> AccessHealth:
+    """Whether the experts' access lets them protect the tenant: Active only when service provider
+    access is active, the chosen levels are granted and none ends within 7 days, and the experts
+    reach at least ``READINESS_REQUIRED_REACH`` percent of the devices.
+
+    Reach is ``permissions.evaluator.device_reach`` (what the Effective access panel shows), from
+    ``scope`` (``device_scope``, read here if not given: one query).
 
     A level that ended by reaching its end date and hasn't been granted again
     counts as "expired" even if the other level is still live: losing part of
     the access is exactly what nobody should discover by accident.
     """
+    # The evaluator reads this module's snapshot, so it is imported where used.
+    from permissions.evaluator import ALL_DEVICES, device_reach
+
     snap = snapshot or access_snapshot(tenant=tenant)
     access = snap.access
     if access.state == AccessState.REMOVED:
@@ -276,6 +309,29 @@ def access_health(*, tenant: Tenant, snapshot: AccessSnapshot | None = None) -> 
         return AccessHealth(
             state="none",
             message="No access level is granted, so our experts can't investigate incidents or respond to threats.",
+        )
+    reach = device_reach(
+        tenant=tenant, snapshot=snap, scope=scope if scope is not None else device_scope(tenant=tenant)
+    )
+    fix = (
+        f"Turn on {ALL_DEVICES} in Settings > Defender Experts > Permissions, or move the devices out of their "
+        "device groups."
+    )
+    if reach.total and not reach.reachable:
+        return AccessHealth(
+            state="unreachable",
+            message=f"Our experts can't reach any of your {reach.total:,} devices: {reach.reason}",
+            fix=fix,
+        )
+    required = settings.READINESS_REQUIRED_REACH
+    if reach.percent < required:
+        return AccessHealth(
+            state="limited",
+            message=(
+                f"Our experts can reach {reach.reachable:,} of your {reach.total:,} devices ({reach.percent}%); "
+                f"readiness needs {required}%. {reach.reason}"
+            ),
+            fix=fix,
         )
     first = min(snap.live.values(), key=lambda g: g.ends_at)
     if first.ends_at - snap.now <= EXPIRING_WITHIN:
@@ -362,6 +418,26 @@ def device_scope(*, tenant: Tenant) -> DeviceScope:
     )
 
 
+def device_scopes(*, tenant_ids: list[int]) -> dict[int, DeviceScope]:
+    """``device_scope`` of many tenants in one query over the device tally (each group's devices, by
+    group key; the group names aren't needed to count what is in reach)."""
+    scopes: dict[int, DeviceScope] = {t: DeviceScope(groups=[], ungrouped_devices=0) for t in tenant_ids}
+    rows = (
+        DeviceTally.objects.filter(tenant_id__in=tenant_ids)
+        .order_by()
+        .values("tenant_id", "group_key")
+        .annotate(n=Sum("devices"))
+        .values_list("tenant_id", "group_key", "n")
+    )
+    for tenant_id, group_key, n in rows:
+        scope = scopes[tenant_id]
+        if group_key:
+            scope.groups.append(DeviceGroupReach(pk=group_key, name="", devices=n))
+        else:
+            scopes[tenant_id] = DeviceScope(groups=scope.groups, ungrouped_devices=n)
+    return scopes
+
+
 @dataclass(frozen=True)
 class TenantAccessRow:
     tenant: Tenant
@@ -370,7 +446,7 @@ class TenantAccessRow:
 
 
 def provider_tenants_access(*, organization: ProviderOrganization) -> list[TenantAccessRow]:
-    """Each tenant the provider serves with the access it holds now: three queries for any number of tenants."""
+    """Each tenant the provider serves with the access it holds now: four queries for any number of tenants."""
     tenants = list(Tenant.objects.filter(provider=organization).select_related("provider").order_by("name", "pk"))
     ids = [t.pk for t in tenants]
     rels = {
@@ -387,6 +463,7 @@ def provider_tenants_access(*, organization: ProviderOrganization) -> list[Tenan
     by_tenant: dict[int, list[AccessGrant]] = {}
     for g in AccessGrant.objects.select_related("granted_by").filter(tenant_id__in=ids, id=Subquery(newest)):
         by_tenant.setdefault(g.tenant_id, []).append(g)
+    scopes = device_scopes(tenant_ids=ids)
     now = timezone.now()
     rows: list[TenantAccessRow] = []
     for t in tenants:
@@ -396,7 +473,7 @@ def provider_tenants_access(*, organization: ProviderOrganization) -> list[Tenan
             TenantAccessRow(
                 tenant=t,
                 state=access_levels_state(tenant=t, snapshot=snap),
-                health=access_health(tenant=t, snapshot=snap),
+                health=access_health(tenant=t, snapshot=snap, scope=scopes[t.pk]),
             )
         )
     return rows
@@ -455,7 +532,7 @@ def permissions_page(*, tenant: Tenant) -> PermissionsPage:
     rules = exclusion_rules(tenant=tenant)
     return PermissionsPage(
         state=access_levels_state(tenant=tenant, snapshot=snapshot),
-        health=access_health(tenant=tenant, snapshot=snapshot),
+        health=access_health(tenant=tenant, snapshot=snapshot, scope=scope),
         scope=scope,
         effective=effective_access(
             tenant=tenant,

@@ -14,15 +14,16 @@ pytestmark = pytest.mark.django_db
 # Every page: session, user, provider-staff check, membership (middleware, 4),
 # the sidebar's membership count (1) and the guide progress (1) = 6; then per step:
 STEP_QUERIES = {
-    # the access relationship + the latest grant per level (permissions' snapshot, 2)
-    "permissions": 8,
+    # the access relationship + the latest grant per level (permissions' snapshot, 2) + the device
+    # groups' reach for access health (1)
+    "permissions": 9,
     # the contacts of that type with directory rows and welcome email (1) and
     # their team previews (1, prefetch)
     "incident-contact": 8,
     "service-review-contact": 8,
     "next-steps": 6,
-    # the summary: access snapshot (2) + all contacts (1) + team previews (1)
-    "close": 10,
+    # the summary: access snapshot (2) + all contacts (1) + team previews (1) + device reach (1)
+    "close": 11,
 }
 
 
@@ -80,10 +81,10 @@ def test_landing_page_runs_a_fixed_number_of_queries(login, contoso, sdm, admin,
     client.get(reverse("onboarding:index"))
     # middleware (4) + sidebar membership count (1) + guide progress (1)
     # + access health: the relationship and the latest grant per level (2)
-    with django_assert_num_queries(8):
+    with django_assert_num_queries(9):
         client.get(reverse("onboarding:index"))
     grow(contoso, admin, 10)
-    with django_assert_num_queries(8):
+    with django_assert_num_queries(9):
         client.get(reverse("onboarding:index"))
 
 

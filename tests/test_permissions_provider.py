@@ -38,7 +38,7 @@ def test_staff_see_each_tenants_access_in_a_fixed_number_of_queries(
     _grant(contoso, admin, respond=True)
     client = login(sdm)
     # session, user, provider staff (middleware); tenants, relationships, latest grants.
-    with django_assert_num_queries(6):
+    with django_assert_num_queries(7):
         response = client.get(LIST)
     body = response.content.decode()
     assert response.status_code == 200
@@ -47,7 +47,7 @@ def test_staff_see_each_tenants_access_in_a_fixed_number_of_queries(
     for i in range(10):
         t = factories.tenant(f"Tenant {i}")
         _grant(t, factories.member(t))
-    with django_assert_num_queries(6):
+    with django_assert_num_queries(7):
         assert client.get(LIST).status_code == 200
 
 

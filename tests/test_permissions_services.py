@@ -376,14 +376,15 @@ def test_a_concurrent_sweep_skips_rows_another_holds(contoso, admin):
     assert AuditEvent.objects.filter(action="permissions.level_expired").count() == 1
 
 
-def test_the_expiring_state_starts_14_days_before_the_end(contoso, admin):
+def test_the_expiring_state_starts_7_days_before_the_end(contoso, admin):
+    """Healthy only while no chosen level ends within 7 days: the day the reminder email goes out."""
     with time_machine.travel(T0, tick=False):
         _set(contoso, admin, ends_at=T0 + timedelta(days=30))
-    with time_machine.travel(T0 + timedelta(days=15), tick=False):
+    with time_machine.travel(T0 + timedelta(days=22), tick=False):
         assert access_health(tenant=contoso).state == "active"
-    with time_machine.travel(T0 + timedelta(days=16), tick=False):
+    with time_machine.travel(T0 + timedelta(days=23), tick=False):
         health = access_health(tenant=contoso)
-        assert health.state == "expiring" and health.days_left == 14 and "14 days left" in health.message
+        assert health.state == "expiring" and health.days_left == 7 and "7 days left" in health.message
 
 
 @pytest.mark.django_db(transaction=True)
