@@ -15,6 +15,8 @@ class GuideStep(models.TextChoices):
     """
 
     PERMISSIONS = "permissions", "Permissions"
+    # The later document's step, reached from Permissions through Manage exclusions.
+    EXCLUSIONS = "exclusions", "Exclusions"
     INCIDENT_CONTACT = "incident-contact", "Incident contact"
     SERVICE_REVIEW_CONTACT = "service-review-contact", "Service review contact"
     NEXT_STEPS = "next-steps", "Next steps"
@@ -22,6 +24,10 @@ class GuideStep(models.TextChoices):
 
 
 GUIDE_STEPS: tuple[GuideStep, ...] = tuple(GuideStep)
+# Steps the guide doesn't require: reached by a link from the step before them (Permissions' Manage
+# exclusions), never made the tenant's current step, and not needed to finish the guide.
+OPTIONAL_STEPS: frozenset[GuideStep] = frozenset({GuideStep.EXCLUSIONS})
+REQUIRED_STEPS: tuple[GuideStep, ...] = tuple(s for s in GUIDE_STEPS if s not in OPTIONAL_STEPS)
 
 # The contacts steps and the notification type (contacts app) each one adds.
 CONTACT_STEPS: dict[GuideStep, str] = {
@@ -32,6 +38,14 @@ CONTACT_STEPS: dict[GuideStep, str] = {
 
 def step_index(step: GuideStep | str) -> int:
     return GUIDE_STEPS.index(GuideStep(step))
+
+
+def required_after(step: GuideStep | str) -> GuideStep | None:
+    """The first required step after ``step`` (optional steps are passed over), if any."""
+    for following in GUIDE_STEPS[step_index(step) + 1 :]:
+        if following not in OPTIONAL_STEPS:
+            return following
+    return None
 
 
 class InvitationQuerySet(models.QuerySet["Invitation"]):
@@ -121,9 +135,13 @@ class GuideProgress(models.Model):
         return self.finished_at is not None
 
     def reaches(self, step: GuideStep | str) -> bool:
-        """Steps up to the tenant's current one can be opened; all of them once finished."""
-        return self.is_finished or step_index(step) <= step_index(self.current_step)
+        """Steps up to the tenant's current one can be opened; all of them once finished. An optional step
+        can be opened as soon as the step before it can (it is reached from there)."""
+        index = step_index(step)
+        if GuideStep(step) in OPTIONAL_STEPS:
+            index -= 1
+        return self.is_finished or index <= step_index(self.current_step)
 
     @property
     def completed_count(self) -> int:
-        return len(set(self.completed_steps) & {s.value for s in GUIDE_STEPS})
+        return len(set(self.completed_steps) & {s.value for s in REQUIRED_STEPS})

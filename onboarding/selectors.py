@@ -14,7 +14,16 @@ from django.utils import timezone
 from contacts.selectors import contacts_by_type, contacts_for_tenant, directory_search, notification_type_text
 from onboarding.exceptions import LinkExpired, LinkInvalid
 from onboarding.links import link_lifetime_text, nonce_from_token
-from onboarding.models import CONTACT_STEPS, GUIDE_STEPS, GuideProgress, GuideStep, Invitation, step_index
+from onboarding.models import (
+    CONTACT_STEPS,
+    GUIDE_STEPS,
+    OPTIONAL_STEPS,
+    REQUIRED_STEPS,
+    GuideProgress,
+    GuideStep,
+    Invitation,
+    step_index,
+)
 from permissions.selectors import access_health, access_levels_state, access_snapshot
 from readiness.selectors import ReadinessSummary, readiness_summaries
 from tenancy.models import ProviderOrganization, ServicePhase, Tenant
@@ -171,6 +180,8 @@ def settings_page(*, tenant: Tenant) -> dict[str, Any]:
         "current_step_label": GuideStep(progress.current_step).label,
         "step_number": step_index(progress.current_step) + 1,
         "step_total": len(GUIDE_STEPS),
+        # Steps done count only the required ones (an optional step may be left out).
+        "required_total": len(REQUIRED_STEPS),
         "available": tenant.service_phase != ServicePhase.NOT_INVITED,
         "phases": phase_states(tenant.service_phase),
     }
@@ -207,8 +218,11 @@ def guide_step_page(
         "steps": steps,
         "step_number": idx + 1,
         "step_total": len(GUIDE_STEPS),
+        # Steps done count only the required ones (an optional step may be left out).
+        "required_total": len(REQUIRED_STEPS),
         "progress": progress,
-        "previous_step": GUIDE_STEPS[idx - 1] if idx > 0 else None,
+        # Back goes to the step before, passing over optional steps (reached only from the step before them).
+        "previous_step": next((s for s in reversed(GUIDE_STEPS[:idx]) if s not in OPTIONAL_STEPS), None),
         "following_step": GUIDE_STEPS[idx + 1] if idx + 1 < len(GUIDE_STEPS) else None,
         "following_reachable": idx + 1 < len(GUIDE_STEPS) and steps[idx + 1].reachable,
         "read_only": not can_manage,
@@ -279,6 +293,8 @@ def console_page(*, organization: ProviderOrganization, phase: str, q: str, page
         "phases": ServicePhase.choices,
         "now": timezone.now(),
         "step_total": len(GUIDE_STEPS),
+        # Steps done count only the required ones (an optional step may be left out).
+        "required_total": len(REQUIRED_STEPS),
     }
 
 

@@ -12,6 +12,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from audit.services import audit_record
+from exclusions.services import exclusion_guide_finish
 from onboarding.exceptions import (
     GuideConflict,
     GuideNotAvailable,
@@ -20,7 +21,17 @@ from onboarding.exceptions import (
     StepIncomplete,
 )
 from onboarding.links import link_max_age, link_url, new_nonce
-from onboarding.models import CONTACT_STEPS, GUIDE_STEPS, GuideProgress, GuideStep, Invitation, step_index
+from onboarding.models import (
+    CONTACT_STEPS,
+    GUIDE_STEPS,
+    OPTIONAL_STEPS,
+    REQUIRED_STEPS,
+    GuideProgress,
+    GuideStep,
+    Invitation,
+    required_after,
+    step_index,
+)
 from onboarding.selectors import RESENDABLE_PHASES, guide_has_contact
 from outbox.services import outbox_enqueue
 from permissions.exceptions import StaleEdit
@@ -209,8 +220,15 @@ def _advance(progress: GuideProgress, *, tenant: Tenant, step: GuideStep, acting
     if step.value not in progress.completed_steps:
         progress.completed_steps = [s.value for s in GUIDE_STEPS if s.value in {*progress.completed_steps, step.value}]
     idx = step_index(step)
-    if idx + 1 < len(GUIDE_STEPS) and step_index(progress.current_step) <= idx and not progress.is_finished:
-        progress.current_step = GUIDE_STEPS[idx + 1].value
+    following = required_after(step)
+    # An optional step never moves the tenant's current step (it is reached from the step before it).
+    if (
+        following is not None
+        and step not in OPTIONAL_STEPS
+        and step_index(progress.current_step) <= idx
+        and not progress.is_finished
+    ):
+        progress.current_step = following.value
     if before == {"current_step": progress.current_step, "completed_steps": list(progress.completed_steps)}:
         # Next on a step that was already done (Back, or a reopened guide):
         # the guide's progress doesn't change, so nothing is written or audited
@@ -301,11 +319,24 @@ def guide_permissions_submit(
 
 
 @transaction.atomic
+def guide_exclusions_finish(
+    *, tenant: Tenant, acting_user: User, keep: bool, expected_version: int, exclusions_version: int
+) -> GuideProgress:
+    """The Exclusions step: Next keeps the groups added in it, Skip discards them (the later document's rule);
+    either way the step is done. The exclusion list is versioned on its own (a stale list is a 409)."""
+    progress = _locked_progress(Tenant.objects.select_for_update().get(pk=tenant.pk))
+    if _already_saved(progress, step=GuideStep.EXCLUSIONS, expected_version=expected_version, acting_user=acting_user):
+        return progress
+    exclusion_guide_finish(tenant=tenant, acting_user=acting_user, keep=keep, expected_version=exclusions_version)
+    return _advance(progress, tenant=tenant, step=GuideStep.EXCLUSIONS, acting_user=acting_user)
+
+
+@transaction.atomic
 def guide_step_complete(*, tenant: Tenant, acting_user: User, step: GuideStep, expected_version: int) -> GuideProgress:
     """Steps 2-4: contacts steps need at least one contact of their type.
 
     A double submit (see ``_already_saved``) returns the progress unchanged."""
-    if step in (GuideStep.PERMISSIONS, GuideStep.CLOSE):
+    if step in (GuideStep.PERMISSIONS, GuideStep.EXCLUSIONS, GuideStep.CLOSE):
         raise ValueError(f"{step} has its own service")
     progress = _locked_progress(tenant)
     if _already_saved(progress, step=step, expected_version=expected_version, acting_user=acting_user):
@@ -329,7 +360,7 @@ def guide_finish(*, tenant: Tenant, acting_user: User, expected_version: int) ->
     progress = _locked_progress(locked)
     if _already_saved(progress, step=GuideStep.CLOSE, expected_version=expected_version, acting_user=acting_user):
         return progress
-    missing = [s.label for s in GUIDE_STEPS[:-1] if s.value not in progress.completed_steps]
+    missing = [s.label for s in REQUIRED_STEPS[:-1] if s.value not in progress.completed_steps]
     if missing:
         raise StepIncomplete(f"Complete {', '.join(missing)} first.")
     first_finish = not progress.is_finished

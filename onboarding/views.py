@@ -22,6 +22,8 @@ from contacts.selectors import PickerState
 from contacts.services import contact_add, contact_added_message
 from core.errors import ApplicationError, Conflict, NeedsConfirmation
 from core.pages import is_htmx, on_error, redirect_page, render_page, require_valid
+from exclusions.views import DEVICE_GROUPS, manage_context
+from exclusions.views import KINDS as EXCLUSION_TABS
 from onboarding.exceptions import (
     GuideNotAvailable,
     LinkError,
@@ -30,7 +32,7 @@ from onboarding.exceptions import (
     SkipNeedsConfirmation,
 )
 from onboarding.links import link_lifetime_text
-from onboarding.models import CONTACT_STEPS, GUIDE_STEPS, GuideProgress, GuideStep, step_index
+from onboarding.models import CONTACT_STEPS, GuideProgress, GuideStep, required_after
 from onboarding.selectors import (
     console_page,
     guide_progress,
@@ -40,6 +42,7 @@ from onboarding.selectors import (
     settings_page,
 )
 from onboarding.services import (
+    guide_exclusions_finish,
     guide_finish,
     guide_permissions_submit,
     guide_start,
@@ -177,6 +180,18 @@ def _submit(request: TenantRequest, step: GuideStep) -> HttpResponse:
             "it can take up to 24 hours to get the latest status of your security settings.",
         )
         return redirect_page(request, reverse("readiness:service_status"))
+    if step == GuideStep.EXCLUSIONS:
+        keep = request.POST.get("skip") != "1"
+        progress = guide_exclusions_finish(
+            tenant=request.tenant,
+            acting_user=request.user,
+            keep=keep,
+            expected_version=expected,
+            exclusions_version=_int(request.POST.get("exclusions_version")),
+        )
+        if not keep:
+            messages.info(request, "Skipped: the exclusions added in this step were discarded.")
+        return _moved_on(request, step, progress)
     if step != GuideStep.PERMISSIONS:
         progress = guide_step_complete(
             tenant=request.tenant, acting_user=request.user, step=step, expected_version=expected
@@ -234,7 +249,10 @@ def _reauth_back(request: TenantRequest, step: GuideStep) -> str:
 def _moved_on(request: TenantRequest, step: GuideStep, progress: GuideProgress) -> HttpResponse:
     """Show the step after ``step``: PRG without JS; with htmx, swap it in and
     push its URL so Back/reload keep the admin where they are."""
-    following = GUIDE_STEPS[min(step_index(step) + 1, len(GUIDE_STEPS) - 1)]
+    following = required_after(step) or step
+    if not progress.reaches(following):
+        # Exclusions opened from Permissions before its Next: back there to finish it.
+        following = GuideStep(progress.current_step)
     if not is_htmx(request):
         return redirect(step_url(following))
     return push_url(_render_step(request, following, progress), step_url(following))
@@ -284,6 +302,11 @@ def _render_step(
         "picker_action_field": ADD_CONTACT_FIELD,
         **notices,
     }
+    if step == GuideStep.EXCLUSIONS:
+        tab = request.GET.get("tab") or ""
+        tab = tab if tab in EXCLUSION_TABS else DEVICE_GROUPS
+        # After an add or a removal the admin comes back to this step, on the tab they were on.
+        context.update(manage_context(request, tab=tab, in_guide=True, next_url=f"{step_url(step)}?tab={tab}"))
     return render_page(request, GUIDE_TEMPLATE, context, partial=GUIDE_SWAP)
 
 

@@ -135,3 +135,33 @@ def test_the_provider_sees_guidance_only_for_an_excluded_device(
     expect(decision).to_contain_text("Guidance only: Isolate a device")
     expect(decision).to_contain_text("remediation guidance")
     axe_check(page)
+
+
+def test_the_guide_reaches_exclusions_from_permissions_by_keyboard(
+    page: Any, live_server: Any, browser_login: Any, admin: Any, sdm: Any, contoso: Any, axe_check: Any
+) -> None:
+    from onboarding.services import invitation_send
+
+    invitation_send(tenant=contoso, acting_user=sdm)
+    factories.device_group(contoso, "Executives")
+    browser_login(admin)
+    page.goto(f"{live_server.url}/settings/defender-experts/get-started/permissions/")
+    manage = page.get_by_test_id("manage-exclusions")
+    _focus(page, manage)
+    page.keyboard.press("Enter")
+    expect(page.get_by_role("heading", name="Exclusions", exact=True)).to_be_visible()
+    axe_check(page)
+    _focus(page, page.get_by_test_id("add-device-groups"))
+    page.keyboard.press("Enter")
+    drawer = page.get_by_role("dialog", name="Add device groups")
+    _focus(page, drawer.get_by_role("checkbox", name="Executives"))
+    page.keyboard.press("Space")
+    _focus(page, drawer.get_by_role("button", name="Add device groups"))
+    page.keyboard.press("Enter")
+    expect(page.get_by_test_id("excluded-device-groups")).to_contain_text("Added in this step")
+    # Skip discards it; the admin is sent back to finish Permissions first.
+    _focus(page, page.get_by_role("button", name="Skip"))
+    page.keyboard.press("Enter")
+    expect(page.get_by_text("Skipped: the exclusions added in this step were discarded.")).to_be_visible()
+    expect(page.get_by_test_id("step-permissions")).to_have_attribute("data-state", "current")
+    assert not ExcludedDeviceGroup.objects.exists()

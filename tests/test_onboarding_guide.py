@@ -500,7 +500,8 @@ def test_resume_where_the_tenant_left_off(login, invited, admin, secadmin):
     assert html.count('data-state="done"') == 2
     assert 'data-testid="step-service-review-contact" data-state="current"' in html
     index = client.get(reverse("onboarding:index")).content.decode()
-    assert "step 3 of 5" in index
+    # The stepper counts the optional Exclusions step too (step 2).
+    assert "step 4 of 6" in index
 
 
 def test_steps_ahead_of_the_tenant_redirect_to_the_current_step(login, invited, admin):

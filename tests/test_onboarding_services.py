@@ -100,6 +100,8 @@ def test_stepper_states_are_current_done_and_not_started():
     }
     assert states == {
         "permissions": ("done", True),
+        # Optional: reached from Permissions, never the current step, not needed to finish.
+        "exclusions": ("not_started", True),
         "incident-contact": ("current", True),
         "service-review-contact": ("not_started", True),
         "next-steps": ("not_started", False),
