@@ -104,6 +104,7 @@ STATUS_ORDER: dict[str, int] = {
     ActionState.COMPLETED: 2,
 }
 SORT_KEYS = ("status", "title", "product", "priority", "changed")
+PENDING_LABEL = "In progress, waiting for the next refresh"
 
 
 @dataclass
@@ -125,13 +126,16 @@ class ActionRow:
 
     @property
     def shown_status(self) -> str | None:
-        """A change seen in the environment but not yet confirmed by a refresh shows as In progress."""
-        if self.pending_change and self.status != ActionState.COMPLETED:
+        """A change seen (in the environment or in Permissions) but not yet confirmed by a refresh shows as
+        In progress, whatever the last refresh found: its verdict is no longer current, even Completed."""
+        if self.pending_change:
             return ActionState.IN_PROGRESS
         return self.status
 
     @property
     def status_label(self) -> str:
+        if self.pending_change:
+            return PENDING_LABEL
         s = self.shown_status
         return ActionState(s).label if s else "Not checked yet"
 

@@ -99,6 +99,7 @@ class Claimed:
 @dataclass
 class SweepResult:
     created: int = 0
+    capped: int = 0
     pulled_in: int = 0
     claimed: list[Claimed] | None = None
     enqueued: int = 0
@@ -119,6 +120,25 @@ def readiness_create_missing_states(*, now: datetime | None = None) -> int:
         [_new_state(tenant_id, now) for tenant_id in missing], batch_size=2000, ignore_conflicts=True
     )
     return len(missing)
+
+
+def readiness_apply_delay_settings(*, now: datetime | None = None) -> int:
+    """The delays in force win over those a refresh was scheduled under. Three bulk UPDATEs:
+
+    * a tenant's jittered delay drawn under wider settings is brought within
+      ``READINESS_MIN_DELAY``..``READINESS_MAX_DELAY`` (so a pending change is picked up
+      by the new bound, by ``readiness_pull_in_changed`` right after);
+    * no refresh is due later than ``now + READINESS_MAX_DELAY``.
+
+    Only ever moves due times earlier; run by every sweep, the first one at start-up.
+    Returns how many due times moved.
+    """
+    now = now or timezone.now()
+    low = timedelta(seconds=settings.READINESS_MIN_DELAY)
+    high = timedelta(seconds=settings.READINESS_MAX_DELAY)
+    ReadinessState.objects.filter(delay__gt=high).update(delay=high)
+    ReadinessState.objects.filter(delay__lt=low).update(delay=low)
+    return ReadinessState.objects.filter(next_refresh_at__gt=now + high).update(next_refresh_at=now + high)
 
 
 def readiness_pull_in_changed(*, now: datetime | None = None) -> int:
@@ -286,6 +306,7 @@ def readiness_sweep(*, now: datetime | None = None) -> SweepResult:
     result = SweepResult(claimed=claimed)
     result.reconciled = readiness_reconcile_runs(now=now)
     result.created = readiness_create_missing_states(now=now)
+    result.capped = readiness_apply_delay_settings(now=now)
     result.pulled_in = readiness_pull_in_changed(now=now)
     budget = settings.READINESS_SWEEP_BATCH
     while budget > 0:
@@ -477,7 +498,10 @@ def _apply(*, state: ReadinessState, tenant: Tenant, facts: EnvironmentFacts, no
         state.ready_since = None
     state.is_ready = ready
     state.last_refreshed_at = now
-    state.next_refresh_at = now + timedelta(seconds=settings.READINESS_REFRESH_INTERVAL)
+    # The daily refresh, never later than READINESS_MAX_DELAY ahead (the sweep holds every tenant to that).
+    state.next_refresh_at = now + timedelta(
+        seconds=min(settings.READINESS_REFRESH_INTERVAL, settings.READINESS_MAX_DELAY)
+    )
     state.delay = draw_delay()
     state.completed_generation = state.generation
     state.claim_token = None

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from celery import shared_task
+from celery.signals import beat_init
 from django.db import InterfaceError, OperationalError
 
 from readiness.services import readiness_refresh, readiness_sweep
@@ -30,8 +33,17 @@ def sweep() -> dict[str, int]:
     result = readiness_sweep()
     return {
         "created": result.created,
+        "capped": result.capped,
         "pulled_in": result.pulled_in,
         "claimed": result.claimed_count,
         "enqueued": result.enqueued,
         "reconciled": result.reconciled,
     }
+
+
+@beat_init.connect
+def sweep_at_start_up(**_: Any) -> None:
+    """A sweep as soon as beat starts, not one interval later: refreshes scheduled under longer delays
+    than those now in force are brought in at once (``readiness_apply_delay_settings``). Nothing
+    touches the database at import; the sweep runs in a worker like every other."""
+    sweep.delay()

@@ -147,6 +147,9 @@ def _page_context(request: HttpRequest) -> dict[str, Any]:
         next_check_at = min(next_check_at, max(changes) + state.delay)
     snapshot_key = _snapshot_key(tenant, state)
     seen = ",".join(f"{r.key}@{r.changed_at.isoformat()}" for r in all_rows if r.changed_at is not None)
+    # The cached parts show what is pending and by when it'll be confirmed ("running now" once that
+    # time has passed): all of it is in their keys, so no fragment shows a verdict a change has outdated.
+    pending = f"{seen}:{next_check_at.isoformat()}:{next_check_at <= now}"
     return {
         "nav": "service_status",
         "tenant": tenant,
@@ -167,8 +170,8 @@ def _page_context(request: HttpRequest) -> dict[str, Any]:
         # Read and drawn only when the cache doesn't have this generation's history.
         "chart": SimpleLazyObject(lambda: history_chart(history(tenant=tenant))),
         "history_key": snapshot_key,
-        "summary_key": f"{snapshot_key}:{seen}",
-        "actions_key": f"{snapshot_key}:{seen}:{sorted(params.items())}:{next_check_at.isoformat()}",
+        "summary_key": f"{snapshot_key}:{pending}",
+        "actions_key": f"{snapshot_key}:{pending}:{sorted(params.items())}",
         "fragment_timeout": FRAGMENT_TIMEOUT,
         "regressions": [
             {"regression": r, "link": regression_links(r)["link"]} for r in open_regressions(tenant=tenant)

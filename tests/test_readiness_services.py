@@ -179,15 +179,17 @@ def test_refresh_counts_with_aggregate_queries_only(contoso: Tenant) -> None:
 
 
 def test_change_shows_only_after_the_delay(contoso: Tenant, admin: Any, settings: Any) -> None:
-    settings.READINESS_MIN_DELAY = 2 * 3600
-    settings.READINESS_MAX_DELAY = 2 * 3600
+    settings.READINESS_MIN_DELAY = 3600
+    settings.READINESS_MAX_DELAY = 4 * 3600
     seed_environment(contoso, devices=100, split={"active": 0.5, "passive": 0.5})
     t0 = timezone.now().replace(microsecond=0) + timedelta(seconds=1)
     with time_machine.travel(t0, tick=False):
         readiness_sweep()
+    ReadinessState.objects.filter(tenant=contoso).update(delay=timedelta(hours=2))  # this tenant's jitter
     before = ReadinessState.objects.get(tenant=contoso)
     assert before.devices_protected == 50
-    assert before.next_refresh_at == t0 + timedelta(hours=24)
+    # The next daily refresh, held to READINESS_MAX_DELAY.
+    assert before.next_refresh_at == t0 + timedelta(hours=4)
     with time_machine.travel(t0 + timedelta(hours=1), tick=False):
         env.devices_set_antivirus_mode(tenant=contoso, acting_user=admin, mode="active", all_devices=True)
         result = readiness_sweep()
@@ -604,12 +606,13 @@ def test_regression_email_says_what_changed_and_how_to_fix_it(contoso: Tenant, a
 def test_granting_provider_access_is_picked_up_after_the_delay(contoso: Tenant, admin: Any, settings: Any) -> None:
     """Permissions doesn't stamp the environment; granting access is still picked up within the delay,
     not left to the daily refresh, and only ever pulls the due time in."""
-    settings.READINESS_MIN_DELAY = 2 * 3600
-    settings.READINESS_MAX_DELAY = 2 * 3600
+    settings.READINESS_MIN_DELAY = 3600
+    settings.READINESS_MAX_DELAY = 4 * 3600
     seed_environment(contoso, devices=20)
     t0 = timezone.now().replace(microsecond=0) + timedelta(seconds=1)
     with time_machine.travel(t0, tick=False):
         readiness_sweep()
+    ReadinessState.objects.filter(tenant=contoso).update(delay=timedelta(hours=2))  # this tenant's jitter
     assert statuses(contoso)["entra.provider_access"] == ActionState.NOT_STARTED
     with time_machine.travel(t0 + timedelta(hours=1), tick=False):
         grant_provider_access(contoso, admin)
@@ -626,4 +629,61 @@ def test_granting_provider_access_is_picked_up_after_the_delay(contoso: Tenant, 
     # Refreshed since: no further pull-in from the same grant.
     with time_machine.travel(t0 + timedelta(hours=4), tick=False):
         assert readiness_sweep().pulled_in == 0
-    assert ReadinessState.objects.get(tenant=contoso).next_refresh_at == t0 + timedelta(hours=27)
+    # The daily refresh is held to READINESS_MAX_DELAY (4 hours here) after the last one.
+    assert ReadinessState.objects.get(tenant=contoso).next_refresh_at == t0 + timedelta(hours=7)
+
+
+# --- Due times follow the settings in force ------------------------------------------------
+
+
+def test_lowered_delays_bring_a_refresh_scheduled_under_the_old_ones_in(
+    contoso: Tenant, admin: Any, settings: Any
+) -> None:
+    """The README's quick recipe on a tenant whose change was scheduled under the default delays."""
+    seed_environment(contoso, devices=20)
+    t0 = timezone.now().replace(microsecond=0)
+    with time_machine.travel(t0, tick=False):
+        readiness_sweep()  # the first assessment
+        ReadinessState.objects.filter(tenant=contoso).update(delay=timedelta(hours=10))
+    with time_machine.travel(t0 + timedelta(seconds=1), tick=False):
+        env.security_setting_set(tenant=contoso, acting_user=admin, key="mde.tamper_protection", value="off")
+        readiness_sweep()
+    assert ReadinessState.objects.get(tenant=contoso).next_refresh_at > t0 + timedelta(hours=9)
+    settings.READINESS_MIN_DELAY, settings.READINESS_MAX_DELAY = 20, 60
+    with time_machine.travel(t0 + timedelta(seconds=5), tick=False):
+        result = readiness_sweep()
+    state = ReadinessState.objects.get(tenant=contoso)
+    assert result.capped == 1
+    assert state.delay == timedelta(seconds=60)
+    # The earlier due time wins: the change's own time + the new delay, not now + the maximum.
+    changed_at = Tenant.objects.get(pk=contoso.pk).environment_changed_at
+    assert state.next_refresh_at == changed_at + timedelta(seconds=60)
+    with time_machine.travel(changed_at + timedelta(seconds=60), tick=False):
+        assert readiness_sweep().claimed_count == 1
+
+
+def test_no_refresh_is_ever_due_later_than_the_maximum_delay(contoso: Tenant, fabrikam: Tenant, settings: Any) -> None:
+    settings.READINESS_MAX_DELAY = 3600
+    t0 = timezone.now().replace(microsecond=0)
+    with time_machine.travel(t0, tick=False):
+        readiness_sweep()
+        for state in ReadinessState.objects.all():
+            # A daily refresh never scheduled past an hour from its own refresh...
+            assert state.next_refresh_at == state.last_refreshed_at + timedelta(hours=1)
+        ReadinessState.objects.filter(tenant=fabrikam).update(next_refresh_at=t0 + timedelta(days=3))
+    with time_machine.travel(t0 + timedelta(minutes=1), tick=False):
+        # ... and one scheduled longer ago is brought in by the next sweep, in one UPDATE.
+        readiness_sweep()
+        assert ReadinessState.objects.get(tenant=fabrikam).next_refresh_at == t0 + timedelta(minutes=61)
+        assert ReadinessState.objects.get(tenant=contoso).next_refresh_at == t0 + timedelta(hours=1)
+
+
+def test_beat_runs_a_sweep_at_start_up(contoso: Tenant, settings: Any) -> None:
+    from celery.signals import beat_init
+
+    readiness_sweep()
+    ReadinessState.objects.filter(tenant=contoso).update(next_refresh_at=timezone.now() + timedelta(days=5))
+    settings.READINESS_MAX_DELAY = 600
+    beat_init.send(sender=None)  # tasks run inline in the tests
+    due = ReadinessState.objects.get(tenant=contoso).next_refresh_at
+    assert due <= timezone.now() + timedelta(seconds=600)

@@ -405,8 +405,8 @@ def test_change_seen_but_not_confirmed_shows_in_progress(login: Any, admin: Any,
     assert 'data-testid="status-purview.unified_audit_log">Not started<' in client.get(URL).content.decode()
     env.security_setting_set(tenant=contoso, acting_user=admin, key="purview.unified_audit_log", value="on")
     html = client.get(URL).content.decode()
-    assert 'data-testid="status-purview.unified_audit_log">In progress<' in html
-    assert "A change was seen in your environment; the next refresh confirms it." in html
+    assert 'data-testid="status-purview.unified_audit_log">In progress, waiting for the next refresh<' in html
+    assert "the next refresh confirms it by" in html
     assert 'data-testid="pending-change"' in html
     # Untouched actions keep their status.
     assert 'data-testid="status-mdo.safe_attachments">Not started<' in html
@@ -483,7 +483,7 @@ def test_licence_seat_change_marks_the_entra_action_as_changed(login: Any, admin
     env.licence_set_seats(tenant=contoso, acting_user=admin, product=LicenceProduct.ENTRA_ID_P1, seats=500)
     html = client.get(URL).content.decode()
     detail = html.split('data-testid="detail-entra.licences">')[1].split("</p>")[0]
-    assert "A change was seen in your environment; the next refresh confirms it." in detail
+    assert "the next refresh confirms it by" in detail
 
 
 def test_entra_licences_row_says_what_is_measured(login: Any, admin: Any, contoso: Tenant) -> None:
@@ -526,9 +526,9 @@ def test_granting_provider_access_shows_in_progress_until_the_refresh(login: Any
     )
     granted_at = ServiceProviderAccess.objects.get(tenant=contoso).updated_at
     html = client.get(URL).content.decode()
-    assert 'data-testid="status-entra.provider_access">In progress<' in html
+    assert 'data-testid="status-entra.provider_access">In progress, waiting for the next refresh<' in html
     detail = html.split('data-testid="detail-entra.provider_access">')[1].split("</p>")[0]
-    assert "A change was seen in your environment; the next refresh confirms it." in detail
+    assert "the next refresh confirms it by" in detail
     expected = date_format(timezone.localtime(granted_at + timedelta(minutes=30)), "d M Y H:i")
     assert f'data-testid="next-refresh">{expected} UTC<' in html
     assert 'data-testid="pending-change"' in html
@@ -602,3 +602,40 @@ def test_status_and_priority_are_two_columns(login: Any, admin: Any, assessed: R
     ]
     assert sum(donut) == len(ENTRIES)
     assert donut[0] == ActionStatus.objects.filter(tenant=assessed.tenant, status="not_started").count()
+
+
+def test_service_status_never_shows_an_outdated_verdict_as_current(login: Any, admin: Any, contoso: Tenant) -> None:
+    """Permissions changes after a refresh: Service status says at once that the provider-access action
+    is waiting for the next refresh, and by when, rather than the last refresh's verdict (even Completed)."""
+    from permissions.selectors import access_levels_state
+    from permissions.services import access_levels_set, provider_access_remove
+
+    seed_environment(contoso, devices=30)
+    access_levels_set(
+        tenant=contoso,
+        acting_user=admin,
+        investigate=True,
+        respond=False,
+        expected_version=access_levels_state(tenant=contoso).version,
+    )
+    refresh(contoso)
+    client = login(admin)
+    html = client.get(URL).content.decode()  # cached: the fragments of this generation
+    assert 'data-testid="status-entra.provider_access">Completed<' in html
+    provider_access_remove(
+        tenant=contoso, acting_user=admin, expected_version=access_levels_state(tenant=contoso).version
+    )
+    html = client.get(URL).content.decode()
+    assert 'data-testid="status-entra.provider_access">In progress, waiting for the next refresh<' in html
+    assert 'data-testid="confirm-by-entra.provider_access">Confirmed by <time' in html
+    detail = html.split('data-testid="detail-entra.provider_access">')[1].split("</p>")[0]
+    assert "Current state" not in detail and "At the last refresh" in detail
+    # Counted as in progress by the donut and found by the status filter.
+    html = client.get(URL, {"status": "in_progress"}).content.decode()
+    assert 'data-key="entra.provider_access"' in html
+    html = client.get(URL, {"status": "completed"}).content.decode()
+    assert 'data-key="entra.provider_access"' not in html.split("<tbody>")[1]
+    refresh(contoso)
+    html = client.get(URL).content.decode()
+    assert 'data-testid="status-entra.provider_access">Not started<' in html
+    assert 'data-testid="confirm-by-entra.provider_access"' not in html
