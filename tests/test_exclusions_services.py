@@ -3,6 +3,8 @@ effective-access panel and the provider's attempts make of them."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from django.urls import reverse
 
@@ -284,3 +286,14 @@ def test_the_provider_attempt_answers_guidance_only_for_an_excluded_user_and_log
     response = client.post(url, {"action": "disable_user", "device": device.name})
     assert response.status_code == 400 and "Enter the user principal name" in response.content.decode()
     assert ev.count() == 2
+
+
+def test_every_exclusions_audit_action_reads_as_words_in_the_log():
+    from pathlib import Path
+
+    from audit.presentation import ACTION_LABELS
+
+    source = Path(__file__).resolve().parent.parent.joinpath("exclusions", "services.py").read_text(encoding="utf-8")
+    actions = {"exclusions." + a for a in re.findall(r'AUDIT_PREFIX \+ (?:\(?"|.*?")([a-z_]+)"', source)}
+    actions |= {"exclusions." + a for a in re.findall(r'"(guide_confirmed|guide_discarded)"', source)}
+    assert len(actions) == 7 and actions <= set(ACTION_LABELS)
