@@ -50,6 +50,7 @@ from onboarding.services import (
     invitation_open,
     invitation_send,
 )
+from permissions.exceptions import LEAST_PRIVILEGE_NOTE
 from tenancy.access import ProviderRequest, TenantRequest, provider_page, provider_tenant_or_404, tenant_page
 from tenancy.bounds import parse_int
 from tenancy.middleware import SESSION_TENANT_KEY
@@ -291,6 +292,7 @@ def _render_step(
         "read_only_sentence": READ_ONLY_SENTENCE,
         "step_url": step_url(step),
         "seed_skip_warning": SkipNeedsConfirmation.message,
+        "least_privilege_note": LEAST_PRIVILEGE_NOTE,
         "restore_label": RESTORE_LABEL,
         # Back from contacts:add (a full-page POST) at the list that just grew:
         # keyboard users go on from there (Tab reaches the search, then Next)

@@ -18,6 +18,12 @@ SKIP_PERMISSIONS_WARNING = (
     "If you skip providing additional permissions, our experts won't be able to take certain response actions "
     "to secure your organization."
 )
+# The later document's IMPORTANT note on least privilege, verbatim (the Permissions step and page show it).
+LEAST_PRIVILEGE_NOTE = (
+    "Microsoft recommends that you use roles with the fewest permissions. This helps improve security for your "
+    "organization. Global Administrator is a highly privileged role that should be limited to emergency scenarios "
+    "when you can't use an existing role."
+)
 ALL_DEVICES_WARNING = (
     "If you turn off Access security data from all devices, our experts won't be able to investigate incidents "
     "involving devices that belong to Microsoft Defender for Endpoint device groups."

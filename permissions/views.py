@@ -33,7 +33,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from core.errors import ApplicationError, Conflict, InvalidForm, NeedsConfirmation
 from core.pages import is_htmx, on_error, render_page, require_valid, with_values
-from permissions.exceptions import ALL_DEVICES_WARNING, SKIP_PERMISSIONS_WARNING
+from permissions.exceptions import ALL_DEVICES_WARNING, LEAST_PRIVILEGE_NOTE, SKIP_PERMISSIONS_WARNING
 from permissions.forms import AllDevicesForm, LevelsForm, RemoveForm, RenewForm, prefill
 from permissions.models import AccessGrant, AccessState
 from permissions.selectors import access_levels_state, permissions_page
@@ -71,6 +71,7 @@ def _page(
         "history": page.history,
         "grants": page.grants,
         "skip_warning": SKIP_PERMISSIONS_WARNING,
+        "least_privilege_note": LEAST_PRIVILEGE_NOTE,
         "all_devices_warning": ALL_DEVICES_WARNING,
         "levels_form": LevelsForm(initial=page.initial_levels),
         "levels_action": page.levels_action,

@@ -115,3 +115,9 @@ def test_the_guide_finishes_without_the_optional_step(login, invited, admin):
     client.post(NEXT_STEPS, {"version": version(invited)})
     response = client.post(CLOSE, {"version": version(invited)})
     assert response.status_code == 302 and guide_progress(tenant=invited).is_finished
+
+
+def test_the_permissions_step_shows_the_least_privilege_note(login, invited, admin):
+    body = login(admin).get(PERMISSIONS).content.decode()
+    assert 'data-testid="least-privilege"' in body
+    assert "Microsoft recommends that you use roles with the fewest permissions." in body

@@ -723,3 +723,9 @@ def test_a_stale_all_devices_form_keeps_the_admins_choice(login, contoso, admin,
     assert response.status_code == 409
     assert not _checked(response.content.decode(), "alldevices_all_devices")
     assert access_levels_state(tenant=contoso).all_devices
+
+
+def test_the_page_shows_the_later_documents_least_privilege_note(login, contoso, admin):
+    body = login(admin).get(INDEX).content.decode()
+    assert 'data-testid="least-privilege"' in body
+    assert "Global Administrator is a highly privileged role that should be limited to emergency scenarios" in body
