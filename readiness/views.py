@@ -22,6 +22,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from core.errors import ApplicationError
 from core.pages import on_error
 from environment.selectors import DevicePage
+from exclusions.selectors import exclusion_counts
 from permissions.selectors import access_health
 from readiness import presenters
 from readiness.catalogue import ENTRIES, PRODUCTS
@@ -112,7 +113,8 @@ def _page_context(request: HttpRequest) -> dict[str, Any]:
     """Everything the page shows, in a fixed number of queries whatever the environment size.
 
     state (1) + action statuses (1) + change detection (2) + history (1) +
-    open regressions (1) + the access-health banner (Permissions' own fixed count).
+    open regressions (1) + the access-health banner (Permissions' own fixed count) + the assets excluded
+    from remediation (3).
     """
     tenant: Tenant = request.tenant  # type: ignore[attr-defined]
     state = readiness_state_for(tenant=tenant)
@@ -167,6 +169,8 @@ def _page_context(request: HttpRequest) -> dict[str, Any]:
         "complete_now_rows": [r for r in all_rows if r.needs_completing_now],
         "banner": presenters.phase_banner(tenant, state),
         "access_health": access_health(tenant=tenant),
+        # Live, outside the cached fragments: an exclusion changes what the experts may do at once.
+        "excluded_assets": exclusion_counts(tenant=tenant),
         # Read and drawn only when the cache doesn't have this generation's history.
         "chart": SimpleLazyObject(lambda: history_chart(history(tenant=tenant))),
         "history_key": snapshot_key,

@@ -235,3 +235,21 @@ def test_the_add_flyout_runs_a_fixed_number_of_queries(login, admin, contoso, dj
     with django_assert_num_queries(ADD_QUERIES):
         body = client.get(ADD_USERS).content.decode()
     assert body.count('name="group"') == 3 * scale
+
+
+def test_service_status_says_how_many_assets_are_excluded_and_that_they_can_still_be_protected(
+    login, admin, contoso, groups
+):
+    url = reverse("readiness:service_status")
+    client = login(admin)
+    body = client.get(url).content.decode()
+    assert 'data-testid="excluded-assets"' in body and "No device or user is excluded from remediation" in body
+    exclusion_device_groups_add(
+        tenant=contoso, acting_user=admin, device_group_ids=[groups["execs"].pk], expected_version=1
+    )
+    exclusion_user_groups_add(
+        tenant=contoso, acting_user=admin, directory_group_ids=[groups["vips"].pk], expected_version=2
+    )
+    body = client.get(url).content.decode()
+    assert 'data-testid="excluded-devices">3<' in body and 'data-testid="excluded-users">1<' in body
+    assert "An excluded asset can still be protected" in body

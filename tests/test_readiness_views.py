@@ -22,6 +22,9 @@ from tests import factories
 
 URL = "/settings/defender-experts/service-status/"
 
+# The actions table is the last on the page (after the History chart and its data table).
+ACTIONS_TABLE = 'data-testid="actions-table"'
+
 
 def refresh(tenant: Tenant) -> ReadinessState:
     readiness_state_for(tenant=tenant)
@@ -63,7 +66,7 @@ def test_page_shows_the_assessment_with_the_seed_labels(login: Any, admin: Any, 
     assert html.count('<details class="disclosure readiness-details">') == len(ENTRIES)
     assert "<svg" in html and "history-chart" in html
     # Required actions not completed first by default, each marked.
-    first = html.split("<tbody>")[1].split("</tr>")[0]
+    first = html.split(ACTIONS_TABLE)[1].split("<tbody>")[1].split("</tr>")[0]
     assert 'data-priority="complete_now"' in first and 'class="readiness-row--now"' in first
     assert 'data-status="completed"' not in first
 
@@ -154,11 +157,11 @@ def test_embedded_list_is_the_partial(login: Any, admin: Any, assessed: Any) -> 
 def test_filter_and_sort_as_plain_links_and_htmx(login: Any, admin: Any, assessed: Any) -> None:
     client = login(admin)
     html = client.get(URL, {"status": "not_started"}).content.decode()
-    rows = html.split("<tbody>")[1].split("</tbody>")[0]
+    rows = html.split(ACTIONS_TABLE)[1].split("<tbody>")[1].split("</tbody>")[0]
     statuses = {chunk.split('"')[0] for chunk in rows.split('data-status="')[1:]}
     assert statuses == {"not_started"}
     html = client.get(URL, {"product": "mdo"}).content.decode()
-    rows = html.split("<tbody>")[1].split("</tbody>")[0]
+    rows = html.split(ACTIONS_TABLE)[1].split("<tbody>")[1].split("</tbody>")[0]
     assert rows.count("<tr ") == 3
     response = client.get(
         URL, {"sort": "title", "dir": "asc"}, HTTP_HX_REQUEST="true", HTTP_HX_TARGET="actions-section"
@@ -202,10 +205,11 @@ def test_constant_query_count_from_1500_to_100000_devices(
     client.get(URL)  # warm the session and the cache of this refresh's history
     # session, user, provider-staff and membership lookups (4); readiness state (1);
     # action statuses (1); change detection (2: latest device/DC/user/licence change in one
-    # statement, settings); access health (1, Permissions); open regressions (1); the
+    # statement, settings); access health (1, Permissions); the assets excluded from
+    # remediation (3: the setting, the devices, the users); open regressions (1); the
     # organisation switcher's membership count in base.html (1). The history (1 more) is
     # read only by the first view after a refresh: it is cached by snapshot generation.
-    with django_assert_num_queries(11) as small:
+    with django_assert_num_queries(14) as small:
         assert client.get(URL).status_code == 200
     factories.devices(contoso, 98_500, av_mode=AntivirusMode.PASSIVE)
     refresh(contoso)
@@ -592,7 +596,7 @@ def test_status_and_priority_are_two_columns(login: Any, admin: Any, assessed: R
     )
     assert in_progress  # the demo has required actions in progress
     html = client.get(URL, {"priority": "complete_now", "status": "in_progress"}).content.decode()
-    rows = html.split("<tbody>")[1].split("</tbody>")[0]
+    rows = html.split(ACTIONS_TABLE)[1].split("<tbody>")[1].split("</tbody>")[0]
     assert {chunk.split('"')[0] for chunk in rows.split('data-key="')[1:]} == in_progress
     assert "No actions match" not in html
     # The donut counts statuses only, and they add up to the catalogue.
@@ -634,8 +638,19 @@ def test_service_status_never_shows_an_outdated_verdict_as_current(login: Any, a
     html = client.get(URL, {"status": "in_progress"}).content.decode()
     assert 'data-key="entra.provider_access"' in html
     html = client.get(URL, {"status": "completed"}).content.decode()
-    assert 'data-key="entra.provider_access"' not in html.split("<tbody>")[1]
+    assert 'data-key="entra.provider_access"' not in html.split(ACTIONS_TABLE)[1].split("<tbody>")[1]
     refresh(contoso)
     html = client.get(URL).content.decode()
     assert 'data-testid="status-entra.provider_access">Not started<' in html
     assert 'data-testid="confirm-by-entra.provider_access"' not in html
+
+
+def test_the_actions_table_is_at_the_bottom_of_the_page_after_the_history(
+    login: Any, admin: Any, contoso: Tenant
+) -> None:
+    seed_environment(contoso, devices=50)
+    refresh(contoso)
+    body = login(admin).get(URL).content.decode()
+    # The seed: the actions "are listed in a table at the bottom part of the page".
+    assert body.index('data-testid="history"') < body.index('data-testid="actions-table"')
+    assert body.index('data-testid="protected-assets"') < body.index('data-testid="history"')
