@@ -228,7 +228,9 @@ class AccessHealth:
             "unreachable": "error",
             "expired": "error",
             "removed": "error",
-        }.get(self.state, "info")
+            # Not granted: the experts reach nothing, which is never shown as anything but an error.
+            "none": "error",
+        }[self.state]
 
     @property
     def label(self) -> str:

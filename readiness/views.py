@@ -452,8 +452,7 @@ def provider_tenant(request: HttpRequest, tenant_id: int) -> HttpResponse:
             "monitoring_ends_at": monitoring_ends_at(tenant),
             "now": timezone.now(),
             "is_sdm": request.provider_staff.is_service_delivery_manager,  # type: ignore[attr-defined]
-            "devices_pct": presenters.percent(state.devices_protected, state.devices_target),
-            "identities_pct": presenters.percent(state.identities_protected, state.identities_target),
+            "assets": presenters.asset_cards(state),
         },
     )
 

@@ -14,9 +14,21 @@ from typing import Any
 
 import pytest
 from django.test import Client
+from hypothesis import HealthCheck
+from hypothesis import settings as hypothesis_settings
 
 from tenancy.models import Tenant, TenantRole, User
 from tests import factories
+
+# Hypothesis: small for CI ("ci", loaded by default); `pytest --hypothesis-profile=long` runs many more
+# generated cases (for example before a release, or after changing a rule the property tests check).
+hypothesis_settings.register_profile(
+    "ci", max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+hypothesis_settings.register_profile(
+    "long", max_examples=400, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+hypothesis_settings.load_profile("ci")
 
 # Playwright's sync API runs an event loop in this thread; Django's ORM would
 # otherwise refuse to run in the browser tests' test bodies.
