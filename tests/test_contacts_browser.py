@@ -152,6 +152,9 @@ def test_search_add_both_types_phone_reorder_and_remove(
     row = _row(page, "incident", "Alice Martin")
     expect(row.get_by_text("The phone number must be in international format.")).to_be_visible()
     expect(row.get_by_label("Phone number for Alice Martin")).to_have_value("12345")
+    # The keyboard is back on the field, which the error describes.
+    expect(row.get_by_label("Phone number for Alice Martin")).to_be_focused()
+    expect(row.get_by_label("Phone number for Alice Martin")).to_have_attribute("aria-invalid", "true")
     row.get_by_label("Phone number for Alice Martin").fill("+1 425 555 0100")
     row.get_by_role("button", name="Save phone number for Alice Martin").click()
     expect(page.get_by_text("Phone number for Alice Martin saved.")).to_be_visible()

@@ -222,10 +222,11 @@
     });
   }
 
-  // A refused Add comes back as a page with the error next to its field: put
-  // the keyboard there, so the error (aria-describedby) is read with the field.
+  // A refused Add (or phone number) comes back as a page with the error next
+  // to its field: put the keyboard there, so the error (aria-describedby) is
+  // read with the field.
   function focusFirstError() {
-    var invalid = document.querySelector("[data-picker] [aria-invalid=true]");
+    var invalid = document.querySelector("[data-picker] [aria-invalid=true], .contact__phone-form [aria-invalid=true]");
     if (invalid && invalid.offsetParent !== null) invalid.focus();
   }
 
