@@ -197,6 +197,19 @@ def guide_access(*, tenant: Tenant) -> dict[str, Any]:
     }
 
 
+def guide_overview(*, tenant: Tenant) -> dict[str, Any]:
+    """The Get started page: every step with its state, and where the guide resumes (one query)."""
+    progress = guide_progress(tenant=tenant)
+    resume = GuideStep.PERMISSIONS if progress.is_finished else GuideStep(progress.current_step)
+    return {
+        "progress": progress,
+        "steps": guide_step_states(progress=progress, viewing=resume, browse_all=True),
+        "resume_step": resume,
+        "started": bool(progress.completed_steps),
+        "required_total": len(REQUIRED_STEPS),
+    }
+
+
 def guide_step_page(
     *,
     tenant: Tenant,

@@ -14,7 +14,7 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect
 from django.urls import reverse
 from django.utils import timezone
-from django.views.decorators.http import require_http_methods, require_POST
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import push_url
 
 from contacts.forms import AddContactForm
@@ -35,6 +35,7 @@ from onboarding.links import link_lifetime_text
 from onboarding.models import CONTACT_STEPS, GuideProgress, GuideStep, required_after
 from onboarding.selectors import (
     console_page,
+    guide_overview,
     guide_progress,
     guide_step_page,
     invitation_for_token,
@@ -101,6 +102,22 @@ def _start_if_admin(request: TenantRequest) -> None:
     does this write, so later visits cost no extra queries."""
     if request.membership.can_manage and request.tenant.service_phase == ServicePhase.INVITED:
         guide_start(tenant=request.tenant, acting_user=request.user)
+
+
+@tenant_page
+@require_GET
+def overview(request: TenantRequest) -> HttpResponse:
+    """The Get started page: the guide's overview, before Permissions (the seed's first screenshot)."""
+    if request.tenant.service_phase == ServicePhase.NOT_INVITED:
+        return _unavailable(request)
+    _start_if_admin(request)
+    context = {
+        "nav": "get_started",
+        "can_manage": request.membership.can_manage,
+        "read_only_sentence": READ_ONLY_SENTENCE,
+        **guide_overview(tenant=request.tenant),
+    }
+    return render_page(request, "onboarding/overview.html", context)
 
 
 @tenant_page
@@ -342,7 +359,7 @@ def invitation(request: HttpRequest, token: str) -> HttpResponse:
     # looking at another of their organizations.
     request.session[SESSION_TENANT_KEY] = found.tenant_id
     invitation_open(invitation=found, acting_user=user, can_manage=membership.can_manage)
-    return redirect("onboarding:get_started")
+    return redirect("onboarding:overview")
 
 
 def _link_problem(request: HttpRequest, exc: LinkError) -> HttpResponse:

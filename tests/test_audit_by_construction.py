@@ -288,6 +288,14 @@ def w_get_started(c: Cast) -> Write:
     return write
 
 
+def w_overview(c: Cast) -> Write:
+    c.admin  # noqa: B018 - the welcome email goes to an administrator
+    invitation_send(tenant=c.contoso, acting_user=c.sdm)
+    write = _admin_write(c, "onboarding:overview")
+    write.method = "get"
+    return write
+
+
 def w_invitation(c: Cast) -> Write:
     c.admin  # noqa: B018 - the welcome email goes to an administrator
     from onboarding.links import token_for_nonce
@@ -450,6 +458,7 @@ WRITES: dict[str, Callable[[Cast], Write]] = {
     "environment:licences": w_licence,
     "onboarding:step": w_guide_step,
     "onboarding:get_started": w_get_started,
+    "onboarding:overview": w_overview,
     "onboarding:invitation": w_invitation,
     "mfa_policy": w_mfa_policy,
     "member_sessions_end": w_member_sessions_end,

@@ -133,6 +133,15 @@ def next_step(page: Page, *, keyboard: bool) -> None:
 
 def walk_the_guide(page: Page, shots: str, axe_check: Any, *, keyboard: bool) -> None:
     suffix = "-kbd" if keyboard else ""
+    # 0. The Get started page (the guide's overview), where the welcome link lands
+    expect(page).to_have_url(re.compile(r"/get-started/overview/$"))
+    expect(page.get_by_test_id("overview-steps")).to_contain_text("Exclusions")
+    axe_check(page)
+    if keyboard:
+        tab_to(page, page.get_by_test_id("start-guide"))
+        page.keyboard.press("Enter")
+    else:
+        page.get_by_test_id("start-guide").click()
     # 1. Permissions
     expect(page).to_have_url(re.compile(STEP_URL.format("permissions")))
     expect(page.get_by_role("heading", name="Permissions", level=2)).to_be_visible()

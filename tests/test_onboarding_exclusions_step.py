@@ -121,3 +121,20 @@ def test_the_permissions_step_shows_the_least_privilege_note(login, invited, adm
     body = login(admin).get(PERMISSIONS).content.decode()
     assert 'data-testid="least-privilege"' in body
     assert "Microsoft recommends that you use roles with the fewest permissions." in body
+
+
+def test_the_welcome_link_lands_on_the_get_started_page_before_permissions(login, invited, admin, reader):
+    overview = reverse("onboarding:overview")
+    client = login(admin)
+    body = client.get(overview).content.decode()
+    assert "Get started with Microsoft Defender Experts for XDR" in body
+    assert [s in body for s in ('data-testid="overview-permissions"', 'data-testid="overview-exclusions"')] == [
+        True,
+        True,
+    ]
+    assert f'href="{PERMISSIONS}" data-testid="start-guide">Get started<' in body
+    submit_permissions(client, invited)
+    body = client.get(overview).content.decode()
+    assert f'href="{INCIDENT}" data-testid="start-guide">Continue with Incident contact<' in body
+    # A reader may look; the page changes nothing for them.
+    assert login(reader).get(overview).status_code == 200

@@ -158,7 +158,7 @@ def test_resend_issues_a_new_link_and_the_old_one_stops_working(login, client, s
     assert b"This link was replaced" in old.content
     assert b"resend the welcome email" in old.content
     new = client.get(new_link.split("127.0.0.1:8000", 1)[1])
-    assert new.status_code == 302 and new["Location"] == reverse("onboarding:get_started")
+    assert new.status_code == 302 and new["Location"] == reverse("onboarding:overview")
 
 
 def test_a_double_clicked_resend_sends_one_email(login, sdm, contoso, admin):

@@ -45,7 +45,8 @@ def test_anonymous_goes_to_sign_in_and_comes_back(client, link, admin, contoso):
     signed_in = client.post(reverse("mfa_authenticate"), {"code": factories.totp_code()}, follow=True)
     # Sign-in (password, then the second factor) -> the link -> Get started -> the current step.
     assert signed_in.redirect_chain[0][0] == link
-    assert signed_in.redirect_chain[-1][0] == reverse("onboarding:step", args=["permissions"])
+    # The welcome link lands on the Get started page, the guide's overview, before Permissions.
+    assert signed_in.redirect_chain[-1][0] == reverse("onboarding:overview")
     contoso.refresh_from_db()
     assert contoso.service_phase == ServicePhase.SETTING_UP
     invitation = Invitation.objects.get(tenant=contoso)
@@ -88,7 +89,7 @@ def test_link_still_works_just_before_it_expires(login, link, contoso, admin):
     with time_machine.travel(timezone.now() + dt.timedelta(days=13, hours=23)):
         client = login(admin)
         response = client.get(link)
-    assert response.status_code == 302 and response["Location"] == reverse("onboarding:get_started")
+    assert response.status_code == 302 and response["Location"] == reverse("onboarding:overview")
 
 
 def test_link_max_age_is_a_setting(login, link, admin, settings):
