@@ -169,6 +169,8 @@ class DirectoryUser(models.Model):
         ]
         indexes = [
             models.Index(fields=["tenant", "enabled"], name="dir_user_tenant_enabled"),
+            # The high-value users alone, so that counting the excluded ones never reads the directory.
+            models.Index(fields=["tenant"], condition=Q(high_value=True), name="dir_user_high_value"),
             *directory_search_indexes("dir_user"),
         ]
 
@@ -278,11 +280,11 @@ class Device(models.Model):
 
 
 class DeviceTally(models.Model):
-    """How many of a tenant's devices share one (device group, onboarding state, antivirus mode).
+    """How many of a tenant's devices share one (device group, onboarding state, antivirus mode, high value).
 
     Pages show device counts from these few rows instead of counting the device table on every view.
-    PostgreSQL triggers on ``environment_device`` (migration 0005) keep them right in the same
-    transaction as every change to a device, whichever way it is made: the services' bulk UPDATEs,
+    PostgreSQL triggers on ``environment_device`` (migrations 0005 and 0007) keep them right in the
+    same transaction as every change to a device, whichever way it is made: the services' bulk UPDATEs,
     bulk inserts, the admin, a deleted device group (its devices become ungrouped) or a deleted
     tenant. A row whose count reaches 0 is deleted. Never written from Python.
     """
@@ -295,6 +297,8 @@ class DeviceTally(models.Model):
     group_key = models.BigIntegerField()
     onboarding_state = models.CharField(max_length=16, choices=OnboardingState.choices)
     av_mode = models.CharField(max_length=10, choices=AntivirusMode.choices)
+    # Keyed too, so that the devices excluded as high value are summed from these rows (migration 0007).
+    high_value = models.BooleanField(default=False, db_default=False)
     devices = models.BigIntegerField()
 
     objects = DeviceTallyQuerySet.as_manager()
@@ -302,7 +306,8 @@ class DeviceTally(models.Model):
     class Meta:
         constraints = [
             models.UniqueConstraint(
-                fields=["tenant", "group_key", "onboarding_state", "av_mode"], name="device_tally_unique_cell"
+                fields=["tenant", "group_key", "onboarding_state", "av_mode", "high_value"],
+                name="device_tally_unique_cell",
             )
         ]
 

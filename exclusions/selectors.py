@@ -12,7 +12,7 @@ from datetime import datetime
 from django.db.models import Count, Exists, OuterRef, Q, Subquery, Sum
 from django.db.models.functions import Coalesce
 
-from environment.models import Device, DeviceGroup, DeviceTally, DirectoryGroup, DirectoryUser, GroupMembership
+from environment.models import DeviceGroup, DeviceTally, DirectoryGroup, DirectoryUser, GroupMembership
 from exclusions.models import ExcludedDeviceGroup, ExcludedUserGroup, ExclusionSettings
 from tenancy.models import Tenant
 
@@ -180,26 +180,46 @@ class ExclusionCounts:
     exclude_high_value: bool
 
 
+def _excluded_users(*, tenant: Tenant, high_value: bool) -> int:
+    """The tenant's cloud users in an excluded security group, or tagged high value when those are
+    excluded, each once (one query). On-premises users are never excluded (the later document's note).
+
+    Read from the excluded groups' memberships (the membership index leads with the group) and the
+    high-value users' partial index: the work follows the excluded users, not the directory's size.
+    """
+    members = (
+        GroupMembership.objects.filter(
+            group_id__in=ExcludedUserGroup.objects.filter(tenant_id=tenant.pk).values("directory_group_id"),
+            user__tenant_id=tenant.pk,
+            user__domain_controller__isnull=True,
+        )
+        .order_by()
+        .values("user_id")
+    )
+    if not high_value:
+        return members.distinct().count()
+    tagged = DirectoryUser.objects.filter(tenant_id=tenant.pk, high_value=True, domain_controller__isnull=True)
+    # UNION (not UNION ALL) counts a tagged member of an excluded group once.
+    return members.union(tagged.order_by().values("pk")).count()
+
+
 def exclusion_counts(*, tenant: Tenant, rules: ExclusionRules | None = None) -> ExclusionCounts:
     """The excluded devices and the excluded users, each counted once: two queries, and one for the
-    high-value setting unless ``rules`` (``exclusion_rules``) already says it."""
+    high-value setting unless ``rules`` (``exclusion_rules``) already says it.
+
+    Devices are summed from the device tally's few rows (its key carries the group and the high-value
+    tag), never counted over the device table. Users are counted from the excluded groups' memberships
+    and the high-value users' partial index, so the count reads the excluded users, never the directory.
+    """
     high_value = rules.exclude_high_value if rules is not None else _settings(tenant).exclude_high_value
     device_filter: Q | Exists = Exists(
-        ExcludedDeviceGroup.objects.filter(tenant_id=tenant.pk, device_group_id=OuterRef("device_group_id"))
-    )
-    user_filter: Q | Exists = Exists(
-        GroupMembership.objects.filter(
-            user_id=OuterRef("pk"),
-            group_id__in=ExcludedUserGroup.objects.filter(tenant_id=tenant.pk).values("directory_group_id"),
-        )
+        ExcludedDeviceGroup.objects.filter(tenant_id=tenant.pk, device_group_id=OuterRef("group_key"))
     )
     if high_value:
         device_filter = device_filter | Q(high_value=True)
-        user_filter = user_filter | Q(high_value=True)
-    devices = Device.objects.filter(device_filter, tenant_id=tenant.pk).count()
-    # On-premises users are never excluded (the later document's note).
-    users = DirectoryUser.objects.filter(user_filter, tenant_id=tenant.pk, domain_controller__isnull=True).count()
-    return ExclusionCounts(devices=devices, users=users, exclude_high_value=high_value)
+    devices = DeviceTally.objects.filter(device_filter, tenant_id=tenant.pk).aggregate(n=Coalesce(Sum("devices"), 0))
+    users = _excluded_users(tenant=tenant, high_value=high_value)
+    return ExclusionCounts(devices=devices["n"], users=users, exclude_high_value=high_value)
 
 
 @dataclass(frozen=True)

@@ -24,19 +24,24 @@ from tests import factories
 pytestmark = pytest.mark.django_db
 
 
-def _tally(tenant: Tenant) -> Counter[tuple[int, str, str]]:
-    rows = DeviceTally.objects.filter(tenant=tenant).values_list("group_key", "onboarding_state", "av_mode", "devices")
-    return Counter({(g, s, m): n for g, s, m, n in rows})
+Cell = tuple[int, str, str, bool]
 
 
-def _counted(tenant: Tenant) -> Counter[tuple[int, str, str]]:
+def _tally(tenant: Tenant) -> Counter[Cell]:
+    rows = DeviceTally.objects.filter(tenant=tenant).values_list(
+        "group_key", "onboarding_state", "av_mode", "high_value", "devices"
+    )
+    return Counter({(g, s, m, h): n for g, s, m, h, n in rows})
+
+
+def _counted(tenant: Tenant) -> Counter[Cell]:
     rows = (
         Device.objects.filter(tenant=tenant)
         .order_by()
-        .values_list("device_group_id", "onboarding_state", "av_mode")
+        .values_list("device_group_id", "onboarding_state", "av_mode", "high_value")
         .annotate(n=Count("id"))
     )
-    return Counter({(g or 0, s, m): n for g, s, m, n in rows})
+    return Counter({(g or 0, s, m, h): n for g, s, m, h, n in rows})
 
 
 def _assert_right(*tenants: Tenant) -> None:
@@ -55,6 +60,7 @@ OPERATIONS = st.lists(
         st.tuples(st.just("regroup"), st.integers(0, 2), st.integers(0, 2)),
         st.tuples(st.just("delete"), st.integers(0, 9)),
         st.tuples(st.just("drop_group"), st.integers(1, 2)),
+        st.tuples(st.just("high_value"), st.integers(0, 9), st.booleans()),
     ),
     min_size=1,
     max_size=8,
@@ -95,6 +101,13 @@ def test_tally_matches_the_devices_after_any_changes(contoso, fabrikam, operatio
                 Device.objects.filter(
                     tenant=contoso, pk__in=[d.pk for d in Device.objects.filter(tenant=contoso)][:: every + 2]
                 ).delete()
+            elif kind == "high_value":
+                _, every, tagged = op
+                chosen = [d.pk for d in Device.objects.filter(tenant=contoso).order_by("pk")][:: every + 2]
+                if chosen:
+                    services.devices_set_high_value(
+                        tenant=contoso, acting_user=None, device_ids=chosen, high_value=tagged
+                    )
             elif kind == "drop_group":
                 group = groups[op[1]]
                 if group is not None:
@@ -142,4 +155,17 @@ def test_the_tally_is_kept_by_the_database_for_any_writer(contoso):
             [contoso.pk, "%-00000_"],
         )
     _assert_right(contoso)
-    assert _tally(contoso)[(0, OnboardingState.ONBOARDED, AntivirusMode.DISABLED)] == 5
+    assert _tally(contoso)[(0, OnboardingState.ONBOARDED, AntivirusMode.DISABLED, False)] == 5
+
+
+def test_a_high_value_tag_moves_devices_between_cells(contoso):
+    servers = factories.device_group(contoso, "Servers")
+    factories.devices(contoso, 6, group=servers)
+    tagged = list(Device.objects.filter(tenant=contoso).order_by("pk").values_list("pk", flat=True)[:4])
+    services.devices_set_high_value(tenant=contoso, acting_user=None, device_ids=tagged, high_value=True)
+    _assert_right(contoso)
+    active = (servers.pk, OnboardingState.ONBOARDED, AntivirusMode.ACTIVE)
+    assert (_tally(contoso)[(*active, True)], _tally(contoso)[(*active, False)]) == (4, 2)
+    services.devices_set_high_value(tenant=contoso, acting_user=None, device_ids=tagged[:1], high_value=False)
+    _assert_right(contoso)
+    assert (_tally(contoso)[(*active, True)], _tally(contoso)[(*active, False)]) == (3, 3)

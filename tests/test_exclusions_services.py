@@ -9,7 +9,7 @@ import pytest
 from django.urls import reverse
 
 from audit.models import AuditEvent
-from environment.models import Device
+from environment.models import Device, DirectoryUser
 from exclusions.exceptions import (
     ExclusionsError,
     HighValueNeedsConfirmation,
@@ -137,7 +137,7 @@ def test_excluding_every_high_value_asset_asks_first(contoso, admin):
 
 def test_counts_each_excluded_device_and_cloud_user_once_and_include_later_high_value_tags(contoso, fabrikam, admin):
     execs = factories.device_group(contoso, "Executives")
-    factories.devices(contoso, 3, group=execs)
+    grouped = factories.devices(contoso, 3, group=execs)
     others = factories.devices(contoso, 4)
     factories.devices(fabrikam, 5, group=factories.device_group(fabrikam, "Executives"))
     dc = factories.domain_controller(contoso, "dc01")
@@ -162,6 +162,11 @@ def test_counts_each_excluded_device_and_cloud_user_once_and_include_later_high_
     assert (exclusion_counts(tenant=contoso).devices, exclusion_counts(tenant=contoso).users) == (3, 2)
     exclusion_high_value_set(tenant=contoso, acting_user=admin, enabled=True, confirm=True, expected_version=3)
     Device.objects.filter(pk=others[1].pk).update(high_value=True)
+    counts = exclusion_counts(tenant=contoso)
+    assert (counts.devices, counts.users) == (5, 3)
+    # An asset both tagged and in an excluded group is counted once.
+    Device.objects.filter(pk=grouped[0].pk).update(high_value=True)
+    DirectoryUser.objects.filter(pk=cloud[0].pk).update(high_value=True)
     counts = exclusion_counts(tenant=contoso)
     assert (counts.devices, counts.users) == (5, 3)
     assert exclusion_counts(tenant=fabrikam).devices == 0
