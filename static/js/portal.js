@@ -81,4 +81,10 @@
     var focusable = target.querySelector("[data-autofocus]");
     if (focusable) focusable.focus();
   });
+
+  // A page's messages ("Refresh requested ...") answer the last action: the next one clears them, so
+  // no message outlives what it was about. (Full page loads show only the messages of their own action.)
+  document.addEventListener("htmx:beforeRequest", function () {
+    document.querySelectorAll("main > .toasts").forEach(function (toasts) { toasts.remove(); });
+  });
 })();
