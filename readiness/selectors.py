@@ -98,6 +98,20 @@ def readiness_summaries(*, tenant_ids: Any) -> dict[int, ReadinessSummary]:
 
 # --- The Service status page -------------------------------------------------------------
 
+
+def readiness_state(*, tenant: Tenant) -> ReadinessState:
+    """The tenant's readiness state, for pages (one query, never a write).
+
+    The sweep creates every tenant's row (``readiness_create_missing_states``); until it has, the
+    page shows an unsaved state with the defaults a new row gets: not assessed yet, the first
+    assessment due now.
+    """
+    state = ReadinessState.objects.filter(tenant=tenant).first()
+    if state is None:
+        state = ReadinessState(tenant=tenant, next_refresh_at=timezone.now())
+    return state
+
+
 STATUS_ORDER: dict[str, int] = {
     ActionState.NOT_STARTED: 0,
     ActionState.IN_PROGRESS: 1,
@@ -119,6 +133,9 @@ class ActionRow:
     pending_change: bool = False
     # When the environment this action reads last changed, if after its last check.
     changed_at: datetime | None = None
+    # How the page shows it (presenters): where to fix it and the status badge's colour.
+    fix_url: str | None = None
+    badge: str = ""
 
     @property
     def key(self) -> str:

@@ -10,24 +10,23 @@ from urllib.parse import urlencode
 
 from django.conf import settings
 from django.contrib import messages
-from django.core.exceptions import PermissionDenied
-from django.core.paginator import Paginator
-from django.http import Http404, HttpRequest, HttpResponse
-from django.shortcuts import redirect, render
+from django.core.paginator import Page, Paginator
+from django.http import Http404, HttpResponse
+from django.shortcuts import redirect
 from django.template.loader import get_template
 from django.utils import timezone
 from django.utils.functional import SimpleLazyObject
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from core.errors import ApplicationError
-from core.pages import on_error
+from core.pages import is_htmx, on_error, render_page
 from environment.selectors import DevicePage
 from exclusions.selectors import exclusion_counts
 from permissions.selectors import access_health
 from readiness import presenters
 from readiness.catalogue import ENTRIES, PRODUCTS
 from readiness.exceptions import ReadinessError
-from readiness.models import ActionState, Priority, RunOutcome
+from readiness.models import ActionState, Priority, ReadinessState, RunOutcome
 from readiness.selectors import (
     DEVICE_STATE_ENV_QUERY,
     DEVICE_STATE_FIGURE,
@@ -37,6 +36,7 @@ from readiness.selectors import (
     IDENTITY_STATES,
     PAGE_SIZE,
     SORT_KEYS,
+    ActionRow,
     action_rows,
     device_page,
     domain_controller_page,
@@ -45,6 +45,7 @@ from readiness.selectors import (
     history_chart,
     identity_page,
     open_regressions,
+    readiness_state,
     runs_for_provider,
 )
 from readiness.services import (
@@ -52,10 +53,9 @@ from readiness.services import (
     readiness_confirm_active,
     readiness_request_refresh,
     readiness_start_monitoring,
-    readiness_state_for,
     regression_links,
 )
-from tenancy.access import provider_tenant_or_404, provider_view, tenant_admin_view, tenant_view
+from tenancy.access import ProviderRequest, TenantRequest, provider_page, provider_tenant_or_404, tenant_page
 from tenancy.models import ServicePhase, Tenant
 
 PAGE = "readiness/service_status.html"
@@ -75,12 +75,12 @@ def _template_version() -> str:
     return hashlib.sha256(str(getattr(source, "source", PAGE)).encode()).hexdigest()[:12]
 
 
-def _snapshot_key(tenant: Tenant, state: Any) -> str:
+def _snapshot_key(tenant: Tenant, state: ReadinessState) -> str:
     refreshed = state.last_refreshed_at.isoformat() if state.last_refreshed_at else "never"
     return f"{_template_version()}:{tenant.pk}:{state.completed_generation}:{refreshed}"
 
 
-def _table_params(request: HttpRequest) -> dict[str, str]:
+def _table_params(request: TenantRequest) -> dict[str, str]:
     """The table's filter and sort, validated: anything unknown falls back to the default."""
     status = request.GET.get("status", "")
     priority = request.GET.get("priority", "")
@@ -109,19 +109,19 @@ def _sort_links(params: dict[str, str]) -> dict[str, dict[str, str]]:
     return links
 
 
-def _page_context(request: HttpRequest) -> dict[str, Any]:
+def _page_context(request: TenantRequest) -> dict[str, Any]:
     """Everything the page shows, in a fixed number of queries whatever the environment size.
 
     state (1) + action statuses (1) + change detection (2) + history (1) +
     open regressions (1) + the access-health banner (Permissions' own fixed count) + the assets excluded
     from remediation (3).
     """
-    tenant: Tenant = request.tenant  # type: ignore[attr-defined]
-    state = readiness_state_for(tenant=tenant)
+    tenant = request.tenant
+    state = readiness_state(tenant=tenant)
     params = _table_params(request)
     all_rows = action_rows(tenant=tenant, state=state)
 
-    def shown_rows() -> list[Any]:
+    def shown_rows() -> list[ActionRow]:
         rows = filter_and_sort(
             all_rows,
             status=params["status"],
@@ -131,8 +131,8 @@ def _page_context(request: HttpRequest) -> dict[str, Any]:
             direction=params["dir"],
         )
         for row in rows:
-            row.fix_url = presenters.fix_url(row.entry)  # type: ignore[attr-defined]
-            row.badge = presenters.status_badge(row.shown_status)  # type: ignore[attr-defined]
+            row.fix_url = presenters.fix_url(row.entry)
+            row.badge = presenters.status_badge(row.shown_status)
         return rows
 
     # Changes since the last refresh: the environment's own stamp, and what each action reads (which
@@ -196,19 +196,18 @@ def _page_context(request: HttpRequest) -> dict[str, Any]:
 
 
 @require_GET
-@tenant_view
-def service_status(request: HttpRequest) -> HttpResponse:
-    context = _page_context(request)
-    if getattr(request, "htmx", False) and request.htmx.target == "actions-section":  # type: ignore[attr-defined]
-        return render(request, f"{PAGE}#actions", context)
-    return render(request, PAGE, context)
+@tenant_page
+def service_status(request: TenantRequest) -> HttpResponse:
+    # The filters and sort links swap the actions section; anything else gets the whole page.
+    actions_only = is_htmx(request) and request.htmx.target == "actions-section"
+    return render_page(request, PAGE, _page_context(request), partial="actions" if actions_only else None)
 
 
 @require_POST
-@tenant_admin_view
-def request_refresh(request: HttpRequest) -> HttpResponse:
+@tenant_page(manage=True)
+def request_refresh(request: TenantRequest) -> HttpResponse:
     try:
-        state = readiness_request_refresh(tenant=request.tenant, acting_user=request.user)  # type: ignore[attr-defined,arg-type]
+        state = readiness_request_refresh(tenant=request.tenant, acting_user=request.user)
     except ReadinessError as exc:
         messages.warning(request, exc.message)
     else:
@@ -230,8 +229,8 @@ def _csv_safe(value: Any) -> str:
 
 
 @require_GET
-@tenant_view
-def export_csv(request: HttpRequest) -> HttpResponse:
+@tenant_page
+def export_csv(request: TenantRequest) -> HttpResponse:
     context = _page_context(request)
     state = context["state"]
     response = HttpResponse(content_type="text/csv; charset=utf-8")
@@ -313,13 +312,14 @@ def export_csv(request: HttpRequest) -> HttpResponse:
     return response
 
 
-def _list_context(request: HttpRequest, kind: str, state_key: str) -> dict[str, Any]:
-    tenant: Tenant = request.tenant  # type: ignore[attr-defined]
-    readiness = readiness_state_for(tenant=tenant)
+def _list_context(request: TenantRequest, kind: str, state_key: str) -> dict[str, Any]:
+    tenant = request.tenant
+    readiness = readiness_state(tenant=tenant)
     page_number = request.GET.get("page", 1)
-    embedded = bool(getattr(request, "htmx", False))
+    embedded = is_htmx(request)
     per_page = EMBEDDED_PAGE_SIZE if embedded else PAGE_SIZE
     env_query = ""
+    page: DevicePage | Page[Any]
     if kind == "devices":
         if state_key not in DEVICE_STATES:
             raise Http404
@@ -365,27 +365,26 @@ def _list_context(request: HttpRequest, kind: str, state_key: str) -> dict[str, 
     }
 
 
-def _render_list(request: HttpRequest, context: dict[str, Any]) -> HttpResponse:
+def _render_list(request: TenantRequest, context: dict[str, Any]) -> HttpResponse:
     # Embedded in an action's row (htmx) only the list itself is sent.
-    template = "readiness/asset_list.html#list" if getattr(request, "htmx", False) else "readiness/asset_list.html"
-    return render(request, template, context)
+    return render_page(request, "readiness/asset_list.html", context, partial="list")
 
 
 @require_GET
-@tenant_view
-def device_list(request: HttpRequest, state: str) -> HttpResponse:
+@tenant_page
+def device_list(request: TenantRequest, state: str) -> HttpResponse:
     return _render_list(request, _list_context(request, "devices", state))
 
 
 @require_GET
-@tenant_view
-def domain_controller_list(request: HttpRequest, state: str) -> HttpResponse:
+@tenant_page
+def domain_controller_list(request: TenantRequest, state: str) -> HttpResponse:
     return _render_list(request, _list_context(request, "domain_controllers", state))
 
 
 @require_GET
-@tenant_view
-def identity_list(request: HttpRequest, state: str) -> HttpResponse:
+@tenant_page
+def identity_list(request: TenantRequest, state: str) -> HttpResponse:
     return _render_list(request, _list_context(request, "identities", state))
 
 
@@ -393,9 +392,9 @@ def identity_list(request: HttpRequest, state: str) -> HttpResponse:
 
 
 @require_GET
-@provider_view
-def runs(request: HttpRequest) -> HttpResponse:
-    staff = request.provider_staff  # type: ignore[attr-defined]
+@provider_page
+def runs(request: ProviderRequest) -> HttpResponse:
+    staff = request.provider_staff
     outcome = request.GET.get("outcome", "")
     outcome = outcome if outcome in RunOutcome.values else ""
     tenant_id: int | None = None
@@ -405,7 +404,7 @@ def runs(request: HttpRequest) -> HttpResponse:
     page = Paginator(qs, 50).get_page(request.GET.get("page", 1))
     query = urlencode({k: v for k, v in {"outcome": outcome, "tenant": tenant_id or ""}.items() if v})
     tenants = list(Tenant.objects.filter(provider_id=staff.organization_id).order_by("name").values_list("id", "name"))
-    return render(
+    return render_page(
         request,
         "readiness/provider_runs.html",
         {
@@ -420,22 +419,16 @@ def runs(request: HttpRequest) -> HttpResponse:
     )
 
 
-def _require_sdm(request: HttpRequest) -> None:
-    staff = request.provider_staff  # type: ignore[attr-defined]
-    if staff is None or not staff.is_service_delivery_manager:
-        raise PermissionDenied("Only a service delivery manager can change a tenant's service phase.")
-
-
 @require_GET
-@provider_view
-def provider_tenant(request: HttpRequest, tenant_id: int) -> HttpResponse:
+@provider_page
+def provider_tenant(request: ProviderRequest, tenant_id: int) -> HttpResponse:
     tenant = provider_tenant_or_404(request, tenant_id)
-    state = readiness_state_for(tenant=tenant)
+    state = readiness_state(tenant=tenant)
     rows = filter_and_sort(action_rows(tenant=tenant, state=state))
     for row in rows:
-        row.badge = presenters.status_badge(row.shown_status)  # type: ignore[attr-defined]
+        row.badge = presenters.status_badge(row.shown_status)
     recent = list(runs_for_provider(organization_id=tenant.provider_id, tenant_id=tenant.pk)[:10])
-    return render(
+    return render_page(
         request,
         "readiness/provider_tenant.html",
         {
@@ -451,17 +444,16 @@ def provider_tenant(request: HttpRequest, tenant_id: int) -> HttpResponse:
             "required_total": sum(1 for r in rows if r.entry.required),
             "monitoring_ends_at": monitoring_ends_at(tenant),
             "now": timezone.now(),
-            "is_sdm": request.provider_staff.is_service_delivery_manager,  # type: ignore[attr-defined]
+            "is_sdm": request.provider_staff.is_service_delivery_manager,
             "assets": presenters.asset_cards(state),
         },
     )
 
 
 @require_http_methods(["GET", "POST"])
-@provider_view
-def start_monitoring(request: HttpRequest, tenant_id: int) -> HttpResponse:
+@provider_page(sdm=True)
+def start_monitoring(request: ProviderRequest, tenant_id: int) -> HttpResponse:
     """GET: what starting the monitoring phase means, with the form (a flyout on the tenant's page). POST: start it."""
-    _require_sdm(request)
     tenant = provider_tenant_or_404(request, tenant_id)
     if request.method == "GET":
         if tenant.service_phase != ServicePhase.PREPARING:
@@ -475,7 +467,7 @@ def start_monitoring(request: HttpRequest, tenant_id: int) -> HttpResponse:
     try:
         readiness_start_monitoring(
             tenant=tenant,
-            acting_user=request.user,  # type: ignore[arg-type]
+            acting_user=request.user,
             reason=reason,
             expected_phase=request.POST.get("phase") or None,
         )
@@ -490,15 +482,15 @@ def start_monitoring(request: HttpRequest, tenant_id: int) -> HttpResponse:
 
 
 def _start_monitoring_page(
-    request: HttpRequest, tenant: Tenant, *, reason: str = "", conflict: ApplicationError | None = None
+    request: ProviderRequest, tenant: Tenant, *, reason: str = "", conflict: ApplicationError | None = None
 ) -> HttpResponse:
-    return render(
+    return render_page(
         request,
         "readiness/start_monitoring.html",
         {
             "nav": "readiness_runs",
             "tenant": tenant,
-            "state": readiness_state_for(tenant=tenant),
+            "state": readiness_state(tenant=tenant),
             "monitoring_days": settings.READINESS_MONITORING_DAYS,
             "reason": reason,
             "conflict": conflict,
@@ -507,15 +499,14 @@ def _start_monitoring_page(
 
 
 @require_POST
-@provider_view
-def confirm_active(request: HttpRequest, tenant_id: int) -> HttpResponse:
-    _require_sdm(request)
+@provider_page(sdm=True)
+def confirm_active(request: ProviderRequest, tenant_id: int) -> HttpResponse:
     tenant = provider_tenant_or_404(request, tenant_id)
     changed_at = tenant.service_phase_changed_at
     try:
         readiness_confirm_active(
             tenant=tenant,
-            acting_user=request.user,  # type: ignore[arg-type]
+            acting_user=request.user,
             expected_phase=request.POST.get("phase") or None,
         )
     except ReadinessError as exc:

@@ -654,3 +654,32 @@ def test_the_actions_table_is_at_the_bottom_of_the_page_after_the_history(
     # The seed: the actions "are listed in a table at the bottom part of the page".
     assert body.index('data-testid="history"') < body.index('data-testid="actions-table"')
     assert body.index('data-testid="protected-assets"') < body.index('data-testid="history"')
+
+
+def test_get_requests_never_write(login: Any, admin: Any, sdm: Any, contoso: Tenant) -> None:
+    """Service status, its lists, the export and the provider's pages read; the sweep creates the state."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    seed_environment(contoso, devices=20)
+    assert not ReadinessState.objects.filter(tenant=contoso).exists()
+    client = login(admin)
+    urls = [
+        URL,
+        reverse("readiness:export"),
+        reverse("readiness:devices", args=["not_onboarded"]),
+        reverse("readiness:identities", args=["no_sensor"]),
+        reverse("readiness:domain_controllers", args=["without_sensor"]),
+    ]
+    with CaptureQueriesContext(connection) as queries:
+        for url in urls:
+            assert client.get(url).status_code == 200, url
+    writes = [q["sql"] for q in queries if q["sql"].split()[0].upper() in ("INSERT", "UPDATE", "DELETE")]
+    assert [w for w in writes if "readiness" in w] == []
+    assert not ReadinessState.objects.filter(tenant=contoso).exists()
+    assert "The first readiness assessment is being prepared." in client.get(URL).content.decode()
+    client = login(sdm)
+    assert client.get(reverse("readiness_provider:tenant", args=[contoso.pk])).status_code == 200
+    assert not ReadinessState.objects.filter(tenant=contoso).exists()
+    readiness_sweep()
+    assert ReadinessState.objects.get(tenant=contoso).has_refreshed
