@@ -56,6 +56,10 @@ class DeviceActionForm(forms.Form):
         error_messages={"invalid_choice": "Choose active, passive or disabled."},
     )
 
+    # The devices' state the list showed (``DeviceCounts.version``): the "all matching" and "this many"
+    # actions are refused if it changed (see ``devices_onboard``).
+    devices_was = forms.CharField(required=False, max_length=100)
+
     def __init__(self, *args: Any, selected: list[int] | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.selected = selected or []

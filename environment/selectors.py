@@ -65,6 +65,13 @@ class GroupDeviceCounts:
         return self.total - self.onboarded
 
     @property
+    def version(self) -> str:
+        """The devices' state as the page read it, carried by the device list's bulk actions."""
+        return device_state_version(
+            total=self.total, onboarded=self.onboarded, active=self.active, passive=self.passive, disabled=self.disabled
+        )
+
+    @property
     def onboarded_percent(self) -> int:
         return round(100 * self.onboarded / self.total) if self.total else 0
 
@@ -77,6 +84,11 @@ class TallyCell:
     onboarding_state: str
     av_mode: str
     devices: int
+
+
+def device_state_version(*, total: int, onboarded: int, active: int, passive: int, disabled: int) -> str:
+    """A tenant's device states in one word: any onboarding or antivirus change (or a device added) changes it."""
+    return f"{total}.{onboarded}.{active}.{passive}.{disabled}"
 
 
 @dataclass
@@ -96,6 +108,13 @@ class DeviceCounts:
     @property
     def not_onboarded(self) -> int:
         return self.total - self.onboarded
+
+    @property
+    def version(self) -> str:
+        """The devices' state as the page read it, carried by the device list's bulk actions."""
+        return device_state_version(
+            total=self.total, onboarded=self.onboarded, active=self.active, passive=self.passive, disabled=self.disabled
+        )
 
     @property
     def onboarded_percent(self) -> int:

@@ -49,6 +49,7 @@ from environment.models import (
     SecuritySetting,
 )
 from environment.security_settings import SETTINGS_BY_KEY
+from environment.selectors import device_state_version
 from tenancy.models import Tenant, User
 
 MAX_SEATS = 1_000_000
@@ -100,6 +101,29 @@ def _state_counts(tenant: Tenant) -> dict[str, int]:
     )
 
 
+def _check_devices_as_read(before: dict[str, int], expected_version: str | None) -> None:
+    """``Conflict`` when the devices changed since the list a bulk action was chosen on was read.
+
+    "Onboard this many" or "all matching" chosen on a stale list would act on
+    devices the admin hasn't seen, and the same form sent twice would onboard
+    a second batch: both change something, so neither is a double submit.
+    """
+    if expected_version is None:
+        return
+    now = device_state_version(
+        total=before["total"],
+        onboarded=before["onboarded"],
+        active=before["active"],
+        passive=before["passive"],
+        disabled=before["disabled"],
+    )
+    if now != expected_version:
+        raise Conflict(
+            "The devices changed since you opened this page (onboarded or switched by someone else, or this "
+            "action was already sent), so nothing was changed. Review the list below and try again."
+        )
+
+
 def _scope_description(
     *,
     device_ids: Sequence[Any] | None,
@@ -142,6 +166,7 @@ def devices_onboard(
     name_contains: str | None = None,
     av_mode: str | None = None,
     all_devices: bool = False,
+    expected_version: str | None = None,
 ) -> int:
     """Onboard devices to Defender for Endpoint; returns how many were onboarded.
 
@@ -177,6 +202,7 @@ def devices_onboard(
             onboarding_state=OnboardingState.NOT_ONBOARDED,
         )
     before = _state_counts(tenant)
+    _check_devices_as_read(before, expected_version)
     now = timezone.now()
     changed = candidates.update(
         onboarding_state=OnboardingState.ONBOARDED, onboarded_at=now, last_seen=now, updated_at=now
@@ -235,6 +261,7 @@ def devices_set_antivirus_mode(
     onboarding_state: str | None = None,
     name_contains: str | None = None,
     all_devices: bool = False,
+    expected_version: str | None = None,
 ) -> int:
     """Switch Defender Antivirus to ``mode`` on the chosen devices; returns how many changed.
 
@@ -263,6 +290,7 @@ def devices_set_antivirus_mode(
     if onboarding_state is not None:
         scoped = scoped.filter(onboarding_state=onboarding_state)
     before = _state_counts(tenant)
+    _check_devices_as_read(before, expected_version)
     # Per-mode counts of the rows about to change, for the audit trail (one query).
     changing = dict(
         scoped.exclude(av_mode=mode).order_by().values("av_mode").annotate(n=Count("id")).values_list("av_mode", "n")

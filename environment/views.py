@@ -166,6 +166,7 @@ def _run_device_action(
             av_mode=filters.av or None,
             count=form.cleaned_data["count"] if action == "onboard_count" else None,
             all_devices=True,
+            expected_version=form.cleaned_data["devices_was"] or None,
         )
         return f"Onboarded {n:,} device{'s' if n != 1 else ''}." if n else "No matching devices needed onboarding."
     if action in HIGH_VALUE_ACTIONS:
@@ -188,6 +189,7 @@ def _run_device_action(
             onboarding_state=filters.onboarding or None,
             name_contains=filters.q or None,
             all_devices=True,
+            expected_version=form.cleaned_data["devices_was"] or None,
         )
     if not n:
         return f"No devices changed: they're already in {label} mode."

@@ -125,3 +125,52 @@ def test_a_delete_with_a_malformed_version_is_refused_as_stale(login, admin, con
     assert DirectoryUser.objects.filter(pk=user.pk).exists()
     # Garbage is not a version: the form is treated as carrying none (an old page), never a 500.
     assert client.post(url, {"confirm": "yes", "expected": "x\u00e9" * 30}).status_code in {302, 409}
+
+
+# --- The device list's bulk actions ------------------------------------------------------------
+
+
+def _devices_was(client) -> str:
+    import re
+
+    html = client.get(reverse("environment:devices")).content.decode()
+    found = re.search(r'name="devices_was" value="([^"]+)"', html)
+    assert found
+    return found.group(1)
+
+
+def test_onboard_this_many_sent_twice_onboards_one_batch_and_the_second_is_a_409(login, admin, contoso):
+    from environment.models import Device, OnboardingState
+
+    factories.devices(contoso, 5, onboarded=False)
+    client = login(admin)
+    form = {"action": "onboard_count", "count": "2", "devices_was": _devices_was(client)}
+    assert client.post(reverse("environment:devices"), form).status_code == 302
+    events = AuditEvent.objects.count()
+    second = client.post(reverse("environment:devices"), form)
+    assert second.status_code == 409
+    html = second.content.decode()
+    assert "The devices changed since you opened this page" in html
+    assert 'id="bulk-count"' in html and 'value="2"' in html  # the typed number kept
+    assert Device.objects.filter(tenant=contoso, onboarding_state=OnboardingState.ONBOARDED).count() == 2
+    assert AuditEvent.objects.count() == events
+    # Sending it again from the page now shown applies it knowingly.
+    form["devices_was"] = _devices_was(client)
+    assert client.post(reverse("environment:devices"), form).status_code == 302
+    assert Device.objects.filter(tenant=contoso, onboarding_state=OnboardingState.ONBOARDED).count() == 4
+
+
+def test_a_stale_all_matching_antivirus_switch_is_a_409(login, admin, secadmin, contoso):
+    from environment import services
+    from environment.models import AntivirusMode, Device
+
+    devices = factories.devices(contoso, 3)
+    client = login(admin)
+    shown = _devices_was(client)
+    services.devices_set_antivirus_mode(  # another admin, meanwhile
+        tenant=contoso, acting_user=secadmin, mode=AntivirusMode.PASSIVE, device_ids=[devices[0].pk]
+    )
+    form = {"action": "av_matching", "mode": AntivirusMode.DISABLED, "devices_was": shown}
+    response = client.post(reverse("environment:devices"), form)
+    assert response.status_code == 409
+    assert not Device.objects.filter(tenant=contoso, av_mode=AntivirusMode.DISABLED).exists()
