@@ -658,7 +658,11 @@ def directory_user_create(
     enabled: bool = True,
     domain_controller: DomainController | None = None,
 ) -> DirectoryUser:
-    """Add a user to the directory (optionally a hybrid identity of a domain controller)."""
+    """Add a user to the directory (optionally a hybrid identity of a domain controller).
+
+    A user with this name already there, identical in every field, is returned as it is (a double submit);
+    one that differs is refused.
+    """
     display_name = (display_name or "").strip()
     upn = (user_principal_name or "").strip().lower()
     mail = (mail or "").strip().lower()
@@ -676,10 +680,22 @@ def directory_user_create(
             errors.setdefault("mail", []).append("Enter a valid email address, or leave it empty.")
     if domain_controller is not None and domain_controller.tenant_id != tenant.pk:
         errors.setdefault("domain_controller", []).append("That domain controller isn't part of this organisation.")
-    if (
-        "user_principal_name" not in errors
-        and DirectoryUser.objects.filter(tenant=tenant, user_principal_name=upn).exists()
-    ):
+    existing = (
+        DirectoryUser.objects.filter(tenant=tenant, user_principal_name=upn).first()
+        if "user_principal_name" not in errors
+        else None
+    )
+    if existing is not None and not errors:
+        same = (existing.display_name, existing.mail, existing.job_title, existing.enabled) == (
+            display_name,
+            mail,
+            (job_title or "").strip(),
+            enabled,
+        ) and existing.domain_controller_id == (domain_controller.pk if domain_controller else None)
+        if same:
+            # The same form sent again (or two admins adding the same person): nothing to change.
+            return existing
+    if existing is not None:
         errors.setdefault("user_principal_name", []).append(f"A user with the name {upn} already exists.")
     if errors:
         raise Invalid(fields=errors)

@@ -174,3 +174,22 @@ def test_a_stale_all_matching_antivirus_switch_is_a_409(login, admin, secadmin, 
     response = client.post(reverse("environment:devices"), form)
     assert response.status_code == 409
     assert not Device.objects.filter(tenant=contoso, av_mode=AntivirusMode.DISABLED).exists()
+
+
+def test_adding_the_same_directory_user_twice_is_harmless_and_a_different_one_is_refused(login, admin, contoso):
+    from environment.models import DirectoryUser
+
+    client = login(admin)
+    form = {"display_name": "Nestor Wilke", "user_principal_name": "nestor@contoso.example", "mail": ""}
+    url = reverse("environment:directory_user_create")
+    assert client.post(url, form).status_code == 302
+    events = AuditEvent.objects.count()
+    assert client.post(url, form).status_code == 302  # the same form again
+    assert DirectoryUser.objects.filter(tenant=contoso, user_principal_name="nestor@contoso.example").count() == 1
+    assert AuditEvent.objects.count() == events
+    other = client.post(url, {**form, "display_name": "Nestor W."})
+    assert other.status_code == 400
+    assert "already exists" in other.content.decode()
+    assert DirectoryUser.objects.get(tenant=contoso, user_principal_name="nestor@contoso.example").display_name == (
+        "Nestor Wilke"
+    )
