@@ -24,7 +24,7 @@ from typing import Any, Concatenate, Literal, ParamSpec, Protocol, TypeVar, cast
 from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import ObjectDoesNotExist, ValidationError
 from django.db import models
-from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBase
+from django.http import Http404, HttpRequest, HttpResponseBase
 from django.shortcuts import redirect
 from django_htmx.middleware import HtmxDetails
 
@@ -150,20 +150,6 @@ def provider_page(
         return wrapper
 
     return decorate(view) if view is not None else decorate
-
-
-# The decorators every view used before ``tenant_page``/``provider_page``; kept
-# while views move over.
-def tenant_view(view: Callable[..., HttpResponse]) -> View[...]:
-    return tenant_page(view)
-
-
-def tenant_admin_view(view: Callable[..., HttpResponse]) -> View[...]:
-    return tenant_page(manage=True)(view)
-
-
-def provider_view(view: Callable[..., HttpResponse]) -> View[...]:
-    return provider_page(view)
 
 
 def get_tenant_object_or_404(request: HttpRequest, queryset: type[M] | models.QuerySet[M], **lookup: Any) -> M:
