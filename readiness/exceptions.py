@@ -7,19 +7,18 @@ from datetime import datetime
 from core.errors import Conflict, Invalid
 
 
-class ReadinessError(Invalid):
-    pass
-
-
 class PhaseChanged(Conflict):
     """The tenant's service phase moved since the page was read; nothing was changed."""
 
 
-class ReadinessNotMet(ReadinessError):
+# A refusal with nothing more to say than its message is a plain ``core.errors.Invalid``.
+
+
+class ReadinessNotMet(Invalid):
     """Starting the monitoring phase before readiness is met, without a reason."""
 
 
-class RefreshRateLimited(ReadinessError):
+class RefreshRateLimited(Invalid):
     def __init__(self, message: str, *, allowed_at: datetime) -> None:
         super().__init__(message)
         self.allowed_at = allowed_at

@@ -45,9 +45,10 @@ from django.db.models import DateTimeField, Exists, ExpressionWrapper, F, OuterR
 from django.utils import timezone
 
 from audit.services import audit_record
+from core.errors import Invalid
 from permissions.selectors import provider_access_of
 from readiness.catalogue import CATALOGUE_VERSION, ENTRIES
-from readiness.exceptions import PhaseChanged, ReadinessError, ReadinessNotMet, RefreshRateLimited
+from readiness.exceptions import PhaseChanged, ReadinessNotMet, RefreshRateLimited
 from readiness.models import (
     ActionState,
     ActionStatus,
@@ -746,7 +747,7 @@ def readiness_start_monitoring(
     reason = (reason or "").strip()
     state = readiness_state_for(tenant=tenant)
     if tenant.service_phase != ServicePhase.PREPARING:
-        raise ReadinessError(
+        raise Invalid(
             f"{tenant.name} is in the {ServicePhase(tenant.service_phase).label} phase; the monitoring phase can "
             "only start from Preparing."
         )
@@ -761,7 +762,7 @@ def readiness_start_monitoring(
             tenant=tenant, acting_user=acting_user, to_phase=ServicePhase.MONITORING, reason=reason
         )
     except PhaseTransitionError as exc:
-        raise ReadinessError(str(exc)) from exc
+        raise Invalid(str(exc)) from exc
     audit_record(
         tenant=tenant,
         acting_user=acting_user,
@@ -816,13 +817,13 @@ def readiness_confirm_active(*, tenant: Tenant, acting_user: User, expected_phas
         return tenant
     ends = monitoring_ends_at(tenant)
     if ends is None:
-        raise ReadinessError(f"{tenant.name} isn't in the monitoring phase.")
+        raise Invalid(f"{tenant.name} isn't in the monitoring phase.")
     if timezone.now() < ends:
-        raise ReadinessError(
+        raise Invalid(
             f"The monitoring phase of {tenant.name} runs until {timezone.localtime(ends):%d %b %Y %H:%M} UTC; "
             "confirm the service Active after that."
         )
     try:
         return tenant_change_phase(tenant=tenant, acting_user=acting_user, to_phase=ServicePhase.ACTIVE)
     except PhaseTransitionError as exc:
-        raise ReadinessError(str(exc)) from exc
+        raise Invalid(str(exc)) from exc

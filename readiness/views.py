@@ -18,14 +18,13 @@ from django.utils import timezone
 from django.utils.functional import SimpleLazyObject
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from core.errors import ApplicationError
+from core.errors import ApplicationError, Invalid
 from core.pages import is_htmx, on_error, render_page
 from environment.selectors import DevicePage
 from exclusions.selectors import exclusion_counts
 from permissions.selectors import access_health
 from readiness import presenters
 from readiness.catalogue import ENTRIES, PRODUCTS
-from readiness.exceptions import ReadinessError
 from readiness.models import ActionState, Priority, ReadinessState, RunOutcome
 from readiness.selectors import (
     DEVICE_STATE_ENV_QUERY,
@@ -208,7 +207,7 @@ def service_status(request: TenantRequest) -> HttpResponse:
 def request_refresh(request: TenantRequest) -> HttpResponse:
     try:
         state = readiness_request_refresh(tenant=request.tenant, acting_user=request.user)
-    except ReadinessError as exc:
+    except Invalid as exc:
         messages.warning(request, exc.message)
     else:
         if state.next_refresh_at <= timezone.now():
@@ -471,7 +470,7 @@ def start_monitoring(request: ProviderRequest, tenant_id: int) -> HttpResponse:
             reason=reason,
             expected_phase=request.POST.get("phase") or None,
         )
-    except ReadinessError as exc:
+    except Invalid as exc:
         messages.error(request, exc.message)
     else:
         if tenant.service_phase_changed_at == changed_at:
@@ -509,7 +508,7 @@ def confirm_active(request: ProviderRequest, tenant_id: int) -> HttpResponse:
             acting_user=request.user,
             expected_phase=request.POST.get("phase") or None,
         )
-    except ReadinessError as exc:
+    except Invalid as exc:
         messages.error(request, exc.message)
     else:
         if tenant.service_phase_changed_at == changed_at:

@@ -16,13 +16,14 @@ from django.utils import timezone
 from django.utils.html import escape
 
 from audit.models import AuditEvent
+from core.errors import Invalid
 from demo.environments import GOOD_SETTINGS, seed_environment
 from environment import services as env
 from environment.models import AntivirusMode, Device, DomainController
 from environment.security_settings import SETTINGS_BY_KEY
 from outbox.models import OutboxMessage
 from readiness import catalogue
-from readiness.exceptions import ReadinessError, ReadinessNotMet, RefreshRateLimited
+from readiness.exceptions import ReadinessNotMet, RefreshRateLimited
 from readiness.models import ActionState, ActionStatus, ReadinessState, RefreshRun, Regression, RunOutcome, Snapshot
 from readiness.rules import RULES
 from readiness.selectors import readiness_summaries
@@ -401,7 +402,7 @@ def test_start_monitoring_when_ready_then_confirm_active_after_the_days(
         readiness_start_monitoring(tenant=contoso, acting_user=sdm)
     contoso.refresh_from_db()
     with time_machine.travel(t0 + timedelta(days=6), tick=False):
-        with pytest.raises(ReadinessError, match="runs until"):
+        with pytest.raises(Invalid, match="runs until"):
             readiness_confirm_active(tenant=contoso, acting_user=sdm)
     with time_machine.travel(t0 + timedelta(days=7, seconds=1), tick=False):
         readiness_confirm_active(tenant=contoso, acting_user=sdm)
@@ -410,7 +411,7 @@ def test_start_monitoring_when_ready_then_confirm_active_after_the_days(
 
 
 def test_start_monitoring_only_from_preparing(contoso: Tenant, sdm: Any) -> None:
-    with pytest.raises(ReadinessError, match="only start from Preparing"):
+    with pytest.raises(Invalid, match="only start from Preparing"):
         readiness_start_monitoring(tenant=contoso, acting_user=sdm, reason="x")
 
 
