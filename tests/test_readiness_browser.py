@@ -319,3 +319,31 @@ def test_a_link_to_an_action_opens_its_row(
     expect(row.locator("details")).to_have_attribute("open", "")
     expect(row.locator("summary")).to_be_focused()
     expect(row.get_by_text("How to fix it")).to_be_visible()
+
+
+def test_still_to_protect_adds_up_and_each_reason_opens_its_list(
+    page: Page, live_server: Any, browser_login: Any, admin: Any, contoso: Tenant, demo: ReadinessState, axe_check: Any
+) -> None:
+    """100 more licences than devices: the headline is the target minus the protected, and the reasons
+    under it (licensed but not yet present among them) add up to it; a protected device offers no fix."""
+    from environment.models import LicenceProduct
+    from tests import factories
+
+    factories.licence(contoso, LicenceProduct.DEFENDER_ENDPOINT_P2, seats=demo.devices_total + 100)
+    state = refresh(contoso)
+    browser_login(admin)
+    open_page(page, live_server)
+    headline = int(page.get_by_test_id("devices-to-protect").inner_text().replace(",", ""))
+    assert headline == state.devices_target - state.devices_protected
+    breakdown = page.get_by_test_id("devices-breakdown")
+    counts = [int(t.replace(",", "")) for t in breakdown.get_by_role("link").all_inner_texts()]
+    assert sum(counts) == headline
+    expect(page.get_by_test_id("devices-not_present")).to_have_text("100")
+    axe_check(page)
+    page.get_by_test_id("devices-passive").click()
+    expect(page.get_by_test_id("list-count")).to_contain_text(f"{state.devices_passive:,} device")
+    expect(page.get_by_role("link", name=re.compile("Set to active mode")).first).to_be_visible()
+    page.goto(f"{live_server.url}{PATH}devices/protected/")
+    expect(page.get_by_test_id("list-count")).to_contain_text(f"{state.devices_protected:,} device")
+    expect(page.get_by_role("link", name=re.compile("Set to active mode"))).to_have_count(0)
+    expect(page.get_by_test_id("no-fix").first).to_be_visible()
