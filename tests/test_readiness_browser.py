@@ -347,3 +347,30 @@ def test_still_to_protect_adds_up_and_each_reason_opens_its_list(
     expect(page.get_by_test_id("list-count")).to_contain_text(f"{state.devices_protected:,} device")
     expect(page.get_by_role("link", name=re.compile("Set to active mode"))).to_have_count(0)
     expect(page.get_by_test_id("no-fix").first).to_be_visible()
+
+
+def test_a_change_in_permissions_shows_at_once_as_waiting_for_the_refresh(
+    page: Page, live_server: Any, browser_login: Any, admin: Any, contoso: Tenant, demo: ReadinessState, axe_check: Any
+) -> None:
+    from permissions.selectors import access_levels_state
+    from permissions.services import access_levels_set
+
+    browser_login(admin)
+    open_page(page, live_server)
+    status = page.get_by_test_id("status-entra.provider_access")
+    expect(status).to_have_text("Not started")
+    access_levels_set(
+        tenant=contoso,
+        acting_user=admin,
+        investigate=True,
+        respond=False,
+        expected_version=access_levels_state(tenant=contoso).version,
+    )
+    page.reload()
+    expect(status).to_have_text("In progress, waiting for the next refresh")
+    expect(page.get_by_test_id("confirm-by-entra.provider_access")).to_contain_text("Confirmed by")
+    expect(page.get_by_test_id("access-health-banner")).to_have_count(0)  # Permissions says Active too
+    axe_check(page)
+    refresh(contoso)
+    page.reload()
+    expect(status).to_have_text("Completed")
