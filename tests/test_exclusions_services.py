@@ -162,6 +162,8 @@ def test_counts_each_excluded_device_and_cloud_user_once_and_include_later_high_
     assert (exclusion_counts(tenant=contoso).devices, exclusion_counts(tenant=contoso).users) == (3, 2)
     exclusion_high_value_set(tenant=contoso, acting_user=admin, enabled=True, confirm=True, expected_version=3)
     Device.objects.filter(pk=others[1].pk).update(high_value=True)
+    # A high-value device in an excluded group is counted once.
+    Device.objects.filter(device_group=execs).update(high_value=True)
     counts = exclusion_counts(tenant=contoso)
     assert (counts.devices, counts.users) == (5, 3)
     # An asset both tagged and in an excluded group is counted once.
