@@ -8,7 +8,7 @@ from typing import cast
 from django.http import HttpRequest, HttpResponse
 
 from tenancy.access import PortalRequest
-from tenancy.selectors import membership_for_session, provider_staff_for_user
+from tenancy.selectors import request_identity
 
 SESSION_TENANT_KEY = "active_tenant_id"
 
@@ -25,14 +25,11 @@ class TenantMiddleware:
         request.provider_staff = None
         user = request.user
         if user.is_authenticated:
-            # One query each; both use select_related so pages can show the
-            # tenant and provider names without further queries.
-            staff = provider_staff_for_user(user)
-            if staff is not None:
-                request.provider_staff = staff
-            else:
-                membership = membership_for_session(user, request.session.get(SESSION_TENANT_KEY))
-                if membership is not None:
-                    request.membership = membership
-                    request.tenant = membership.tenant
+            # One query for a tenant's member (two for provider staff), with select_related so that
+            # pages can show the tenant and provider names without further queries.
+            identity = request_identity(user, request.session.get(SESSION_TENANT_KEY))
+            request.provider_staff = identity.provider_staff
+            if identity.membership is not None:
+                request.membership = identity.membership
+                request.tenant = identity.membership.tenant
         return self.get_response(request)

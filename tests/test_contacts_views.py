@@ -119,10 +119,10 @@ def test_page_query_count_is_the_same_for_2_and_200_contacts(login, admin, conto
     _populate(contoso, admin, count)
     client = login(admin)
     assert NotificationContact.objects.active().count() == count
-    # 1 session, 1 user, 1 provider-staff check, 1 membership (middleware);
-    # 1 contacts with directory rows, welcome email and member counts;
-    # 1 team member previews; 1 recent history; 1 memberships count (nav).
-    with django_assert_num_queries(8):
+    # 1 session, 1 user, 1 membership with the provider-staff check and the nav's
+    # membership count joined (middleware); 1 contacts with directory rows, welcome
+    # email and member counts; 1 team member previews; 1 recent history.
+    with django_assert_num_queries(6):
         response = client.get(INDEX)
     assert response.status_code == 200
     assert response.content.decode().count('data-testid="contact-row"') == count
@@ -161,8 +161,8 @@ def test_plain_search_renders_a_full_page_with_add_buttons(login, admin, alice):
 
 def test_search_is_one_query_over_http(login, admin, alice, django_assert_num_queries):
     client = login(admin)
-    # 4 for session/user/membership (middleware), 1 for the search.
-    with django_assert_num_queries(5):
+    # 3 for session/user/membership (middleware), 1 for the search.
+    with django_assert_num_queries(4):
         client.get(reverse("contacts:search"), {"q": "alice"}, HTTP_HX_REQUEST="true")
 
 

@@ -195,10 +195,10 @@ def test_another_tenants_or_a_malformed_id_is_404(login, admin, outsider, groups
     assert ExcludedUserGroup.objects.count() == 1 and not ExcludedDeviceGroup.objects.exists()
 
 
-# session, user, provider-staff check, membership (middleware); the exclusion setting, the excluded
-# device groups with their device counts, the excluded user groups with their member counts; the
-# nav's membership count.
-INDEX_QUERIES = 8
+# session, user, membership with the provider-staff check and the nav's membership count joined
+# (middleware); the exclusion setting, the excluded device groups with their device counts, the
+# excluded user groups with their member counts.
+INDEX_QUERIES = 6
 
 
 @pytest.mark.parametrize("scale", [1, 10])
@@ -222,8 +222,8 @@ def test_the_page_runs_a_fixed_number_of_queries(login, admin, contoso, django_a
     assert body.count("Remove device group" if tab == "device-groups" else "Remove user group") == 3 * scale
 
 
-# middleware (4); the version; the options; the nav's membership count.
-ADD_QUERIES = 7
+# middleware (3, the nav's membership count joined); the version; the options.
+ADD_QUERIES = 5
 
 
 @pytest.mark.parametrize("scale", [1, 10])

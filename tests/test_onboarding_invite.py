@@ -211,7 +211,7 @@ def test_console_runs_a_fixed_number_of_queries(login, sdm, django_assert_num_qu
     for t in Tenant.objects.all()[:2]:
         invitation_send(tenant=t, acting_user=staff)
     client.get(reverse("onboarding_provider:console"))  # warm the session
-    # session + user + provider staff (3), count (1), tenants with progress and
+    # session + user + no membership + provider staff (4), count (1), tenants with progress and
     # latest invitation (1), readiness summaries (fixed, see readiness).
     with django_assert_num_queries(CONSOLE_QUERIES) as small:
         client.get(reverse("onboarding_provider:console"))
@@ -223,7 +223,7 @@ def test_console_runs_a_fixed_number_of_queries(login, sdm, django_assert_num_qu
     assert response.content.decode().count('data-testid="tenant-') == 30
 
 
-CONSOLE_QUERIES = 6
+CONSOLE_QUERIES = 7
 
 
 def test_console_filters_by_phase_and_name(login, sdm, contoso, fabrikam, admin, outsider):
@@ -242,13 +242,14 @@ def test_provider_tenant_page_runs_a_fixed_number_of_queries(login, sdm, contoso
     client = login(sdm)
     url = reverse("onboarding_provider:tenant", args=[contoso.pk])
     client.get(url)
-    # session + user + provider staff (3), tenant (1), progress (1), recipients (1), invitations (1)
-    with django_assert_num_queries(7):
+    # session + user + no membership + provider staff (4), tenant (1), progress (1), recipients (1),
+    # invitations (1)
+    with django_assert_num_queries(8):
         html = client.get(url).content.decode()
     assert "Resend welcome email" in html
     for _ in range(9):
         invitation_send(tenant=contoso, acting_user=sdm, resend=True)
-    with django_assert_num_queries(7):
+    with django_assert_num_queries(8):
         html = client.get(url).content.decode()
     assert html.count("Replaced") == 9 and html.count(">Active<") == 1
 

@@ -11,19 +11,19 @@ from tests.test_onboarding_guide import add_contact, finish
 
 pytestmark = pytest.mark.django_db
 
-# Every page: session, user, provider-staff check, membership (middleware, 4),
-# the sidebar's membership count (1) and the guide progress (1) = 6; then per step:
+# Every page: session, user, membership with the provider-staff check and the sidebar's membership
+# count joined (middleware, 3) and the guide progress (1) = 4; then per step:
 STEP_QUERIES = {
     # the access relationship + the latest grant per level (permissions' snapshot, 2) + the device
     # groups' reach for access health (1)
-    "permissions": 9,
+    "permissions": 7,
     # the contacts of that type with directory rows and welcome email (1) and
     # their team previews (1, prefetch)
-    "incident-contact": 8,
-    "service-review-contact": 8,
-    "next-steps": 6,
+    "incident-contact": 6,
+    "service-review-contact": 6,
+    "next-steps": 4,
     # the summary: access snapshot (2) + all contacts (1) + team previews (1) + device reach (1)
-    "close": 11,
+    "close": 9,
 }
 
 
@@ -79,12 +79,12 @@ def test_landing_page_runs_a_fixed_number_of_queries(login, contoso, sdm, admin,
     client = login(admin)
     finish(client, contoso, admin)  # access granted: the snapshot reads its grants too
     client.get(reverse("onboarding:index"))
-    # middleware (4) + sidebar membership count (1) + guide progress (1)
+    # middleware (3, the sidebar's membership count joined) + guide progress (1)
     # + access health: the relationship and the latest grant per level (2)
-    with django_assert_num_queries(9):
+    with django_assert_num_queries(7):
         client.get(reverse("onboarding:index"))
     grow(contoso, admin, 10)
-    with django_assert_num_queries(9):
+    with django_assert_num_queries(7):
         client.get(reverse("onboarding:index"))
 
 
@@ -117,6 +117,6 @@ def test_saving_a_step_runs_a_fixed_number_of_queries(login, contoso, sdm, admin
             assert client.post(url, data).status_code == 302
 
 
-# middleware (4), savepoint + release (2), the locked progress row (1), the
-# update (1), the audit row (1) = 9; the contacts steps add one EXISTS query.
-SAVE_QUERIES = {"incident-contact": 10, "service-review-contact": 10, "next-steps": 9}
+# middleware (3), savepoint + release (2), the locked progress row (1), the
+# update (1), the audit row (1) = 8; the contacts steps add one EXISTS query.
+SAVE_QUERIES = {"incident-contact": 9, "service-review-contact": 9, "next-steps": 8}

@@ -37,8 +37,8 @@ def test_staff_see_each_tenants_access_in_a_fixed_number_of_queries(
 ):
     _grant(contoso, admin, respond=True)
     client = login(sdm)
-    # session, user, provider staff (middleware); tenants, relationships, latest grants.
-    with django_assert_num_queries(7):
+    # session, user, no membership, provider staff (middleware); tenants, relationships, latest grants.
+    with django_assert_num_queries(8):
         response = client.get(LIST)
     body = response.content.decode()
     assert response.status_code == 200
@@ -47,7 +47,7 @@ def test_staff_see_each_tenants_access_in_a_fixed_number_of_queries(
     for i in range(10):
         t = factories.tenant(f"Tenant {i}")
         _grant(t, factories.member(t))
-    with django_assert_num_queries(7):
+    with django_assert_num_queries(8):
         assert client.get(LIST).status_code == 200
 
 
@@ -133,15 +133,15 @@ def test_the_provider_detail_page_runs_a_fixed_number_of_queries(login, sdm, con
     client = login(sdm)
     # The expert's first visit in a session is recorded in the tenant's log (Experts' activity).
     client.get(_detail(contoso))
-    # session, user, provider staff, tenant (middleware and scoping); relationship
+    # session, user, no membership, provider staff, tenant (middleware and scoping); relationship
     # and latest grants; device-group aggregate; the exclusions as the evaluator
     # asks them (setting, device groups, any user group, the two counts) and as
     # the read-only list shows them (setting, device groups, user groups); recent attempts.
-    with django_assert_num_queries(16):
+    with django_assert_num_queries(17):
         client.get(_detail(contoso))
     for i in range(20):
         factories.devices(contoso, 50, group=factories.device_group(contoso, f"G{i}"))
-    with django_assert_num_queries(16):
+    with django_assert_num_queries(17):
         assert client.get(_detail(contoso)).status_code == 200
 
 

@@ -391,12 +391,11 @@ def _page_queries(client, django_assert_num_queries, n):
     return response
 
 
-# session, user, provider-staff check, membership (middleware); relationship and
-# latest grants (snapshot); device groups with counts (one aggregate); the
-# exclusions (setting, excluded device groups, whether a user group is excluded,
-# the excluded devices and users counted); recent history; the nav's membership
-# count in base.html.
-PAGE_QUERIES = 14
+# session, user, membership with the provider-staff check and the nav's membership count
+# joined (middleware); relationship and latest grants (snapshot); device groups with
+# counts (one aggregate); the exclusions (setting, excluded device groups, whether a user
+# group is excluded, the excluded devices and users counted); recent history.
+PAGE_QUERIES = 12
 
 
 @pytest.mark.parametrize(("groups", "devices"), [(0, 0), (0, 500), (6, 1_000), (60, 10_000)])

@@ -203,13 +203,13 @@ def test_constant_query_count_from_1500_to_100000_devices(
     refresh(contoso)
     client = login(admin)
     client.get(URL)  # warm the session and the cache of this refresh's history
-    # session, user, provider-staff and membership lookups (4); readiness state (1);
+    # session, user, membership with the provider-staff check and the organisation switcher's
+    # membership count joined (3); readiness state (1);
     # action statuses (1); change detection (2: latest device/DC/user/licence change in one
     # statement, settings); access health (1, Permissions); the assets excluded from
-    # remediation (3: the setting, the devices, the users); open regressions (1); the
-    # organisation switcher's membership count in base.html (1). The history (1 more) is
+    # remediation (3: the setting, the devices, the users); open regressions (1). The history (1 more) is
     # read only by the first view after a refresh: it is cached by snapshot generation.
-    with django_assert_num_queries(14) as small:
+    with django_assert_num_queries(12) as small:
         assert client.get(URL).status_code == 200
     factories.devices(contoso, 98_500, av_mode=AntivirusMode.PASSIVE)
     refresh(contoso)
@@ -302,12 +302,12 @@ def test_lists_export_and_provider_pages_run_fixed_queries(
     staff_client = Client()
     staff_client.force_login(sdm)
     pages = [
-        # session, user, staff, membership (4) + state (1) + count and page (2) + switcher (1)
+        # session, user, membership with staff check and switcher count (3) + state (1) + count and page (2)
         (client, reverse("readiness:devices", args=["passive"])),
         (client, reverse("readiness:identities", args=["protected"])),
         # the page's own queries less the template-only ones
         (client, reverse("readiness:export")),
-        # session, user, staff (3) + count and page of runs (2) + the organization filter (1)
+        # session, user, no membership, staff (4) + count and page of runs (2) + the organization filter (1)
         (staff_client, reverse("readiness_provider:runs")),
         # + tenant, state, statuses, change detection, runs, regressions
         (staff_client, reverse("readiness_provider:tenant", args=[contoso.pk])),
@@ -332,7 +332,7 @@ def test_lists_export_and_provider_pages_run_fixed_queries(
     for (c, url), expected in zip(pages, counts, strict=True):
         with django_assert_num_queries(expected):
             assert c.get(url).status_code == 200
-    assert counts[0] == 8 and counts[3] == 6
+    assert counts[0] == 6 and counts[3] == 7
 
 
 def test_access_health_banner_and_provider_access_action(login: Any, admin: Any, contoso: Tenant) -> None:
