@@ -174,6 +174,13 @@ def test_a_log_longer_than_the_count_limit_says_more_than(login, admin, contoso,
     from audit import selectors
 
     monkeypatch.setattr(selectors, "COUNT_LIMIT", 20)
+    now = timezone.now()
+    AuditEvent.objects.bulk_create(
+        [
+            AuditEvent(tenant=contoso, actor_label="a", action="contacts.added", summary=f"Row {i}", created_at=now)
+            for i in range(60)
+        ]
+    )
     body = login(admin).get(LOG).content.decode()
     assert "More than 20 events." in body and "Page 1</span>" in body
     assert "Page 1 of" not in body
