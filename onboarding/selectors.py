@@ -7,11 +7,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.core import signing
-from django.core.paginator import Paginator
 from django.db.models import JSONField, OuterRef, Q, QuerySet, Subquery
 from django.utils import timezone
 
 from contacts.selectors import contacts_by_type, contacts_for_tenant, directory_search, notification_type_text
+from core.keyset import keyset_page
 from onboarding.exceptions import LinkExpired, LinkInvalid
 from onboarding.links import link_lifetime_text, nonce_from_token
 from onboarding.models import (
@@ -274,15 +274,22 @@ def guide_step_page(
     return page
 
 
-def console_page(*, organization: ProviderOrganization, phase: str, q: str, page_number: str | None) -> dict[str, Any]:
+def console_page(
+    *, organization: ProviderOrganization, phase: str, q: str, page_number: Any, after: Any = "", before: Any = ""
+) -> dict[str, Any]:
     """The provider's onboarding console: every tenant with its phase, invitation, guide progress and readiness.
 
-    Queries: the page's tenants with their progress and latest invitation (1),
-    the paginator's count (1) and the readiness summaries (fixed, readiness
-    app), whatever the number of tenants.
+    Queries: the page's tenants with their progress and latest invitation (1), found by keyset on
+    (name, id) from the ``after``/``before`` cursor, the count bounded by a LIMIT (1) and the readiness
+    summaries (fixed, readiness app), whatever the number of tenants and on any page.
     """
-    page = Paginator(console_tenants(organization=organization, phase=phase, q=q), CONSOLE_PAGE_SIZE).get_page(
-        page_number
+    page = keyset_page(
+        console_tenants(organization=organization, phase=phase, q=q),
+        field="name",
+        per_page=CONSOLE_PAGE_SIZE,
+        after=after,
+        before=before,
+        number=page_number,
     )
     tenants = list(page.object_list)
     readiness = readiness_for(tenant_ids=[t.pk for t in tenants]) if tenants else {}

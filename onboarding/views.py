@@ -381,12 +381,23 @@ def console(request: ProviderRequest) -> HttpResponse:
     staff = request.provider_staff
     phase = request.GET.get("phase") or ""
     q = (request.GET.get("q") or "").strip()[:100]
-    page = console_page(organization=staff.organization, phase=phase, q=q, page_number=request.GET.get("page"))
+    page = console_page(
+        organization=staff.organization,
+        phase=phase,
+        q=q,
+        page_number=request.GET.get("page"),
+        after=request.GET.get("after"),
+        before=request.GET.get("before"),
+    )
+    filters = {k: v for k, v in {"phase": phase, "q": q}.items() if v}
+    shown = page["page"]
     context = {
         "nav": "provider_console",
         "phase": phase,
         "q": q,
-        "query": urlencode({k: v for k, v in {"phase": phase, "q": q}.items() if v}),
+        "query": urlencode(filters),
+        "previous_query": urlencode({**filters, **shown.previous_query}) if shown.has_previous else "",
+        "next_query": urlencode({**filters, **shown.next_query}) if shown.has_next else "",
         "is_sdm": staff.is_service_delivery_manager,
     }
     return render_page(request, "onboarding/console.html", {**context, **page})

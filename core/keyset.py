@@ -1,0 +1,135 @@
+"""Keyset pagination for lists ordered by a text column with the id as tie-breaker.
+
+A page is found from the row at its edge (``name > last name, or same name and id > last id``),
+never by OFFSET, and the list's length is counted over a LIMIT: any page of any list costs the
+same two queries. ``audit/selectors.py`` (``audit_page``) does the same for the newest-first log.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+from django.db.models import Model, Q, QuerySet
+
+M = TypeVar("M", bound=Model)
+
+# A list's length is counted up to this many rows (a COUNT over a LIMIT), then shown as "more than".
+COUNT_LIMIT = 10_000
+
+
+@dataclass(frozen=True)
+class PageCount:
+    """What the template asks a paginator for."""
+
+    count: int
+    num_pages: int
+    more: bool  # ``count`` is the limit and there are more
+
+
+@dataclass(frozen=True)
+class KeysetPage(Generic[M]):
+    """One page of a list ordered by ``field`` then id. ``number`` is the page's position for display,
+    carried in the links; ``prefix`` names the links' parameters when a page shows two lists."""
+
+    object_list: list[M]
+    number: int
+    has_previous: bool
+    has_next: bool
+    paginator: PageCount
+    field: str
+    prefix: str = ""
+
+    def __iter__(self) -> Iterator[M]:
+        return iter(self.object_list)
+
+    def __len__(self) -> int:
+        return len(self.object_list)
+
+    def _cursor(self, row: M) -> str:
+        return f"{getattr(row, self.field)}~{row.pk}"
+
+    @property
+    def previous_query(self) -> dict[str, str]:
+        return {
+            f"{self.prefix}before": self._cursor(self.object_list[0]),
+            f"{self.prefix}page": str(max(self.number - 1, 1)),
+        }
+
+    @property
+    def next_query(self) -> dict[str, str]:
+        return {
+            f"{self.prefix}after": self._cursor(self.object_list[-1]),
+            f"{self.prefix}page": str(self.number + 1),
+        }
+
+
+def _parse_cursor(raw: Any) -> tuple[str, int] | None:
+    """``value~id`` from a link (the value may hold ``~`` itself); anything else is no cursor: the first page."""
+    value, sep, pk = str(raw or "")[:400].rpartition("~")
+    if not sep or not pk.isdigit() or len(pk) > 18:
+        return None
+    return value, int(pk)
+
+
+def _position(raw: Any) -> int:
+    text = str(raw or "").strip()
+    return int(text) if text.isdigit() and len(text) < 10 else 1
+
+
+def keyset_page(
+    qs: QuerySet[M],
+    *,
+    field: str,
+    per_page: int,
+    after: Any = "",
+    before: Any = "",
+    number: Any = 1,
+    prefix: str = "",
+    count_limit: int | None = None,
+) -> KeysetPage[M]:
+    """The rows of ``qs`` (ordered by ``field``, then id) after the ``after`` cursor, before the ``before``
+    cursor, or the first ones: two queries, the bounded count and the page."""
+    base = qs
+    limit = COUNT_LIMIT if count_limit is None else count_limit
+    found = qs.order_by()[: limit + 1].count()
+    more = found > limit
+    count = min(found, limit)
+    num_pages = max(1, -(-count // per_page))
+    back, forward = _parse_cursor(before), _parse_cursor(after)
+    if back is not None:
+        value, pk = back
+        earlier = Q(**{f"{field}__lt": value}) | Q(**{field: value, "pk__lt": pk})
+        rows = list(qs.filter(earlier).order_by(f"-{field}", "-id")[: per_page + 1])
+        has_previous = len(rows) > per_page
+        rows = rows[:per_page][::-1]
+        has_next = True
+    else:
+        if forward is not None:
+            value, pk = forward
+            qs = qs.filter(Q(**{f"{field}__gt": value}) | Q(**{field: value, "pk__gt": pk}))
+        rows = list(qs.order_by(field, "id")[: per_page + 1])
+        has_previous = forward is not None
+        has_next = len(rows) > per_page
+        rows = rows[:per_page]
+    if not rows and (back is not None or forward is not None):
+        # A cursor past either end (an old link, rows deleted since): the first page.
+        return keyset_page(base, field=field, per_page=per_page, prefix=prefix, count_limit=limit)
+    position = _position(number)
+    if not has_previous:
+        position = 1
+    elif not has_next and not more:
+        position = num_pages
+    position = max(position, 2 if has_previous else 1)
+    if not more:
+        position = min(position, num_pages)
+    return KeysetPage(
+        object_list=rows,
+        number=position,
+        has_previous=has_previous,
+        has_next=has_next,
+        paginator=PageCount(count=count, num_pages=num_pages, more=more),
+        field=field,
+        prefix=prefix,
+    )
