@@ -93,7 +93,8 @@ def keyset_page(
     cursor, or the first ones: two queries, the bounded count and the page."""
     base = qs
     limit = COUNT_LIMIT if count_limit is None else count_limit
-    found = qs.order_by()[: limit + 1].count()
+    # Only the ids are counted: the page's annotations and joins aren't computed for the rows counted.
+    found = qs.order_by().values("pk")[: limit + 1].count()
     more = found > limit
     count = min(found, limit)
     num_pages = max(1, -(-count // per_page))
