@@ -19,8 +19,12 @@ class GuideStep(models.TextChoices):
     EXCLUSIONS = "exclusions", "Exclusions"
     INCIDENT_CONTACT = "incident-contact", "Incident contact"
     SERVICE_REVIEW_CONTACT = "service-review-contact", "Service review contact"
+    # The last step: its Close finishes the guide (the seed's "Select Close" on the Next steps page).
     NEXT_STEPS = "next-steps", "Next steps"
-    CLOSE = "close", "Close"
+
+
+# The address of the former separate Close step: old links and bookmarks land on Next steps.
+FORMER_CLOSE_SLUG = "close"
 
 
 GUIDE_STEPS: tuple[GuideStep, ...] = tuple(GuideStep)

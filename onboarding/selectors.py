@@ -266,7 +266,8 @@ def guide_step_page(
                 "results": directory_search(tenant=tenant, query=query) if query else [],
             }
         )
-    elif step == GuideStep.CLOSE:
+    elif step == GuideStep.NEXT_STEPS:
+        # The page that carries Close: what is set up, and what is missing before Close can finish the guide.
         grouped = contacts_by_type(tenant=tenant)
         page.update(guide_access(tenant=tenant))
         page["incident_contacts"] = grouped[CONTACT_STEPS[GuideStep.INCIDENT_CONTACT]]
@@ -321,7 +322,7 @@ def console_page(
 def provider_tenant_page(*, tenant: Tenant) -> dict[str, Any]:
     """One tenant's onboarding for the provider: who gets the welcome email, every link sent, and the guide."""
     progress = guide_progress(tenant=tenant)
-    viewing = GuideStep.CLOSE if progress.is_finished else GuideStep(progress.current_step)
+    viewing = GuideStep(progress.current_step)
     return {
         "tenant": tenant,
         "recipients": tenant_admin_emails(tenant),

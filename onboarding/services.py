@@ -336,7 +336,7 @@ def guide_step_complete(*, tenant: Tenant, acting_user: User, step: GuideStep, e
     """Steps 2-4: contacts steps need at least one contact of their type.
 
     A double submit (see ``_already_saved``) returns the progress unchanged."""
-    if step in (GuideStep.PERMISSIONS, GuideStep.EXCLUSIONS, GuideStep.CLOSE):
+    if step in (GuideStep.PERMISSIONS, GuideStep.EXCLUSIONS, GuideStep.NEXT_STEPS):
         raise ValueError(f"{step} has its own service")
     progress = _locked_progress(tenant)
     if _already_saved(progress, step=step, expected_version=expected_version, acting_user=acting_user):
@@ -350,7 +350,7 @@ def guide_step_complete(*, tenant: Tenant, acting_user: User, step: GuideStep, e
 
 @transaction.atomic
 def guide_finish(*, tenant: Tenant, acting_user: User, expected_version: int) -> GuideProgress:
-    """Close: record who finished and when, and move the tenant to Preparing.
+    """Close on the Next steps page: record who finished and when, and move the tenant to Preparing.
 
     Closing a guide that was finished before keeps the original record and
     the current settings; nothing is reset. A double submit (see ``_already_saved``)
@@ -358,7 +358,7 @@ def guide_finish(*, tenant: Tenant, acting_user: User, expected_version: int) ->
     """
     locked = Tenant.objects.select_for_update().get(pk=tenant.pk)
     progress = _locked_progress(locked)
-    if _already_saved(progress, step=GuideStep.CLOSE, expected_version=expected_version, acting_user=acting_user):
+    if _already_saved(progress, step=GuideStep.NEXT_STEPS, expected_version=expected_version, acting_user=acting_user):
         return progress
     missing = [s.label for s in REQUIRED_STEPS[:-1] if s.value not in progress.completed_steps]
     if missing:
@@ -379,9 +379,9 @@ def guide_finish(*, tenant: Tenant, acting_user: User, expected_version: int) ->
             )
         progress.finished_at = timezone.now()
         progress.finished_by = acting_user
-    if GuideStep.CLOSE.value not in progress.completed_steps:
-        progress.completed_steps = [*progress.completed_steps, GuideStep.CLOSE.value]
-    progress.current_step = GuideStep.CLOSE
+    if GuideStep.NEXT_STEPS.value not in progress.completed_steps:
+        progress.completed_steps = [*progress.completed_steps, GuideStep.NEXT_STEPS.value]
+    progress.current_step = GuideStep.NEXT_STEPS
     progress.version += 1
     progress.updated_at = timezone.now()
     progress.updated_by = acting_user

@@ -32,7 +32,7 @@ from onboarding.exceptions import (
     SkipNeedsConfirmation,
 )
 from onboarding.links import link_lifetime_text
-from onboarding.models import CONTACT_STEPS, GuideProgress, GuideStep, required_after
+from onboarding.models import CONTACT_STEPS, FORMER_CLOSE_SLUG, GuideProgress, GuideStep, required_after
 from onboarding.selectors import (
     console_page,
     guide_overview,
@@ -135,6 +135,9 @@ def get_started(request: TenantRequest) -> HttpResponse:
 @tenant_page(manage="writes")
 @require_http_methods(["GET", "POST"])
 def guide_step(request: TenantRequest, step: str) -> HttpResponse:
+    if step == FORMER_CLOSE_SLUG:
+        # Close used to be a step of its own; its old links now land on Next steps, which carries Close.
+        return redirect(step_url(GuideStep.NEXT_STEPS))
     try:
         current = GuideStep(step)
     except ValueError:
@@ -187,7 +190,7 @@ def _error_page(request: TenantRequest, step: GuideStep, error: ApplicationError
 def _submit(request: TenantRequest, step: GuideStep) -> HttpResponse:
     expected = _int(request.POST.get("version"))
     on_error(request, lambda error: _error_page(request, step, error), reauth_next=lambda: _reauth_back(request, step))
-    if step == GuideStep.CLOSE:
+    if step == GuideStep.NEXT_STEPS:
         was_finished = guide_progress(tenant=request.tenant).is_finished
         guide_finish(tenant=request.tenant, acting_user=request.user, expected_version=expected)
         messages.success(

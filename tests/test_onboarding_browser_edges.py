@@ -181,7 +181,7 @@ def test_console_with_progress_and_readiness(
     page.goto(f"{live_server.url}/provider/onboarding/")
     row = page.get_by_test_id(f"tenant-{invited.pk}")
     expect(row.get_by_test_id("phase")).to_have_text("Setting up")
-    expect(row).to_contain_text("Step 1 of 6: Permissions")
+    expect(row).to_contain_text("Step 1 of 5: Permissions")
     expect(row.get_by_test_id("readiness")).to_contain_text("5 of 17")
     axe_check(page)
     page.screenshot(path=f"{screenshot_dir}/onboarding-console-progress.png", full_page=True)

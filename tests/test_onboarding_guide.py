@@ -21,7 +21,8 @@ PERMISSIONS = reverse("onboarding:step", args=["permissions"])
 INCIDENT = reverse("onboarding:step", args=["incident-contact"])
 REVIEW = reverse("onboarding:step", args=["service-review-contact"])
 NEXT_STEPS = reverse("onboarding:step", args=["next-steps"])
-CLOSE = reverse("onboarding:step", args=["close"])
+# The address of the former separate Close step (Close is now on Next steps); kept so old links still work.
+FORMER_CLOSE = reverse("onboarding:step", args=["close"])
 SEED_SKIP = (
     "If you skip providing additional permissions, our experts won&#x27;t be able to take certain response "
     "actions to secure your organization."
@@ -144,8 +145,10 @@ def test_permissions_step_uses_the_seed_words(login, invited, admin):
     assert "Respond directly to active threats" in html
     assert "Access level: Security Operator" in html
     assert "Default" in html and "Recommended" in html
-    for label in ("Permissions", "Incident contact", "Service review contact", "Next steps", "Close"):
+    for label in ("Permissions", "Incident contact", "Service review contact", "Next steps"):
         assert label in html
+    # The seed's Close is Next steps' button, not a step of the stepper.
+    assert 'data-testid="step-next-steps"' in html and 'data-testid="step-close"' not in html
 
 
 def test_granting_both_levels_saves_through_the_permissions_service_and_moves_on(login, invited, admin):
@@ -288,12 +291,11 @@ def test_a_double_submitted_close_finishes_once(login, invited, admin):
     client = login(admin)
     client.get(reverse("onboarding:get_started"))
     through_contacts(client, invited, admin)
-    client.post(NEXT_STEPS, {"version": version(invited)})
     form = {"version": version(invited)}
     status = reverse("readiness:service_status")
-    assert client.post(CLOSE, form)["Location"] == status
-    assert client.post(CLOSE, form)["Location"] == status
-    assert client.post(CLOSE, form, headers={"HX-Request": "true"})["HX-Redirect"] == status
+    assert client.post(NEXT_STEPS, form)["Location"] == status
+    assert client.post(NEXT_STEPS, form)["Location"] == status
+    assert client.post(NEXT_STEPS, form, headers={"HX-Request": "true"})["HX-Redirect"] == status
     assert AuditEvent.objects.filter(tenant=invited, action="onboarding.guide_finished").count() == 1
     assert not AuditEvent.objects.filter(tenant=invited, action="onboarding.guide_closed").exists()
 
@@ -431,10 +433,12 @@ def test_close_finishes_the_guide_and_moves_the_tenant_to_preparing(login, invit
     client = login(admin)
     client.get(reverse("onboarding:get_started"))
     through_contacts(client, invited, admin)
-    assert client.post(NEXT_STEPS, {"version": version(invited)})["Location"] == CLOSE
-    html = client.get(CLOSE).content.decode()
+    html = client.get(NEXT_STEPS).content.decode()
+    # Next steps carries the summary and Close (the seed: "Select Close to exit the settings step-by-step guide").
     assert "Alex Wilber" in html and "Megan Bowen" in html
-    response = client.post(CLOSE, {"version": version(invited)})
+    assert '<button type="submit" class="btn btn--primary">Close</button>' in html
+    assert '<button type="submit" class="btn btn--primary">Next</button>' not in html
+    response = client.post(NEXT_STEPS, {"version": version(invited)})
     assert response.status_code == 302 and response["Location"] == reverse("readiness:service_status")
     invited.refresh_from_db()
     assert invited.service_phase == ServicePhase.PREPARING
@@ -448,7 +452,6 @@ def finish(client, tenant, user):
     client.get(reverse("onboarding:get_started"))
     through_contacts(client, tenant, user)
     client.post(NEXT_STEPS, {"version": version(tenant)})
-    client.post(CLOSE, {"version": version(tenant)})
 
 
 def test_reopening_a_finished_guide_shows_current_settings_and_never_resets(login, invited, admin, secadmin):
@@ -462,14 +465,14 @@ def test_reopening_a_finished_guide_shows_current_settings_and_never_resets(logi
     html = client.get(PERMISSIONS).content.decode()
     assert 'id="level-respond" name="respond" checked' in html
     assert "finished this guide" in html
-    assert html.count('data-state="done"') == 4  # every other step stays done
+    assert html.count('data-state="done"') == 3  # every other required step stays done
     # Every step is reachable, and changing a setting keeps the guide finished.
-    assert client.get(CLOSE).status_code == 200
+    assert client.get(NEXT_STEPS).status_code == 200
     response = submit_permissions(client, invited, respond=False, confirm_skip=True)
     assert response.status_code == 302
     progress = guide_progress(tenant=invited)
     assert progress.finished_at == finished_at and progress.finished_by == admin
-    assert len(progress.completed_steps) == 5
+    assert progress.completed_steps == ["permissions", "incident-contact", "service-review-contact", "next-steps"]
     assert not access_levels_state(tenant=invited).respond
     # Going through a finished guide again records nothing new unless a setting changed.
     steps_before = AuditEvent.objects.filter(action="onboarding.guide_step_completed").count()
@@ -477,7 +480,7 @@ def test_reopening_a_finished_guide_shows_current_settings_and_never_resets(logi
     assert client.post(REVIEW, {"version": version(invited)})["Location"] == NEXT_STEPS
     assert AuditEvent.objects.filter(action="onboarding.guide_step_completed").count() == steps_before
     # Closing again keeps the original record and the phase.
-    client.post(CLOSE, {"version": version(invited)})
+    client.post(NEXT_STEPS, {"version": version(invited)})
     invited.refresh_from_db()
     assert invited.service_phase == ServicePhase.PREPARING
     assert guide_progress(tenant=invited).finished_by == admin
@@ -501,14 +504,14 @@ def test_resume_where_the_tenant_left_off(login, invited, admin, secadmin):
     assert 'data-testid="step-service-review-contact" data-state="current"' in html
     index = client.get(reverse("onboarding:index")).content.decode()
     # The stepper counts the optional Exclusions step too (step 2).
-    assert "step 4 of 6" in index
+    assert "step 4 of 5" in index
 
 
 def test_steps_ahead_of_the_tenant_redirect_to_the_current_step(login, invited, admin):
     client = login(admin)
-    response = client.get(CLOSE)
+    response = client.get(NEXT_STEPS)
     assert response.status_code == 302 and response["Location"] == PERMISSIONS
-    response = client.post(CLOSE, {"version": version(invited)})
+    response = client.post(NEXT_STEPS, {"version": version(invited)})
     assert response.status_code == 400
     assert b"Complete Permissions first" in response.content
     invited.refresh_from_db()
@@ -561,8 +564,7 @@ def test_htmx_close_redirects_the_whole_page_to_service_status(login, invited, a
     client = login(admin)
     client.get(reverse("onboarding:get_started"))
     through_contacts(client, invited, admin)
-    client.post(NEXT_STEPS, {"version": version(invited)})
-    response = client.post(CLOSE, {"version": version(invited)}, headers={"HX-Request": "true"})
+    response = client.post(NEXT_STEPS, {"version": version(invited)}, headers={"HX-Request": "true"})
     assert response["HX-Redirect"] == reverse("readiness:service_status")
 
 
@@ -582,17 +584,18 @@ def test_readers_and_operators_see_the_guide_read_only_and_get_403_on_submit(
     assert 'id="level-respond" name="respond" disabled' in html
     assert "No access level has been granted yet." in html
     assert '<button type="submit" class="btn btn--primary">Next</button>' not in html
-    for url in (PERMISSIONS, INCIDENT, REVIEW, NEXT_STEPS, CLOSE):
+    for url in (PERMISSIONS, INCIDENT, REVIEW, NEXT_STEPS, FORMER_CLOSE):
         response = client.post(url, {"version": 0, "permissions_version": 1, "investigate": "on", "respond": "on"})
         assert response.status_code == 403, url
     assert not access_levels_state(tenant=invited).investigate
     assert not GuideProgress.objects.filter(tenant=invited).exists()
     # Viewers may look at every step, read-only, with Back and Next as links.
+    review = client.get(REVIEW).content.decode()
+    assert f'href="{NEXT_STEPS}"' in review
     nxt = client.get(NEXT_STEPS)
     assert nxt.status_code == 200
-    assert f'href="{CLOSE}"' in nxt.content.decode()
     assert b"Only a Global Administrator or a Security Administrator can complete this guide." in nxt.content
-    close = client.get(CLOSE).content.decode()
+    close = nxt.content.decode()
     assert '<button type="submit" class="btn btn--primary">Close</button>' not in close
     assert reverse("readiness:service_status") in close
 
@@ -679,20 +682,19 @@ def test_the_first_close_waits_for_removed_access_to_be_restored(login, invited,
     client = login(admin)
     client.get(reverse("onboarding:get_started"))
     through_contacts(client, invited, admin)
-    client.post(NEXT_STEPS, {"version": version(invited)})
     remove_access(invited, admin)
-    response = client.post(CLOSE, {"version": version(invited)})
+    response = client.post(NEXT_STEPS, {"version": version(invited)})
     assert response.status_code == 400
     assert b'data-testid="step-error"' in response.content
     assert b"Restore it in Permissions (step 1), then select Close." in response.content
     invited.refresh_from_db()
     assert invited.service_phase == ServicePhase.SETTING_UP
     assert not guide_progress(tenant=invited).is_finished
-    # Restored from the guide's Permissions step, the guide stays at Close and finishes.
+    # Restored from the guide's Permissions step, the guide stays at Next steps and its Close finishes.
     restored = submit_permissions(client, invited, respond=False, confirm_skip=True, restore="1")
     assert restored.status_code == 302
-    assert client.get(reverse("onboarding:get_started"))["Location"] == CLOSE
-    assert client.post(CLOSE, {"version": version(invited)})["Location"] == reverse("readiness:service_status")
+    assert client.get(reverse("onboarding:get_started"))["Location"] == NEXT_STEPS
+    assert client.post(NEXT_STEPS, {"version": version(invited)})["Location"] == reverse("readiness:service_status")
     invited.refresh_from_db()
     assert invited.service_phase == ServicePhase.PREPARING
 
@@ -702,9 +704,9 @@ def test_a_finished_guide_without_contacts_says_so_on_close(login, invited, admi
 
     client = login(admin)
     finish(client, invited, admin)
-    assert "You've set up Defender Experts for XDR" in client.get(CLOSE).content.decode()
+    assert "You've set up Defender Experts for XDR" in client.get(NEXT_STEPS).content.decode()
     NotificationContact.objects.filter(tenant=invited, notification_type=NotificationType.INCIDENT).delete()
-    html = client.get(CLOSE).content.decode()
+    html = client.get(NEXT_STEPS).content.decode()
     assert 'data-testid="contacts-missing"' in html and "No incident contact" in html
     assert f'href="{INCIDENT}"' in html
     assert "You've set up Defender Experts for XDR" not in html
@@ -716,7 +718,7 @@ def test_a_finished_guide_with_removed_access_says_so_on_close(request, login, i
     finish(client, invited, admin)
     remove_access(invited, admin)
     client.force_login(request.getfixturevalue(role_fixture))
-    html = client.get(CLOSE).content.decode()
+    html = client.get(NEXT_STEPS).content.decode()
     assert 'data-testid="access-removed"' in html
     assert "You've set up Defender Experts for XDR" not in html
     summary = html[html.index('data-testid="summary"') :]
@@ -739,3 +741,14 @@ def test_htmx_reauthentication_sends_the_whole_page_to_the_password_prompt(login
     response = client.post(PERMISSIONS, data, headers={"HX-Request": "true"})
     assert response["HX-Redirect"].startswith(reverse("confirm_password") + "?next=")
     assert not access_levels_state(tenant=invited).respond
+
+
+@pytest.mark.parametrize("method", ["get", "post"])
+def test_the_former_close_address_lands_on_next_steps(login, invited, admin, method):
+    client = login(admin)
+    finish(client, invited, admin)
+    response = getattr(client, method)(FORMER_CLOSE, {"version": version(invited)} if method == "post" else None)
+    assert response.status_code == 302 and response["Location"] == NEXT_STEPS
+    # It only redirects: closing again through the old address records nothing.
+    assert not AuditEvent.objects.filter(tenant=invited, action="onboarding.guide_closed").exists()
+    assert client.get(FORMER_CLOSE, follow=True).status_code == 200

@@ -84,8 +84,10 @@ def test_stale_version_raises_a_conflict_naming_who_changed_it(contoso, sdm, adm
 def test_close_needs_every_earlier_step(contoso, sdm, admin):
     invitation_send(tenant=contoso, acting_user=sdm)
     guide_start(tenant=contoso, acting_user=admin)
-    GuideProgress.objects.filter(tenant=contoso).update(current_step=GuideStep.CLOSE, completed_steps=["permissions"])
-    with pytest.raises(StepIncomplete, match="Incident contact, Service review contact, Next steps"):
+    GuideProgress.objects.filter(tenant=contoso).update(
+        current_step=GuideStep.NEXT_STEPS, completed_steps=["permissions"]
+    )
+    with pytest.raises(StepIncomplete, match=r"Complete Incident contact, Service review contact first\."):
         guide_finish(tenant=contoso, acting_user=admin, expected_version=0)
     contoso.refresh_from_db()
     assert contoso.service_phase == ServicePhase.SETTING_UP
@@ -104,8 +106,8 @@ def test_stepper_states_are_current_done_and_not_started():
         "exclusions": ("not_started", True),
         "incident-contact": ("current", True),
         "service-review-contact": ("not_started", True),
+        # The last step: it carries Close (no separate Close step).
         "next-steps": ("not_started", False),
-        "close": ("not_started", False),
     }
 
 
@@ -113,18 +115,19 @@ def test_stepper_states_are_current_done_and_not_started():
 def test_two_admins_pressing_next_at_the_same_instant_one_wins_one_gets_a_conflict(contoso, sdm, admin, secadmin):
     invitation_send(tenant=contoso, acting_user=sdm)
     guide_start(tenant=contoso, acting_user=admin)
-    GuideProgress.objects.filter(tenant=contoso).update(current_step=GuideStep.NEXT_STEPS, completed_steps=[
-        "permissions", "incident-contact", "service-review-contact"])  # fmt: skip
+    GuideProgress.objects.filter(tenant=contoso).update(current_step=GuideStep.SERVICE_REVIEW_CONTACT, completed_steps=[
+        "permissions", "incident-contact"])  # fmt: skip
+    add_contact(contoso, admin, NotificationType.SERVICE_REVIEW, name="Review person")
 
     def press(user: Any) -> Any:
         return lambda: guide_step_complete(
-            tenant=contoso, acting_user=user, step=GuideStep.NEXT_STEPS, expected_version=0
+            tenant=contoso, acting_user=user, step=GuideStep.SERVICE_REVIEW_CONTACT, expected_version=0
         )
 
     results = run_together(press(admin), press(secadmin))
     assert sorted(type(r).__name__ for r in results) == ["GuideConflict", "GuideProgress"]
     progress = GuideProgress.objects.get(tenant=contoso)
-    assert progress.version == 1 and progress.current_step == GuideStep.CLOSE
+    assert progress.version == 1 and progress.current_step == GuideStep.NEXT_STEPS
     assert AuditEvent.objects.filter(tenant=contoso, action="onboarding.guide_step_completed").count() == 1
 
 
@@ -237,12 +240,6 @@ def test_the_first_close_needs_active_access_but_a_re_close_does_not(contoso, sd
         guide_step_complete(
             tenant=contoso, acting_user=admin, step=step, expected_version=guide_progress(tenant=contoso).version
         )
-    guide_step_complete(
-        tenant=contoso,
-        acting_user=admin,
-        step=GuideStep.NEXT_STEPS,
-        expected_version=guide_progress(tenant=contoso).version,
-    )
     provider_access_remove(tenant=contoso, acting_user=admin, expected_version=_levels(contoso).version)
     with pytest.raises(StepIncomplete, match="Service provider access was removed"):
         guide_finish(tenant=contoso, acting_user=admin, expected_version=guide_progress(tenant=contoso).version)
@@ -256,3 +253,23 @@ def test_the_first_close_needs_active_access_but_a_re_close_does_not(contoso, sd
     provider_access_remove(tenant=contoso, acting_user=admin, expected_version=_levels(contoso).version)
     guide_finish(tenant=contoso, acting_user=admin, expected_version=guide_progress(tenant=contoso).version)
     assert guide_progress(tenant=contoso).finished_by == admin
+
+
+@pytest.mark.django_db
+def test_progress_at_the_former_close_step_moves_to_next_steps(contoso, fabrikam):
+    """The data migration that folded Close into Next steps: a finished guide keeps Next steps done; an unfinished
+    one that stood at Close still has Next steps (its Close) to do."""
+    import importlib
+
+    from django.apps import apps
+
+    migration = importlib.import_module("onboarding.migrations.0003_close_on_next_steps")
+    before = ["permissions", "incident-contact", "service-review-contact", "next-steps"]
+    GuideProgress.objects.create(
+        tenant=contoso, current_step="close", completed_steps=[*before, "close"], finished_at=timezone.now()
+    )
+    GuideProgress.objects.create(tenant=fabrikam, current_step="close", completed_steps=before)
+    migration.close_into_next_steps(apps, None)
+    finished, unfinished = (GuideProgress.objects.get(tenant=t) for t in (contoso, fabrikam))
+    assert (finished.current_step, finished.completed_steps) == ("next-steps", before)
+    assert (unfinished.current_step, unfinished.completed_steps) == ("next-steps", before[:-1])
