@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from dataclasses import field as dataclass_field
 from typing import Any, Generic, TypeVar
 
 from django.db.models import Model, Q, QuerySet
@@ -40,6 +41,8 @@ class KeysetPage(Generic[M]):
     paginator: PageCount
     field: str
     prefix: str = ""
+    # The cursor that shows this page again (for forms that return to it); empty on the first page.
+    current: dict[str, str] = dataclass_field(default_factory=dict)
 
     def __iter__(self) -> Iterator[M]:
         return iter(self.object_list)
@@ -117,6 +120,8 @@ def keyset_page(
     if not rows and (back is not None or forward is not None):
         # A cursor past either end (an old link, rows deleted since): the first page.
         return keyset_page(base, field=field, per_page=per_page, prefix=prefix, count_limit=limit)
+    used = back if back is not None else forward
+    direction = "before" if back is not None else "after"
     position = _position(number)
     if not has_previous:
         position = 1
@@ -133,4 +138,10 @@ def keyset_page(
         paginator=PageCount(count=count, num_pages=num_pages, more=more),
         field=field,
         prefix=prefix,
+        current={}
+        if used is None
+        else {
+            f"{prefix}{direction}": f"{used[0]}~{used[1]}",
+            f"{prefix}page": str(position),
+        },
     )

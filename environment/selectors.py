@@ -19,6 +19,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, TypedDict
 
 from django.db.models import Count, OuterRef, Q, QuerySet, Subquery, Value
+from django.db.models.functions import Coalesce
 
 from audit.selectors import events_since
 from environment.models import (
@@ -29,6 +30,7 @@ from environment.models import (
     DirectoryGroup,
     DirectoryUser,
     DomainController,
+    GroupMembership,
     Licence,
     LicenceProduct,
     OnboardingState,
@@ -560,8 +562,16 @@ def directory_users(*, tenant: Tenant, q: str = "", status: str = "") -> QuerySe
 
 
 def directory_groups(*, tenant: Tenant, q: str = "") -> QuerySet[DirectoryGroup]:
-    """Groups with their member counts, annotated in the same query."""
-    qs = DirectoryGroup.objects.filter(tenant=tenant).annotate(member_count=Count("groupmembership"))
+    """Groups with their member counts, annotated in the same query. The count is a subquery per row
+    rather than a GROUP BY over the join, so a page of groups counts only its own groups' members."""
+    members = (
+        GroupMembership.objects.filter(group=OuterRef("pk"))
+        .order_by()
+        .values("group")
+        .annotate(n=Count("*"))
+        .values("n")
+    )
+    qs = DirectoryGroup.objects.filter(tenant=tenant).annotate(member_count=Coalesce(Subquery(members), 0))
     for term in _search_terms(q):
         qs = qs.filter(search_text__contains=Fold(Value(term)))
     return qs.order_by("display_name", "id")

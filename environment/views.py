@@ -19,7 +19,6 @@ from urllib.parse import urlencode
 
 from django import forms
 from django.contrib import messages
-from django.core.paginator import Paginator
 from django.http import Http404, HttpResponse, HttpResponseRedirect
 from django.shortcuts import redirect
 from django.urls import reverse
@@ -27,6 +26,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_http_methods, require_POST
 
 from core.errors import ApplicationError, Invalid, InvalidForm
+from core.keyset import keyset_page
 from core.pages import is_htmx, on_error, render_page, require_valid
 from environment import selectors, services
 from environment.forms import (
@@ -56,7 +56,7 @@ DEVICES_PER_PAGE = 50
 USERS_PER_PAGE = 50
 GROUPS_PER_PAGE = 25
 # The directory list's state, carried through row actions so the admin lands back where they were.
-KEEP_PARAMS = ("q", "status", "page", "gpage")
+KEEP_PARAMS = ("q", "status", "after", "before", "page", "gafter", "gbefore", "gpage")
 
 
 def _render(request: TenantRequest, template: str, context: dict[str, Any], *, status: int = 200) -> HttpResponse:
@@ -330,17 +330,34 @@ def _directory_context(request: TenantRequest, params: Any, **extra: Any) -> dic
     q = (params.get("q") or "").strip()[:100]
     status = params.get("status") or ""
     status = status if status in selectors.USER_STATUS_FILTERS else ""
-    # Queries: users COUNT + page (with domain controller joined), groups
-    # COUNT + page (member counts annotated), and the domain controllers for
-    # the "Add a user" form.
-    users = Paginator(selectors.directory_users(tenant=tenant, q=q, status=status), USERS_PER_PAGE).get_page(
-        params.get("page") or 1
+    # Queries: users bounded COUNT + keyset page (with domain controller joined), groups bounded
+    # COUNT + keyset page (member counts annotated), and the domain controllers for the "Add a
+    # user" form: the same on any page of any directory. Each list keeps its own cursor (users:
+    # after/before/page, groups: gafter/gbefore/gpage) so paging one leaves the other where it is.
+    users = keyset_page(
+        selectors.directory_users(tenant=tenant, q=q, status=status),
+        field="display_name",
+        per_page=USERS_PER_PAGE,
+        after=params.get("after"),
+        before=params.get("before"),
+        number=params.get("page"),
     )
-    groups = Paginator(selectors.directory_groups(tenant=tenant, q=q), GROUPS_PER_PAGE).get_page(
-        params.get("gpage") or 1
+    groups = keyset_page(
+        selectors.directory_groups(tenant=tenant, q=q),
+        field="display_name",
+        per_page=GROUPS_PER_PAGE,
+        after=params.get("gafter"),
+        before=params.get("gbefore"),
+        number=params.get("gpage"),
+        prefix="g",
     )
     dcs = selectors.domain_controller_choices(tenant=tenant)
     query = {k: v for k, v in {"q": q, "status": status}.items() if v}
+
+    def link(*, users_at: dict[str, str], groups_at: dict[str, str]) -> str:
+        # The list being paged gets its new cursor; the other keeps the one it was shown with.
+        return urlencode({**query, **users_at, **groups_at})
+
     context = {
         "env_tab": "directory",
         "q": q,
@@ -348,7 +365,11 @@ def _directory_context(request: TenantRequest, params: Any, **extra: Any) -> dic
         "users": users,
         "groups": groups,
         "filter_query": urlencode(query),
-        "keep": {**query, "page": users.number, "gpage": groups.number},
+        "keep": {**query, **users.current, **groups.current},
+        "users_previous": link(users_at=users.previous_query, groups_at=groups.current) if users.has_previous else "",
+        "users_next": link(users_at=users.next_query, groups_at=groups.current) if users.has_next else "",
+        "groups_previous": link(users_at=users.current, groups_at=groups.previous_query) if groups.has_previous else "",
+        "groups_next": link(users_at=users.current, groups_at=groups.next_query) if groups.has_next else "",
         "user_form": DirectoryUserForm(domain_controllers=dcs),
         "group_form": DirectoryGroupForm(),
         "open_form": "",

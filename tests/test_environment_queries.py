@@ -44,7 +44,7 @@ PAGES = {
     "environment:devices": 3,
     # DCs with identity counts, identity counts
     "environment:domain_controllers": 2,
-    # users COUNT + page, groups COUNT + page, DCs for the "Add a user" form
+    # users bounded COUNT + keyset page, groups bounded COUNT + keyset page, DCs for the "Add a user" form
     "environment:directory": 5,
     # stored settings
     "environment:settings": 1,
