@@ -87,6 +87,19 @@ class LevelsForm(DurationMixin, VersionedForm):
     investigate_was = forms.BooleanField(required=False, widget=forms.HiddenInput)
     respond_was = forms.BooleanField(required=False, widget=forms.HiddenInput)
 
+    # Access security data from all devices, under the access levels and saved by the same Save. Only a form that
+    # shows the switch says so (``all_devices_shown``): an unticked box is "off" only then.
+    all_devices = forms.BooleanField(
+        label="Access security data from all devices",
+        required=False,
+        widget=forms.CheckboxInput(attrs={"role": "switch", "data-all-devices": ""}),
+    )
+    all_devices_shown = forms.BooleanField(required=False, widget=forms.HiddenInput)
+
+    @property
+    def all_devices_choice(self) -> bool | None:
+        return bool(self.cleaned_data.get("all_devices")) if self.cleaned_data.get("all_devices_shown") else None
+
     @property
     def levels_as_read(self) -> tuple[bool, bool] | None:
         if "investigate_was" not in self.data and "respond_was" not in self.data:
@@ -159,11 +172,15 @@ class AttemptForm(forms.Form):
         return data
 
 
+# The switches among the values carried back from the password prompt.
+BOOLEAN_KEYS = frozenset({"investigate", "respond", "all_devices", "all_devices_shown"})
+
+
 def prefill(params: Any, keys: tuple[str, ...]) -> dict[str, Any]:
     """Initial values carried back from the password prompt (GET, so nothing is applied until Save)."""
     out: dict[str, Any] = {}
     for key in keys:
         if key in params:
             value = params.get(key)
-            out[key] = value in {"1", "on", "true"} if key in {"investigate", "respond"} else value
+            out[key] = value in {"1", "on", "true"} if key in BOOLEAN_KEYS else value
     return out

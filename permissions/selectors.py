@@ -508,6 +508,8 @@ class PermissionsPage:
             "version": state.version,
             "investigate_was": state.investigate,
             "respond_was": state.respond,
+            "all_devices": state.all_devices,
+            "all_devices_shown": True,
         }
 
     @property

@@ -439,6 +439,70 @@ def provider_access_remove(*, tenant: Tenant, acting_user: User, expected_versio
 
 
 @transaction.atomic
+def access_settings_save(
+    *,
+    tenant: Tenant,
+    acting_user: User,
+    investigate: bool,
+    respond: bool,
+    all_devices: bool | None,
+    expected_version: int,
+    confirm: bool = False,
+    recently_authenticated: bool = False,
+    ends_at: datetime | None = None,
+    levels_as_read: tuple[bool, bool] | None = None,
+    restore: bool = False,
+) -> AccessLevelsState:
+    """The Permissions page's one Save: the access levels and, under them, Access security data from all devices.
+
+    One version covers both, so a form read before anyone else's change is a ``StaleEdit`` unless everything it
+    asks for already holds (a double submit). Turning all devices off needs confirmation like reducing the levels
+    does (``confirm`` answers both), asked before anything is written. ``all_devices`` is ``None`` for a form that
+    doesn't show the switch: it stays as it is. ``restore``: the levels restore removed access
+    (``provider_access_restore``) instead of being set. Each part is audited by its own service.
+    """
+
+    def as_asked(state: AccessLevelsState) -> bool:
+        as_read = (False, False) if restore else levels_as_read
+        return (all_devices is None or state.all_devices == all_devices) and _levels_already_as_asked(
+            state, investigate=investigate, respond=respond, ends_at=ends_at, levels_as_read=as_read
+        )
+
+    access = _lock(tenant=tenant, expected_version=expected_version, already=as_asked)
+    if access is None:
+        return access_levels_state(tenant=tenant)
+    if all_devices is False and access.all_devices and not confirm:
+        raise AllDevicesNeedsConfirmation()
+    if restore:
+        state = provider_access_restore(
+            tenant=tenant,
+            acting_user=acting_user,
+            expected_version=expected_version,
+            investigate=investigate,
+            respond=respond,
+            recently_authenticated=recently_authenticated,
+            ends_at=ends_at,
+        )
+    else:
+        state = access_levels_set(
+            tenant=tenant,
+            acting_user=acting_user,
+            investigate=investigate,
+            respond=respond,
+            expected_version=expected_version,
+            confirm_reduced_access=confirm,
+            recently_authenticated=recently_authenticated,
+            ends_at=ends_at,
+            levels_as_read=levels_as_read,
+        )
+    if all_devices is not None and state.all_devices != all_devices:
+        state = all_devices_set(
+            tenant=tenant, acting_user=acting_user, enabled=all_devices, expected_version=state.version, confirm=True
+        )
+    return state
+
+
+@transaction.atomic
 def all_devices_set(
     *,
     tenant: Tenant,

@@ -7,7 +7,6 @@ app_name = "permissions"
 urlpatterns = [
     path("", views.index, name="index"),
     path("access-levels/", views.levels, name="levels"),
-    path("all-devices/", views.all_devices, name="all_devices"),
     path("grants/<str:grant_id>/renew/", views.renew, name="renew"),
     path("remove/", views.remove, name="remove"),
     path("restore/", views.restore, name="restore"),

@@ -34,15 +34,13 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from core.errors import ApplicationError, Conflict, InvalidForm, NeedsConfirmation
 from core.pages import is_htmx, on_error, render_page, require_valid, with_values
 from permissions.exceptions import ALL_DEVICES_WARNING, LEAST_PRIVILEGE_NOTE, SKIP_PERMISSIONS_WARNING
-from permissions.forms import AllDevicesForm, LevelsForm, RemoveForm, RenewForm, prefill
+from permissions.forms import LevelsForm, RemoveForm, RenewForm, prefill
 from permissions.models import AccessGrant, AccessState
 from permissions.selectors import access_levels_state, permissions_page
 from permissions.services import (
     access_grant_renew,
-    access_levels_set,
-    all_devices_set,
+    access_settings_save,
     provider_access_remove,
-    provider_access_restore,
 )
 from tenancy.access import TenantRequest, get_tenant_object_or_404, tenant_page
 from tenancy.bounds import parse_id
@@ -76,7 +74,6 @@ def _page(
         "levels_form": LevelsForm(initial=page.initial_levels),
         "levels_action": page.levels_action,
         "can_grant_more": page.can_grant_more,
-        "all_devices_form": AllDevicesForm(initial={"all_devices": state.all_devices, "version": state.version}),
         "remove_form": RemoveForm(initial={"version": state.version, "confirm": True}),
         "renew_initial": {"version": state.version},
     }
@@ -116,6 +113,23 @@ def _page(
     return render_page(request, template, ctx, partial="content" if template == TEMPLATE else None)
 
 
+def _confirmations(request: TenantRequest, form: LevelsForm, error: ApplicationError) -> dict[str, Any]:
+    """Which warnings the Save's confirmation shows: its one ``confirm`` answers every risky part of the form
+    (fewer access levels, all devices off), so each of those it would apply is shown, not just the first refused."""
+    if not isinstance(error, NeedsConfirmation) or not form.is_valid():
+        return {}
+    state = access_levels_state(tenant=request.tenant)
+    data = form.cleaned_data
+    reduced = (state.respond and not data["respond"]) or (
+        (state.investigate or state.respond) and not (data["investigate"] or data["respond"])
+    )
+    devices_off = state.all_devices and form.all_devices_choice is False
+    return {
+        "confirm_levels": error if reduced or not devices_off else None,
+        "confirm_all_devices": error if devices_off else None,
+    }
+
+
 def _done(request: TenantRequest, text: str, anchor: str = "") -> HttpResponse:
     if is_htmx(request):
         return _page(request, notice=("success", text))
@@ -131,7 +145,7 @@ def _back_with(form: forms.BaseForm, kind: str, anchor: str, **more: Any) -> str
         params["custom_end"] = data["custom_end"].isoformat()
     if data.get("ends_was"):
         params["ends_was"] = data["ends_was"].isoformat()
-    for key in ("investigate", "respond"):
+    for key in ("investigate", "respond", "all_devices", "all_devices_shown"):
         if key in data:
             params[key] = "1" if data[key] else "0"
     return reverse("permissions:index") + "?" + urlencode({**params, "reauthed": "1"}) + anchor
@@ -145,7 +159,8 @@ def index(request: TenantRequest) -> HttpResponse:
         return _page(request)
     # Back from the password prompt: show the admin's pending choice, ready to save.
     kind = params.get("form")
-    values = prefill(params, ("investigate", "respond", "duration", "custom_end", "version", "ends_was"))
+    switches = ("investigate", "respond", "all_devices", "all_devices_shown")
+    values = prefill(params, (*switches, "duration", "custom_end", "version", "ends_was"))
     if kind in {"levels", "restore"}:
         return _page(request, levels_form=LevelsForm(initial=values), pending_save=kind)
     grant_id = parse_id(params.get("grant"))
@@ -160,7 +175,7 @@ def levels(request: TenantRequest) -> HttpResponse:
     form = LevelsForm(request.POST)
     on_error(
         request,
-        lambda error: _page(request, error, levels_form=form, confirm_as="confirm_levels"),
+        lambda error: _page(request, error, levels_form=form, **_confirmations(request, form, error)),
         reauth_next=lambda: _back_with(form, "levels", "#access-levels"),
     )
     require_valid(form)
@@ -169,41 +184,29 @@ def levels(request: TenantRequest) -> HttpResponse:
     if was.state == AccessState.PENDING and not (data["investigate"] or data["respond"]):
         form.add_error(None, "Turn on at least one access level to grant service provider access.")
         raise InvalidForm(form=form)
-    state = access_levels_set(
+    state = access_settings_save(
         tenant=request.tenant,
         acting_user=request.user,
         investigate=data["investigate"],
         respond=data["respond"],
+        all_devices=form.all_devices_choice,
         expected_version=data["version"],
-        confirm_reduced_access=data["confirm"],
+        confirm=data["confirm"],
         recently_authenticated=recently_authenticated(request),
         ends_at=form.ends_at,
         levels_as_read=form.levels_as_read,
     )
     if state.version == was.version:
         return _done(request, "Nothing changed: the access levels were already as you chose.", "#access-levels")
+    if state.all_devices != was.all_devices and (state.investigate, state.respond) == (was.investigate, was.respond):
+        return _done(
+            request, f"Access security data from all devices is {'on' if state.all_devices else 'off'}.", "#all-devices"
+        )
     if was.state == AccessState.PENDING and state.provider_access_granted:
         return _done(
             request, f"Service provider access granted to {state.provider_name}, with the access levels you chose."
         )
     return _done(request, "Access levels saved.", "#access-levels")
-
-
-@tenant_page(manage=True)
-@require_POST
-def all_devices(request: TenantRequest) -> HttpResponse:
-    form = AllDevicesForm(request.POST)
-    on_error(request, lambda error: _page(request, error, all_devices_form=form, confirm_as="confirm_all_devices"))
-    require_valid(form)
-    on = form.cleaned_data["all_devices"]
-    all_devices_set(
-        tenant=request.tenant,
-        acting_user=request.user,
-        enabled=on,
-        expected_version=form.cleaned_data["version"],
-        confirm=form.cleaned_data["confirm"],
-    )
-    return _done(request, f"Access security data from all devices is {'on' if on else 'off'}.", "#all-devices")
 
 
 @tenant_page(manage=True)
@@ -262,20 +265,23 @@ def restore(request: TenantRequest) -> HttpResponse:
     form = LevelsForm(request.POST)
     on_error(
         request,
-        lambda error: _page(request, error, levels_form=form),
+        lambda error: _page(request, error, levels_form=form, **_confirmations(request, form, error)),
         reauth_next=lambda: _back_with(form, "restore", "#access-levels"),
     )
     require_valid(form)
     data = form.cleaned_data
     was = access_levels_state(tenant=request.tenant)
-    state = provider_access_restore(
+    state = access_settings_save(
         tenant=request.tenant,
         acting_user=request.user,
-        expected_version=data["version"],
         investigate=data["investigate"],
         respond=data["respond"],
+        all_devices=form.all_devices_choice,
+        expected_version=data["version"],
+        confirm=data["confirm"],
         recently_authenticated=recently_authenticated(request),
         ends_at=form.ends_at,
+        restore=True,
     )
     if state.version == was.version:
         return _done(

@@ -146,12 +146,9 @@ def _sdm_write(c: Cast, name: str, data: dict[str, Any] | None = None, *args: An
 
 
 def w_levels(c: Cast) -> Write:
-    return _admin_write(c, "permissions:levels", {"version": _version(c), "investigate": "on", "duration": "90"})
-
-
-def w_all_devices(c: Cast) -> Write:
-    _granted(c)
-    return _admin_write(c, "permissions:all_devices", {"version": _version(c), "confirm": "True"})
+    # The one Save of the access levels, with Access security data from all devices (under them) turned off.
+    data = {"version": _version(c), "investigate": "on", "duration": "90", "all_devices_shown": "True", "confirm": "1"}
+    return _admin_write(c, "permissions:levels", data)
 
 
 def w_renew(c: Cast) -> Write:
@@ -433,7 +430,6 @@ def w_confirm_active(c: Cast) -> Write:
 
 WRITES: dict[str, Callable[[Cast], Write]] = {
     "permissions:levels": w_levels,
-    "permissions:all_devices": w_all_devices,
     "permissions:renew": w_renew,
     "permissions:remove": w_remove,
     "permissions:restore": w_restore,

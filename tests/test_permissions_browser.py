@@ -62,8 +62,21 @@ def test_toggles_show_their_warnings_and_the_effective_access_panel(
     expect(page.get_by_test_id("respond-status")).to_contain_text("Off")
     assert not access_levels_state(tenant=contoso).respond
 
-    # Turning off Access security data from all devices lists the groups out of reach.
-    switch = page.get_by_role("switch", name=re.compile("Access security data from all devices"))
+    # Turning off Access security data from all devices lists the groups out of reach. The switch sits under the
+    # access levels, in their form, saved by the same Save (the seed: "under the access levels").
+    levels_form = page.locator("#access-levels form")
+    switch = levels_form.get_by_role("switch", name=re.compile("Access security data from all devices"))
+    expect(switch).to_have_count(1)
+    expect(page.locator("#all-devices-title")).to_have_count(0)
+    switch.uncheck()
+    devices_warning = page.get_by_test_id("all-devices-warning")
+    expect(devices_warning).to_be_visible()
+    expect(page.get_by_test_id("levels-submit")).to_be_hidden()
+    # Cancel puts the switch back and the Save returns; nothing was saved.
+    devices_warning.get_by_role("link", name="Cancel").click()
+    expect(devices_warning).to_be_hidden()
+    expect(switch).to_be_checked()
+    expect(page.get_by_test_id("levels-submit")).to_be_visible()
     switch.uncheck()
     devices_warning = page.get_by_test_id("all-devices-warning")
     expect(devices_warning).to_be_visible()

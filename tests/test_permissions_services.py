@@ -31,6 +31,7 @@ from permissions.services import (
     access_grants_expire_due,
     access_grants_send_reminders,
     access_levels_set,
+    access_settings_save,
     all_devices_set,
     provider_access_remove,
     provider_access_restore,
@@ -489,3 +490,56 @@ def test_a_single_levels_reminder_names_it_in_the_subject(contoso, admin):
     assert message.subject == "Defender Experts access ends in 3 days: Investigate incidents and guide my responses"
     assert "lose the Security Reader role" in message.text_body
     assert "renew it in Settings" in message.text_body
+
+
+# --- the Permissions page's one Save: levels and all devices --------------------------------
+
+
+def test_one_save_carries_the_levels_and_all_devices_each_audited(contoso, admin):
+    _set(contoso, admin)
+    v = access_levels_state(tenant=contoso).version
+    with pytest.raises(AllDevicesNeedsConfirmation):
+        access_settings_save(
+            tenant=contoso, acting_user=admin, investigate=True, respond=True, all_devices=False, expected_version=v,
+            recently_authenticated=True,
+        )  # fmt: skip
+    # Refused before anything was written: Respond wasn't granted either.
+    state = access_levels_state(tenant=contoso)
+    assert (state.respond, state.all_devices, state.version) == (False, True, v)
+    state = access_settings_save(
+        tenant=contoso, acting_user=admin, investigate=True, respond=True, all_devices=False, expected_version=v,
+        confirm=True, recently_authenticated=True,
+    )  # fmt: skip
+    assert state.respond and not state.all_devices
+    assert AuditEvent.objects.filter(tenant=contoso, action="permissions.all_devices_changed", actor=admin).count() == 1
+    granted = AuditEvent.objects.filter(tenant=contoso, action="permissions.level_granted", after__level="respond")
+    assert granted.exists()
+    # A form without the switch (``None``) leaves it as it is; turning it back on needs no confirmation.
+    state = access_settings_save(
+        tenant=contoso, acting_user=admin, investigate=True, respond=True, all_devices=None,
+        expected_version=state.version,
+    )  # fmt: skip
+    assert not state.all_devices
+    state = access_settings_save(
+        tenant=contoso, acting_user=admin, investigate=True, respond=True, all_devices=True,
+        expected_version=state.version,
+    )  # fmt: skip
+    assert state.all_devices
+
+
+def test_a_stale_save_is_a_conflict_unless_everything_it_asks_for_holds(contoso, admin, secadmin):
+    _set(contoso, admin)
+    v = access_levels_state(tenant=contoso).version
+    all_devices_set(tenant=contoso, acting_user=secadmin, enabled=False, expected_version=v, confirm=True)
+    # Same levels, all devices on: someone else turned it off meanwhile.
+    with pytest.raises(StaleEdit):
+        access_settings_save(
+            tenant=contoso, acting_user=admin, investigate=True, respond=False, all_devices=True, expected_version=v
+        )
+    assert not access_levels_state(tenant=contoso).all_devices
+    # Asking for exactly what holds now is a double submit: nothing written.
+    before = access_levels_state(tenant=contoso).version
+    state = access_settings_save(
+        tenant=contoso, acting_user=admin, investigate=True, respond=False, all_devices=False, expected_version=v
+    )
+    assert state.version == before

@@ -24,7 +24,6 @@ pytestmark = pytest.mark.django_db
 
 INDEX = reverse("permissions:index")
 LEVELS = reverse("permissions:levels")
-ALL_DEVICES = reverse("permissions:all_devices")
 REMOVE = reverse("permissions:remove")
 RESTORE = reverse("permissions:restore")
 
@@ -41,6 +40,22 @@ def _stale(client: Client) -> Client:
     session[SESSION_AUTH_TIME] = int(time.time()) - 16 * 60
     session.save()
     return client
+
+
+def _devices_form(tenant, version, *, on=False, confirm=False):
+    """The access levels' form as the page sends it: the levels as they are, and Access security data from all
+    devices (under them, saved by the same Save) on or off."""
+    state = access_levels_state(tenant=tenant)
+    data = {"version": version, "all_devices_shown": "True"}
+    for level in ("investigate", "respond"):
+        if getattr(state, level):
+            data[level] = "on"
+            data[f"{level}_was"] = "True"
+    if on:
+        data["all_devices"] = "on"
+    if confirm:
+        data["confirm"] = "1"
+    return data
 
 
 def _grant(tenant, user, *, respond=False):
@@ -84,7 +99,7 @@ def bulk_devices(tenant, groups, count: int) -> None:
 
 
 def test_anonymous_is_sent_to_sign_in(client):
-    for url in (INDEX, LEVELS, ALL_DEVICES, REMOVE, RESTORE):
+    for url in (INDEX, LEVELS, REMOVE, RESTORE):
         response = client.post(url) if url != INDEX else client.get(url)
         assert response.status_code == 302 and response["Location"].startswith(reverse("login"))
 
@@ -102,7 +117,7 @@ def test_readers_and_operators_view_but_cannot_change(request, who, contoso, adm
     v = access_levels_state(tenant=contoso).version
     for url, data in (
         (LEVELS, {"version": v, "investigate": "on", "respond": "on", "duration": "180"}),
-        (ALL_DEVICES, {"version": v, "confirm": "1"}),
+        (LEVELS, _devices_form(contoso, v, confirm=True)),
         (REMOVE, {"version": v, "confirm": "1"}),
         (RESTORE, {"version": v, "investigate": "on", "duration": "180"}),
         (reverse("permissions:renew", args=[grant.pk]), {"version": v, "duration": "365"}),
@@ -245,21 +260,21 @@ def test_turning_off_all_devices_lists_the_groups_out_of_reach(login, contoso, a
     factories.devices(contoso, 4)
     client = login(admin)
     v = access_levels_state(tenant=contoso).version
-    response = client.post(ALL_DEVICES, {"version": v})  # unchecked, no confirm
+    response = client.post(LEVELS, _devices_form(contoso, v))  # unchecked, no confirm
     body = response.content.decode()
     assert response.status_code == 200
     assert ALL_DEVICES_WARNING.replace("'", "&#x27;") in body
     assert "12 devices</strong> in 2 device groups out of reach" in body
     assert '<td>Finance</td><td class="num">7</td>' in body
     assert access_levels_state(tenant=contoso).all_devices
-    response = client.post(ALL_DEVICES, {"version": v, "confirm": "1"})
+    response = client.post(LEVELS, _devices_form(contoso, v, confirm=True))
     assert response.status_code == 302
     assert not access_levels_state(tenant=contoso).all_devices
     page = client.get(INDEX).content.decode()
     assert 'data-item="investigate_devices"' in page and "Limited" in page
     assert "Finance (7 devices)" in page and "Devices not in any device group (4 devices)" in page
     # Turning it back on needs no confirmation.
-    response = client.post(ALL_DEVICES, {"version": v + 1, "all_devices": "on"})
+    response = client.post(LEVELS, _devices_form(contoso, v + 1, on=True))
     assert response.status_code == 302 and access_levels_state(tenant=contoso).all_devices
 
 
@@ -354,7 +369,7 @@ def test_htmx_posts_swap_only_the_content(login, contoso, admin):
     _grant(contoso, admin)
     client = login(admin)
     v = access_levels_state(tenant=contoso).version
-    response = client.post(ALL_DEVICES, {"version": v, "confirm": "1"}, HTTP_HX_REQUEST="true")
+    response = client.post(LEVELS, _devices_form(contoso, v, confirm=True), HTTP_HX_REQUEST="true")
     assert response.status_code == 200
     body = response.content.decode()
     assert body.lstrip().startswith('<div id="permissions-content"') and "<html" not in body
@@ -582,7 +597,7 @@ def test_every_permission_change_records_the_requesters_ip(contoso, admin):
         return access_levels_state(tenant=contoso).version
 
     assert client.post(LEVELS, {"version": v(), "investigate": "on", "respond": "on"}).status_code == 302
-    assert client.post(ALL_DEVICES, {"version": v(), "confirm": "1"}).status_code == 302
+    assert client.post(LEVELS, _devices_form(contoso, v(), confirm=True)).status_code == 302
     grant = AccessGrant.objects.get(level="investigate")
     assert (
         client.post(reverse("permissions:renew", args=[grant.pk]), {"version": v(), "duration": "30"}).status_code
@@ -646,8 +661,9 @@ def test_a_double_submit_is_not_reported_as_someone_elses_change(login, contoso,
     client = login(admin)
     v = access_levels_state(tenant=contoso).version
     # The same "turn off all devices" twice with the version the page had.
-    first = client.post(ALL_DEVICES, {"version": v, "confirm": "1"})
-    second = client.post(ALL_DEVICES, {"version": v, "confirm": "1"})
+    form = _devices_form(contoso, v, confirm=True)
+    first = client.post(LEVELS, form)
+    second = client.post(LEVELS, form)
     assert first.status_code == second.status_code == 302
     assert AuditEvent.objects.filter(action="permissions.all_devices_changed").count() == 1
     # The same levels twice: the second finds them already so.
@@ -710,6 +726,7 @@ def test_a_stale_levels_form_is_409_with_the_admins_choice_kept_against_the_curr
 def test_a_stale_all_devices_form_keeps_the_admins_choice(login, contoso, admin, secadmin):
     _grant(contoso, admin)
     v = access_levels_state(tenant=contoso).version
+    form = _devices_form(contoso, v, confirm=True)  # all devices off, as read before secadmin's change
     access_levels_set(
         tenant=contoso,
         acting_user=secadmin,
@@ -718,13 +735,48 @@ def test_a_stale_all_devices_form_keeps_the_admins_choice(login, contoso, admin,
         expected_version=v,
         recently_authenticated=True,
     )
-    response = login(admin).post(ALL_DEVICES, {"version": v, "confirm": "1"})  # turn off, stale
+    response = login(admin).post(LEVELS, form)  # turn off, stale
     assert response.status_code == 409
-    assert not _checked(response.content.decode(), "alldevices_all_devices")
-    assert access_levels_state(tenant=contoso).all_devices
+    body = response.content.decode()
+    # The admin's own values stay (all devices off, Respond not chosen), against the current version.
+    assert not _checked(body, "levels_all_devices") and not _checked(body, "levels_respond")
+    assert f'name="version" value="{access_levels_state(tenant=contoso).version}"' in body
+    state = access_levels_state(tenant=contoso)
+    assert state.all_devices and state.respond, "nothing was overwritten"
 
 
 def test_the_page_shows_the_later_documents_least_privilege_note(login, contoso, admin):
     body = login(admin).get(INDEX).content.decode()
     assert 'data-testid="least-privilege"' in body
     assert "Global Administrator is a highly privileged role that should be limited to emergency scenarios" in body
+
+
+def test_all_devices_sits_under_the_access_levels_in_their_form(login, contoso, admin):
+    _grant(contoso, admin)
+    body = login(admin).get(INDEX).content.decode()
+    levels = body[body.index('id="access-levels"') :]
+    form = levels[: levels.index("</form>")]
+    # Under the levels, before the one Save; no card or form of its own.
+    assert form.index('id="levels_respond"') < form.index('id="levels_all_devices"') < form.index("levels-submit")
+    assert "Access security data from all devices" in form
+    assert 'id="all-devices-title"' not in body and "/all-devices/" not in body
+
+
+def test_one_confirmation_shows_every_risky_part_of_the_save(login, contoso, admin):
+    _grant(contoso, admin, respond=True)
+    client = login(admin)
+    v = access_levels_state(tenant=contoso).version
+    # Respond off and all devices off in one Save, unconfirmed: both warnings, nothing saved.
+    form = {"version": v, "investigate": "on", "investigate_was": "True", "respond_was": "True"}
+    response = client.post(LEVELS, {**form, "all_devices_shown": "True"})
+    body = response.content.decode()
+    assert response.status_code == 200
+    for box in ('id="levels-confirm"', 'id="all-devices-confirm"'):
+        tag = body[body.index(box) - 120 : body.index(box)]
+        assert "hidden" not in tag.rsplit("<div", 1)[1], box
+    state = access_levels_state(tenant=contoso)
+    assert state.respond and state.all_devices and state.version == v
+    response = client.post(LEVELS, {**form, "all_devices_shown": "True", "confirm": "1"})
+    assert response.status_code == 302
+    state = access_levels_state(tenant=contoso)
+    assert not state.respond and not state.all_devices

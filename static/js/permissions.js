@@ -14,7 +14,10 @@
     if (visible) box.setAttribute("role", "alert"); else box.removeAttribute("role");
     var form = closest(box, "form");
     var save = form && form.querySelector("[data-save-row]");
-    if (save) save.classList.toggle("hidden", visible);
+    // The access levels' form has two warnings (fewer levels, all devices off) and one Save: it is hidden while
+    // either asks for confirmation, whose button saves the whole form.
+    var open = form && form.querySelector("[data-confirm-box]:not(.hidden)");
+    if (save) save.classList.toggle("hidden", !!open);
   }
 
   // The custom end date only matters for "Custom end date".
@@ -50,16 +53,15 @@
     var target = event.target;
     var levels = closest(target, "[data-levels-form]");
     if (levels && target.matches("input[data-level]")) {
-      show(levels.querySelector("[data-confirm-box]"), levelsReduced(levels));
+      show(levels.querySelector("[data-confirm-box='levels']"), levelsReduced(levels));
       syncNewGrant(levels);
     }
-    var devices = closest(target, "[data-all-devices-form]");
-    if (devices && target.type === "checkbox") {
-      var turningOff = devices.getAttribute("data-was") === "1" && !target.checked;
-      show(devices.querySelector("[data-confirm-box]"), turningOff);
+    var devices = closest(target, "[data-all-devices-was]");
+    if (devices && target.matches("input[data-all-devices]")) {
+      var was = devices.getAttribute("data-all-devices-was") === "1";
+      show(closest(devices, "form").querySelector("[data-confirm-box='all-devices']"), was && !target.checked);
       // The On/Off label follows the switch; "(not saved)" until the change is saved.
       var label = devices.querySelector("[data-testid='all-devices-state']");
-      var was = devices.getAttribute("data-was") === "1";
       if (label) label.textContent = (target.checked ? "On" : "Off") + (target.checked === was ? "" : " (not saved)");
     }
     var duration = closest(target, "[data-duration]");
@@ -87,18 +89,22 @@
       var form = closest(cancel, "form");
       if (!form) return;
       event.preventDefault();
-      // Put the switches back to the saved state and close the warning.
+      // Put the switches back to the saved state and close the warnings: Cancel keeps nothing of the change.
       if (form.hasAttribute("data-levels-form")) {
         var inv = form.querySelector("input[data-level='investigate']");
         var resp = form.querySelector("input[data-level='respond']");
         if (inv) inv.checked = form.getAttribute("data-investigate-was") === "1";
         if (resp) resp.checked = form.getAttribute("data-respond-was") === "1";
         syncNewGrant(form);
-      } else if (form.hasAttribute("data-all-devices-form")) {
-        var box = form.querySelector("input[type='checkbox']");
-        if (box) box.checked = form.getAttribute("data-was") === "1";
+        var devicesRow = form.querySelector("[data-all-devices-was]");
+        var devicesBox = form.querySelector("input[data-all-devices]");
+        if (devicesRow && devicesBox) {
+          devicesBox.checked = devicesRow.getAttribute("data-all-devices-was") === "1";
+          var state = devicesRow.querySelector("[data-testid='all-devices-state']");
+          if (state) state.textContent = devicesBox.checked ? "On" : "Off";
+        }
       }
-      show(closest(cancel, "[data-confirm-box]"), false);
+      form.querySelectorAll("[data-confirm-box]").forEach(function (box) { show(box, false); });
     }
   });
 
