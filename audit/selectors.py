@@ -10,6 +10,7 @@ from django.db import models
 from django.db.models import Count, Min, Q, QuerySet
 
 from audit.models import AuditEvent
+from core.keyset import KeysetPage, keyset_page
 from tenancy.models import Tenant
 
 # The Audit log's views: every event, members' sign-ins, and what the provider's experts did.
@@ -74,101 +75,29 @@ def audit_events(*, tenant: Tenant, filters: AuditFilters) -> QuerySet[AuditEven
 COUNT_LIMIT = 10_000
 
 
-@dataclass(frozen=True)
-class PageCount:
-    """What the template asks a paginator for."""
-
-    count: int
-    num_pages: int
-    more: bool  # ``count`` is COUNT_LIMIT and there are more
-
-
-@dataclass(frozen=True)
-class AuditPage:
-    """One page of the log, found from the event at its edge (keyset on newest first): no OFFSET, and
-    a count bounded by ``COUNT_LIMIT``, so any page of any log costs the same.
-
-    ``number`` is the page's position for display, carried in the links.
-    """
-
-    object_list: list[AuditEvent]
-    number: int
-    has_previous: bool
-    has_next: bool
-    paginator: PageCount
-
-    def __iter__(self) -> Any:
-        return iter(self.object_list)
-
-    @property
-    def previous_query(self) -> dict[str, str]:
-        return {"before": _cursor(self.object_list[0]), "page": str(max(self.number - 1, 1))}
-
-    @property
-    def next_query(self) -> dict[str, str]:
-        return {"after": _cursor(self.object_list[-1]), "page": str(self.number + 1)}
-
-
-def _cursor(event: AuditEvent) -> str:
-    return f"{event.created_at.isoformat()}~{event.pk}"
-
-
-def _parse_cursor(raw: Any) -> tuple[datetime, int] | None:
-    """``created_at~id`` from a link; anything else (hand-edited, truncated) is no cursor: the first page."""
-    when, _, pk = str(raw or "")[:80].partition("~")
-    try:
-        moment = datetime.fromisoformat(when)
-    except ValueError:
-        return None
-    if moment.tzinfo is None or not pk.isdigit() or len(pk) > 18:
-        return None
-    return moment, int(pk)
+def _aware_moment(text: str) -> datetime:
+    """A cursor's time: ISO 8601 with its offset (a hand-edited one without is refused: the first page)."""
+    moment = datetime.fromisoformat(text)
+    if moment.tzinfo is None:
+        raise ValueError("a cursor's time carries its offset")
+    return moment
 
 
 def audit_page(
     *, tenant: Tenant, filters: AuditFilters, per_page: int, after: Any = "", before: Any = "", number: Any = 1
-) -> AuditPage:
+) -> KeysetPage[AuditEvent]:
     """The filtered events after the ``after`` cursor, before the ``before`` cursor, or the newest ones
-    (two queries: the bounded count and the page)."""
-    qs = audit_events(tenant=tenant, filters=filters)
-    found = qs.order_by()[: COUNT_LIMIT + 1].count()
-    more = found > COUNT_LIMIT
-    count = min(found, COUNT_LIMIT)
-    num_pages = max(1, -(-count // per_page))
-    back, forward = _parse_cursor(before), _parse_cursor(after)
-    if back is not None:
-        moment, pk = back
-        newer = Q(created_at__gt=moment) | Q(created_at=moment, pk__gt=pk)
-        rows = list(qs.filter(newer).order_by("created_at", "id")[: per_page + 1])
-        has_previous = len(rows) > per_page
-        rows = rows[:per_page][::-1]
-        has_next = True
-    else:
-        if forward is not None:
-            moment, pk = forward
-            qs = qs.filter(Q(created_at__lt=moment) | Q(created_at=moment, pk__lt=pk))
-        rows = list(qs[: per_page + 1])
-        has_previous = forward is not None
-        has_next = len(rows) > per_page
-        rows = rows[:per_page]
-    if not rows and (back is not None or forward is not None):
-        # A cursor past either end (an old link, events since deleted with their tenant): the newest page.
-        return audit_page(tenant=tenant, filters=filters, per_page=per_page)
-    text = str(number or "").strip()
-    position = int(text) if text.isdigit() and len(text) < 10 else 1
-    if not has_previous:
-        position = 1
-    elif not has_next and not more:
-        position = num_pages
-    position = max(position, 2 if has_previous else 1)
-    if not more:
-        position = min(position, num_pages)
-    return AuditPage(
-        object_list=rows,
-        number=position,
-        has_previous=has_previous,
-        has_next=has_next,
-        paginator=PageCount(count=count, num_pages=num_pages, more=more),
+    (two queries: the bounded count and the page), newest first."""
+    return keyset_page(
+        audit_events(tenant=tenant, filters=filters),
+        field="created_at",
+        per_page=per_page,
+        after=after,
+        before=before,
+        number=number,
+        count_limit=COUNT_LIMIT,
+        descending=True,
+        value_of=_aware_moment,
     )
 
 

@@ -1,13 +1,13 @@
-"""Keyset pagination for lists ordered by a text column with the id as tie-breaker.
+"""Keyset pagination for lists ordered by one column with the id as tie-breaker.
 
 A page is found from the row at its edge (``name > last name, or same name and id > last id``),
 never by OFFSET, and the list's length is counted over a LIMIT: any page of any list costs the
-same two queries. ``audit/selectors.py`` (``audit_page``) does the same for the newest-first log.
+same two queries. Lists read newest first (the audit log) pass ``descending=True``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from dataclasses import field as dataclass_field
 from typing import Any, Generic, TypeVar
@@ -51,7 +51,7 @@ class KeysetPage(Generic[M]):
         return len(self.object_list)
 
     def _cursor(self, row: M) -> str:
-        return f"{getattr(row, self.field)}~{row.pk}"
+        return f"{_cursor_text(getattr(row, self.field))}~{row.pk}"
 
     @property
     def previous_query(self) -> dict[str, str]:
@@ -68,12 +68,23 @@ class KeysetPage(Generic[M]):
         }
 
 
-def _parse_cursor(raw: Any) -> tuple[str, int] | None:
-    """``value~id`` from a link (the value may hold ``~`` itself); anything else is no cursor: the first page."""
+def _cursor_text(value: Any) -> str:
+    # Dates and times travel as ISO 8601, which their parsers read back exactly.
+    return value.isoformat() if hasattr(value, "isoformat") else str(value)
+
+
+def _parse_cursor(raw: Any, value_of: Callable[[str], Any] | None) -> tuple[Any, int] | None:
+    """``value~id`` from a link (the value may hold ``~`` itself); anything else is no cursor: the first page.
+    ``value_of`` turns the text into the column's type and raises ValueError for a value it can't take."""
     value, sep, pk = str(raw or "")[:400].rpartition("~")
     if not sep or not pk.isdigit() or len(pk) > 18:
         return None
-    return value, int(pk)
+    if value_of is None:
+        return value, int(pk)
+    try:
+        return value_of(value), int(pk)
+    except ValueError:
+        return None
 
 
 def _position(raw: Any) -> int:
@@ -91,9 +102,12 @@ def keyset_page(
     number: Any = 1,
     prefix: str = "",
     count_limit: int | None = None,
+    descending: bool = False,
+    value_of: Callable[[str], Any] | None = None,
 ) -> KeysetPage[M]:
-    """The rows of ``qs`` (ordered by ``field``, then id) after the ``after`` cursor, before the ``before``
-    cursor, or the first ones: two queries, the bounded count and the page."""
+    """The rows of ``qs`` (ordered by ``field``, then id; the other way round when ``descending``) after
+    the ``after`` cursor, before the ``before`` cursor, or the first ones: two queries, the bounded count
+    and the page. ``value_of`` reads a cursor's value when the column isn't text."""
     base = qs
     limit = COUNT_LIMIT if count_limit is None else count_limit
     # Only the ids are counted: the page's annotations and joins aren't computed for the rows counted.
@@ -101,25 +115,37 @@ def keyset_page(
     more = found > limit
     count = min(found, limit)
     num_pages = max(1, -(-count // per_page))
-    back, forward = _parse_cursor(before), _parse_cursor(after)
+    back, forward = _parse_cursor(before, value_of), _parse_cursor(after, value_of)
+    # "Past" is the direction the list reads in; "back" the other one.
+    past, back_op = ("lt", "gt") if descending else ("gt", "lt")
+    reading = (f"-{field}", "-id") if descending else (field, "id")
+    reversed_order = (field, "id") if descending else (f"-{field}", "-id")
     if back is not None:
         value, pk = back
-        earlier = Q(**{f"{field}__lt": value}) | Q(**{field: value, "pk__lt": pk})
-        rows = list(qs.filter(earlier).order_by(f"-{field}", "-id")[: per_page + 1])
+        earlier = Q(**{f"{field}__{back_op}": value}) | Q(**{field: value, f"pk__{back_op}": pk})
+        rows = list(qs.filter(earlier).order_by(*reversed_order)[: per_page + 1])
         has_previous = len(rows) > per_page
         rows = rows[:per_page][::-1]
         has_next = True
     else:
         if forward is not None:
             value, pk = forward
-            qs = qs.filter(Q(**{f"{field}__gt": value}) | Q(**{field: value, "pk__gt": pk}))
-        rows = list(qs.order_by(field, "id")[: per_page + 1])
+            qs = qs.filter(Q(**{f"{field}__{past}": value}) | Q(**{field: value, f"pk__{past}": pk}))
+        rows = list(qs.order_by(*reading)[: per_page + 1])
         has_previous = forward is not None
         has_next = len(rows) > per_page
         rows = rows[:per_page]
     if not rows and (back is not None or forward is not None):
         # A cursor past either end (an old link, rows deleted since): the first page.
-        return keyset_page(base, field=field, per_page=per_page, prefix=prefix, count_limit=limit)
+        return keyset_page(
+            base,
+            field=field,
+            per_page=per_page,
+            prefix=prefix,
+            count_limit=limit,
+            descending=descending,
+            value_of=value_of,
+        )
     used = back if back is not None else forward
     direction = "before" if back is not None else "after"
     position = _position(number)
@@ -141,7 +167,7 @@ def keyset_page(
         current={}
         if used is None
         else {
-            f"{prefix}{direction}": f"{used[0]}~{used[1]}",
+            f"{prefix}{direction}": f"{_cursor_text(used[0])}~{used[1]}",
             f"{prefix}page": str(position),
         },
     )
